@@ -1,0 +1,2 @@
+//! The `outcome` command line.
+fn main() {}

@@ -1,0 +1,665 @@
+//! The contract file format, version 1: typed, public and buildable in code.
+//!
+//! The types here are plain data that mirror the format page field by
+//! field. Loading (`load`), the validation rules (`rules`) and amendments
+//! (`amend`) live in submodules; `Contract::validate` runs them all.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDate;
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+
+use crate::expr::Expr;
+use crate::metric::Aggregate;
+use crate::money::{Currency, RoundingMode};
+use crate::period::Cadence;
+
+pub(crate) mod amend;
+pub(crate) mod load;
+pub(crate) mod rules;
+
+pub use amend::Version;
+
+/// The map key by which a loader hands a non-integer number's exact source
+/// text to `Expr`'s deserializer: `{ DECIMAL_TOKEN: "0.99" }`, so bare
+/// floats in TOML, JSON or YAML never pass through a binary float.
+pub(crate) const DECIMAL_TOKEN: &str = "$outcome_billing::decimal";
+
+/// A contract: who pays what, for which outcomes, over which term.
+///
+/// # Example
+/// ```
+/// use outcome_billing::Contract;
+/// let contract = Contract::from_toml_str(r#"
+///     format = 1
+///     id = "demo"
+///     customer = "acme"
+///     currency = "USD"
+///     start = "2026-01-01"
+///     end = "2027-01-01"
+///     cadence = "monthly"
+///
+///     [metrics.resolutions]
+///     series = "resolved_conversations"
+///     aggregate = "sum"
+///
+///     [[charges]]
+///     id = "per_resolution"
+///     kind = "unit"
+///     quantity = "resolutions"
+///     unit_price = "0.99"
+/// "#)?;
+/// assert_eq!(contract.charges.len(), 1);
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contract {
+    /// The format version: 1.
+    pub format: u32,
+    /// The contract's id.
+    pub id: String,
+    /// The customer, matched against the `customer` column of metric data.
+    pub customer: String,
+    /// A note for people; not read by settlement (an extension of the format).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The ISO 4217 currency of every amount.
+    pub currency: Currency,
+    /// First day of the term (a local date).
+    pub start: NaiveDate,
+    /// Day after the last day of the term (exclusive).
+    pub end: NaiveDate,
+    /// How often the contract settles.
+    pub cadence: Cadence,
+    /// Where period boundaries fall, if not at `start + n * cadence`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub anchor: Option<NaiveDate>,
+    /// The IANA time zone whose local midnights bound periods.
+    #[serde(default = "utc", skip_serializing_if = "is_utc")]
+    pub timezone: Tz,
+    /// How lines are rounded; defaults to the currency's minor units, half even.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rounding: Option<RoundingSpec>,
+    /// Named constants usable in expressions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params: BTreeMap<String, Expr>,
+    /// Series of metric data and how each is reduced per period.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metrics: BTreeMap<String, Metric>,
+    /// Named expressions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub kpis: BTreeMap<String, Kpi>,
+    /// Reference values that outcomes are measured against.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub baselines: BTreeMap<String, Baseline>,
+    /// The charges, evaluated in the order written.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub charges: Vec<Charge>,
+    /// Caps, floors and credits, applied after the charges in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub limits: Vec<Limit>,
+    /// Changes of values from a period start on.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub amendments: Vec<Amendment>,
+}
+
+fn utc() -> Tz {
+    Tz::UTC
+}
+
+fn is_utc(tz: &Tz) -> bool {
+    *tz == Tz::UTC
+}
+
+/// The `rounding` table: scale and mode, each optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoundingSpec {
+    /// Decimal places; default: the currency's minor units.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<u32>,
+    /// Rounding mode; default `half_even`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RoundingMode>,
+}
+
+/// Which observations a metric reduces in a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The period itself.
+    #[default]
+    Period,
+    /// From the start of the contract year to the end of the period.
+    ContractYearToDate,
+    /// From the start of the term to the end of the period.
+    TermToDate,
+}
+
+/// What a metric read over an empty window means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Missing {
+    /// The value is 0.
+    Zero,
+    /// Settlement fails, naming the metric and period.
+    Error,
+}
+
+/// A metric: one series of the source, reduced to a value per window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    /// A note for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The series read; default: the metric's own name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series: Option<String>,
+    /// How observations are reduced.
+    pub aggregate: Aggregate,
+    /// Which observations: the period, or to date.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub window: Window,
+    /// Dimensions that every observation read must match.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub filter: BTreeMap<String, String>,
+    /// What an empty window means; default: zero for sum, count and
+    /// unique_count, error otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing: Option<Missing>,
+    /// With `unique_count`: the dimension whose distinct values count.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<String>,
+}
+
+impl Metric {
+    /// The rule in force for an empty window, default applied.
+    pub fn missing_rule(&self) -> Missing {
+        self.missing.unwrap_or(match self.aggregate {
+            Aggregate::Sum | Aggregate::Count | Aggregate::UniqueCount => Missing::Zero,
+            _ => Missing::Error,
+        })
+    }
+}
+
+fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+fn is_true(v: &bool) -> bool {
+    *v
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A named expression.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Kpi {
+    /// A note for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The expression.
+    pub expr: Expr,
+}
+
+/// A baseline: what an outcome is measured against.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Baseline {
+    /// A note for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The kind and its fields.
+    #[serde(flatten)]
+    pub kind: BaselineKind,
+}
+
+/// The kinds of baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum BaselineKind {
+    /// One value for every period.
+    Fixed {
+        /// The value.
+        value: Expr,
+    },
+    /// The mean of a metric's per-period values over a past range.
+    Historical {
+        /// The metric read.
+        metric: String,
+        /// First local date, inclusive.
+        from: NaiveDate,
+        /// Last local date, exclusive; `from` plus whole cadences.
+        to: NaiveDate,
+    },
+    /// An expression (a regression baseline, for instance).
+    Expr {
+        /// The expression.
+        expr: Expr,
+    },
+    /// The greater of `initial` and the metric's value in every earlier period.
+    HighWaterMark {
+        /// The metric read.
+        metric: String,
+        /// The starting mark.
+        initial: Expr,
+    },
+}
+
+/// A charge: one line of every statement.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Charge {
+    /// The charge's id, unique among all names.
+    pub id: String,
+    /// A note for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The kind and its fields.
+    #[serde(flatten)]
+    pub kind: ChargeKind,
+}
+
+/// The kinds of charge.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum ChargeKind {
+    /// A fixed amount, prorated in stubs.
+    Fixed(FixedCharge),
+    /// Quantity times unit price.
+    Unit(UnitCharge),
+    /// A price per started or completed package.
+    Package(PackageCharge),
+    /// Graduated or volume tiers.
+    Tiered(TieredCharge),
+    /// A rate on a base (revenue share, success fee, card-style fee).
+    Percentage(PercentageCharge),
+    /// A share of an improvement over a baseline, with thresholds and caps.
+    GainShare(GainShareCharge),
+    /// A fixed amount or a percentage chosen by the band a KPI falls in.
+    Bands(BandsCharge),
+    /// A risk corridor: shares of the deviation from a target, by band.
+    Corridor(CorridorCharge),
+    /// Any expression.
+    Expr(ExprCharge),
+    /// A kind defined in Rust by the embedding program.
+    #[serde(skip)]
+    Custom(crate::charge::CustomCharge),
+}
+
+impl ChargeKind {
+    /// The kind's name as written in contract files.
+    pub fn name(&self) -> &str {
+        match self {
+            ChargeKind::Fixed(_) => "fixed",
+            ChargeKind::Unit(_) => "unit",
+            ChargeKind::Package(_) => "package",
+            ChargeKind::Tiered(_) => "tiered",
+            ChargeKind::Percentage(_) => "percentage",
+            ChargeKind::GainShare(_) => "gain_share",
+            ChargeKind::Bands(_) => "bands",
+            ChargeKind::Corridor(_) => "corridor",
+            ChargeKind::Expr(_) => "expr",
+            ChargeKind::Custom(c) => c.kind_name(),
+        }
+    }
+}
+
+/// `fixed`: an amount, prorated by days in a stub period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedCharge {
+    /// The amount for a full period.
+    pub amount: Expr,
+    /// Whether a stub is charged `amount * d / D` (default true).
+    #[serde(default = "yes", skip_serializing_if = "is_true")]
+    pub prorate: bool,
+}
+
+/// `unit`: quantity times unit price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitCharge {
+    /// The quantity.
+    pub quantity: Expr,
+    /// The price of one unit.
+    pub unit_price: Expr,
+}
+
+/// Whether a partial package is charged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PackageRound {
+    /// Every started package (the default).
+    #[default]
+    Up,
+    /// Only completed packages.
+    Down,
+}
+
+/// `package`: a price per package of `size` units.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PackageCharge {
+    /// The quantity in units.
+    pub quantity: Expr,
+    /// Units per package.
+    pub size: Expr,
+    /// The price of one package.
+    pub price: Expr,
+    /// Started (`up`) or completed (`down`) packages.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub round: PackageRound,
+}
+
+/// How tiers price a quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierMode {
+    /// Each unit at the price of the tier it falls in.
+    Graduated,
+    /// All units at the price of the tier the total falls in.
+    Volume,
+}
+
+/// Which quantity tiers price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accumulate {
+    /// The period's quantity.
+    #[default]
+    Period,
+    /// The contract year's quantity to date.
+    ContractYear,
+}
+
+/// One tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// The greatest quantity the tier holds (inclusive); none on the last tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to: Option<Expr>,
+    /// The price of each unit (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Expr>,
+    /// A fee for reaching the tier (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flat_fee: Option<Expr>,
+}
+
+/// `tiered`: graduated or volume pricing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TieredCharge {
+    /// The quantity.
+    pub quantity: Expr,
+    /// Graduated or volume.
+    pub mode: TierMode,
+    /// The tiers, `up_to` strictly increasing.
+    pub tiers: Vec<Tier>,
+    /// Price the period's or the contract year's quantity.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub accumulate: Accumulate,
+}
+
+/// Per-observation terms of a percentage charge.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PerObservation {
+    /// Added to each observation's charge (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fixed: Option<Expr>,
+    /// The least each observation is charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<Expr>,
+    /// The most each observation is charged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<Expr>,
+}
+
+/// `percentage`: a rate on a base.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PercentageCharge {
+    /// The base (with `per_observation`, a metric with `window = "period"`).
+    pub base: Expr,
+    /// The rate, as a fraction (`0.029` for 2.9%).
+    pub rate: Expr,
+    /// Charge each observation of the base separately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_observation: Option<PerObservation>,
+}
+
+/// Whether an improvement is an increase or a decrease.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// Improvement is `actual - baseline`.
+    Increase,
+    /// Improvement is `baseline - actual`.
+    Decrease,
+}
+
+/// A gain-share threshold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Threshold {
+    /// A fraction of the baseline, in money.
+    Relative(Expr),
+    /// An amount of money.
+    Absolute(Expr),
+}
+
+/// A gain-share cap.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum ShareCap {
+    /// An amount of money.
+    Amount(Expr),
+    /// A fraction of the baseline, in money.
+    Relative(Expr),
+}
+
+/// Whether a share applies from the first dollar or above the threshold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sharing {
+    /// The whole value is shared once the threshold is met.
+    #[default]
+    FirstDollar,
+    /// Only the value above the threshold is shared.
+    AboveThreshold,
+}
+
+/// The loss side of a two-sided gain share.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Losses {
+    /// The share of losses paid back.
+    pub share: Expr,
+    /// The loss threshold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
+    /// First dollar or above threshold.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub sharing: Sharing,
+    /// The most paid back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<ShareCap>,
+}
+
+/// `gain_share`: a share of the value of an improvement over a baseline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GainShareCharge {
+    /// The measured value.
+    pub actual: Expr,
+    /// A baseline's name, or an expression.
+    pub baseline: Expr,
+    /// Whether improvement is an increase or a decrease.
+    pub direction: Direction,
+    /// Money per unit of improvement (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_per_unit: Option<Expr>,
+    /// The share of gains.
+    pub share: Expr,
+    /// The least gain that is shared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<Threshold>,
+    /// First dollar or above threshold.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub sharing: Sharing,
+    /// The most paid for gains.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cap: Option<ShareCap>,
+    /// The loss side; without it losses cost nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub losses: Option<Losses>,
+}
+
+/// One band of a `bands` charge: a fixed amount, or a percentage of charges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Band {
+    /// Lower edge, inclusive; none for no lower edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Expr>,
+    /// Upper edge, exclusive; none for no upper edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Expr>,
+    /// A fixed amount (exclusive with `percent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Expr>,
+    /// A percentage of the charges named in `of`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub percent: Option<Expr>,
+    /// Earlier charges whose rounded amounts `percent` applies to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub of: Option<Vec<String>>,
+}
+
+/// `bands`: a KPI picks a band.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BandsCharge {
+    /// The KPI (any expression).
+    pub kpi: Expr,
+    /// Non-overlapping bands.
+    pub bands: Vec<Band>,
+}
+
+/// Which deviation a corridor pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorridorDirection {
+    /// Positive when actual exceeds target.
+    PayOverrun,
+    /// Positive when actual falls short of target.
+    PayUnderrun,
+}
+
+/// One band of a corridor, on the relative deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorridorBand {
+    /// Lower edge of |d| (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Expr>,
+    /// Upper edge of |d| (default: no end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Expr>,
+    /// The share of the deviation inside the band.
+    pub share: Expr,
+}
+
+/// `corridor`: a risk corridor around a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorridorCharge {
+    /// The measured value.
+    pub actual: Expr,
+    /// The target.
+    pub target: Expr,
+    /// Bands on |d|.
+    pub bands: Vec<CorridorBand>,
+    /// Which deviation is paid.
+    pub direction: CorridorDirection,
+}
+
+/// `expr`: an expression's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExprCharge {
+    /// The amount.
+    pub amount: Expr,
+}
+
+/// The kinds of limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// A maximum.
+    Cap,
+    /// A minimum (commitment), trued up.
+    Floor,
+    /// A prepaid balance drawn down.
+    Credit,
+}
+
+/// Over what a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Each period alone.
+    Period,
+    /// Each contract year.
+    ContractYear,
+    /// The whole term.
+    Term,
+}
+
+/// A cap, floor or credit over some charges.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limit {
+    /// The limit's id; its line is named `limits[N]` without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    /// A note for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Cap, floor or credit.
+    pub kind: LimitKind,
+    /// The limit's amount (it may name charges).
+    pub amount: Expr,
+    /// The charges it acts on; default every charge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applies_to: Option<Vec<String>>,
+    /// Period, contract year or term.
+    pub scope: Scope,
+}
+
+/// New values for some fields from a period start on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amendment {
+    /// A note for people.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The first day the values are in force: a period start.
+    pub effective: NaiveDate,
+    /// Dot paths (`charges.leads.tiers[1].unit_price`) and their new values
+    /// (decimals, expressions, or a description's text).
+    pub set: BTreeMap<String, AmendValue>,
+}
+
+/// A value set by an amendment: the text of a decimal, an expression, or a
+/// description.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct AmendValue(pub String);

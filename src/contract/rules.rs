@@ -1,0 +1,1 @@
+//! The validation rules of the contract format. SKELETON.

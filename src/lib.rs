@@ -1,0 +1,19 @@
+//! outcome-billing: settle contracts whose charges depend on outcomes.
+#![deny(missing_docs)]
+
+mod charge;
+mod contract;
+mod error;
+mod expr;
+mod metric;
+mod money;
+mod period;
+mod settle;
+
+pub use charge::{ChargeContext, ChargeRule, CustomCharge};
+pub use contract::*;
+pub use error::{Error, Result};
+pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
+pub use metric::{reduce, Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced};
+pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
+pub use period::{Cadence, Period, Stamp, local_midnight};

@@ -1,0 +1,433 @@
+//! Money: currencies, rounding, and the strict decimal syntax of the formats.
+
+use std::fmt;
+use std::str::FromStr;
+
+use rust_decimal::{Decimal, RoundingStrategy};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// An ISO 4217 currency, with its minor units.
+///
+/// # Example
+/// ```
+/// use outcome_billing::Currency;
+/// let usd: Currency = "USD".parse()?;
+/// assert_eq!(usd.code(), "USD");
+/// assert_eq!(usd.minor_units(), Some(2));
+/// assert_eq!("JPY".parse::<Currency>()?.minor_units(), Some(0));
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Currency(iso_currency::Currency);
+
+impl Currency {
+    /// The three-letter code.
+    pub fn code(&self) -> &'static str {
+        self.0.code()
+    }
+
+    /// The number of minor-unit digits (2 for USD, 0 for JPY), or `None`
+    /// for codes that have none defined (gold, special drawing rights).
+    pub fn minor_units(&self) -> Option<u32> {
+        self.0.exponent().map(u32::from)
+    }
+}
+
+impl FromStr for Currency {
+    type Err = Error;
+
+    fn from_str(code: &str) -> Result<Currency> {
+        iso_currency::Currency::from_code(code)
+            .map(Currency)
+            .ok_or_else(|| Error::usage(format!("unknown currency {code:?}: expected an ISO 4217 code")))
+    }
+}
+
+impl fmt::Display for Currency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+impl Serialize for Currency {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.code())
+    }
+}
+
+impl<'de> Deserialize<'de> for Currency {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D::Error> {
+        let code = String::deserialize(d)?;
+        iso_currency::Currency::from_code(&code).map(Currency).ok_or_else(|| {
+            serde::de::Error::custom(format!("unknown currency {code:?}: expected an ISO 4217 code"))
+        })
+    }
+}
+
+/// How a value is rounded to a scale. The names are the contract format's.
+///
+/// For negative amounts the modes mirror positive ones: under `HalfUp`,
+/// −1.005 becomes −1.01.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundingMode {
+    /// Ties to the even digit (banker's rounding). The default.
+    #[default]
+    HalfEven,
+    /// Ties away from zero.
+    HalfUp,
+    /// Ties toward zero.
+    HalfDown,
+    /// Away from zero.
+    Up,
+    /// Toward zero (truncate).
+    Down,
+    /// Toward +∞.
+    Ceiling,
+    /// Toward −∞.
+    Floor,
+}
+
+impl RoundingMode {
+    fn strategy(self) -> RoundingStrategy {
+        match self {
+            RoundingMode::HalfEven => RoundingStrategy::MidpointNearestEven,
+            RoundingMode::HalfUp => RoundingStrategy::MidpointAwayFromZero,
+            RoundingMode::HalfDown => RoundingStrategy::MidpointTowardZero,
+            RoundingMode::Up => RoundingStrategy::AwayFromZero,
+            RoundingMode::Down => RoundingStrategy::ToZero,
+            RoundingMode::Ceiling => RoundingStrategy::ToPositiveInfinity,
+            RoundingMode::Floor => RoundingStrategy::ToNegativeInfinity,
+        }
+    }
+}
+
+/// A scale and a mode: how every line of a contract is rounded, once.
+///
+/// # Example
+/// ```
+/// use outcome_billing::{Rounding, RoundingMode};
+/// use rust_decimal::Decimal;
+/// let r = Rounding::new(2, RoundingMode::HalfUp);
+/// assert_eq!(r.round("-1.005".parse::<Decimal>().unwrap()).to_string(), "-1.01");
+/// assert_eq!(r.format("3".parse::<Decimal>().unwrap()), "3.00");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Rounding {
+    /// Decimal places kept.
+    pub scale: u32,
+    /// How the dropped digits are rounded.
+    pub mode: RoundingMode,
+}
+
+impl Rounding {
+    /// A rounding to `scale` places with `mode`.
+    pub fn new(scale: u32, mode: RoundingMode) -> Rounding {
+        Rounding { scale, mode }
+    }
+
+    /// `value` rounded to this scale and mode, carried at exactly this scale
+    /// (so `3` becomes `3.00`) and never a negative zero.
+    pub fn round(&self, value: Decimal) -> Decimal {
+        round_dp(value, self.scale, self.mode)
+    }
+
+    /// The rounded value as text with exactly `scale` places.
+    pub fn format(&self, value: Decimal) -> String {
+        format_scaled(self.round(value), self.scale)
+    }
+}
+
+/// `value` rounded to `scale` places with `mode`, carried at exactly that
+/// scale where the coefficient allows, and never a negative zero.
+pub(crate) fn round_dp(value: Decimal, scale: u32, mode: RoundingMode) -> Decimal {
+    let mut rounded = value.round_dp_with_strategy(scale, mode.strategy());
+    if rounded.scale() < scale {
+        // `rescale` only adds trailing zeros here; when the coefficient
+        // cannot hold them it keeps the value and a smaller scale.
+        rounded.rescale(scale);
+    }
+    if rounded.is_zero() {
+        rounded.set_sign_positive(true);
+    }
+    rounded
+}
+
+/// Text of `value` with exactly `scale` decimal places and no `-0`.
+pub(crate) fn format_scaled(value: Decimal, scale: u32) -> String {
+    let mut v = value;
+    if v.is_zero() {
+        v.set_sign_positive(true);
+    }
+    format!("{:.*}", scale as usize, v)
+}
+
+/// A value normalised for display: no trailing zeros, no exponent, no `-0`.
+pub(crate) fn format_normalized(value: Decimal) -> String {
+    let mut v = value.normalize();
+    if v.is_zero() {
+        v = Decimal::ZERO;
+    }
+    v.to_string()
+}
+
+/// An amount of money in one currency.
+///
+/// Arithmetic across currencies is an error, never a silent conversion.
+///
+/// # Example
+/// ```
+/// use outcome_billing::Money;
+/// let a = Money::new("10.00".parse().unwrap(), "USD".parse()?);
+/// let parts = a.allocate(&[1, 1, 1])?;
+/// let sum: Vec<String> = parts.iter().map(|m| m.amount().to_string()).collect();
+/// assert_eq!(sum, ["3.34", "3.33", "3.33"]);
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Money {
+    amount: Decimal,
+    currency: Currency,
+}
+
+impl Money {
+    /// `amount` of `currency`.
+    pub fn new(amount: Decimal, currency: Currency) -> Money {
+        Money { amount, currency }
+    }
+
+    /// The amount.
+    pub fn amount(&self) -> Decimal {
+        self.amount
+    }
+
+    /// The currency.
+    pub fn currency(&self) -> Currency {
+        self.currency
+    }
+
+    /// The sum of two amounts of the same currency.
+    ///
+    /// # Errors
+    /// When the currencies differ or the sum overflows.
+    pub fn checked_add(&self, other: &Money) -> Result<Money> {
+        if self.currency != other.currency {
+            return Err(Error::usage(format!(
+                "cannot add {} to {}",
+                other.currency, self.currency
+            )));
+        }
+        let amount = self
+            .amount
+            .checked_add(other.amount)
+            .ok_or_else(|| Error::usage(format!("{} + {} overflows", self.amount, other.amount)))?;
+        Ok(Money::new(amount, self.currency))
+    }
+
+    /// Splits the amount in proportion to `shares`, in the currency's minor
+    /// units, handing the remainder out one minor unit at a time from the
+    /// first part on, so the parts add up to the whole exactly.
+    ///
+    /// # Errors
+    /// When there are no shares, all shares are zero, or the currency has no
+    /// minor units defined.
+    pub fn allocate(&self, shares: &[u32]) -> Result<Vec<Money>> {
+        let total: u64 = shares.iter().map(|&s| u64::from(s)).sum();
+        if total == 0 {
+            return Err(Error::usage("allocate needs at least one non-zero share"));
+        }
+        let scale = self
+            .currency
+            .minor_units()
+            .ok_or_else(|| Error::usage(format!("{} has no minor units", self.currency)))?;
+        let unit = Decimal::new(1, scale);
+        let whole = round_dp(self.amount, scale, RoundingMode::Down);
+        let mut parts: Vec<Decimal> = shares
+            .iter()
+            .map(|&s| {
+                let exact = whole * Decimal::from(s) / Decimal::from(total);
+                round_dp(exact, scale, RoundingMode::Down)
+            })
+            .collect();
+        let mut remainder = whole - parts.iter().copied().sum::<Decimal>();
+        let step = if remainder.is_sign_negative() { -unit } else { unit };
+        let mut i = 0;
+        while !remainder.is_zero() {
+            if shares[i % shares.len()] != 0 {
+                parts[i % shares.len()] += step;
+                remainder -= step;
+            }
+            i += 1;
+        }
+        Ok(parts.into_iter().map(|a| Money::new(a, self.currency)).collect())
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.amount, self.currency)
+    }
+}
+
+/// The greatest coefficient a decimal holds: 2^96 − 1.
+const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
+
+/// Reads a decimal in the formats' strict syntax: an optional sign, digits,
+/// and an optional `.` with digits; no exponent, no spaces.
+///
+/// A number with more decimal places than fit (at most 28) is rounded half
+/// even to the most that fit; one whose whole part does not fit a 96-bit
+/// coefficient is rejected. The message of the error quotes the text.
+///
+/// # Example
+/// ```
+/// use outcome_billing::parse_decimal;
+/// assert_eq!(parse_decimal("-0.990").unwrap().to_string(), "-0.990");
+/// assert!(parse_decimal("1e3").is_err());
+/// assert!(parse_decimal(".5").is_err());
+/// ```
+pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
+    let bad = || format!("malformed decimal {text:?}: expected digits with an optional sign and fraction, no exponent");
+    let (negative, rest) = match text.as_bytes().first() {
+        Some(b'-') => (true, &text[1..]),
+        Some(b'+') => (false, &text[1..]),
+        _ => (false, text),
+    };
+    let (whole, fraction) = match rest.split_once('.') {
+        Some((w, f)) => (w, f),
+        None => (rest, ""),
+    };
+    if whole.is_empty()
+        || !whole.bytes().all(|b| b.is_ascii_digit())
+        || !fraction.bytes().all(|b| b.is_ascii_digit())
+        || (rest.contains('.') && fraction.is_empty())
+    {
+        return Err(bad());
+    }
+    let whole = whole.trim_start_matches('0');
+    if whole.len() > 29 || (whole.len() == 29 && whole.parse::<u128>().map_or(true, |w| w > COEFFICIENT_MAX)) {
+        return Err(format!("{text:?} is too large: its whole part does not fit a 96-bit decimal"));
+    }
+    // Keep as many fraction digits as fit (at most 28), rounding half even
+    // on the digit string so no precision is lost before the decision.
+    let mut kept = fraction.len().min(28);
+    loop {
+        let digits = format!("{whole}{}", &fraction[..kept]);
+        let mut coefficient: u128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| bad())? };
+        let dropped = &fraction[kept..];
+        if round_up_half_even(coefficient, dropped) {
+            coefficient += 1;
+        }
+        if coefficient <= COEFFICIENT_MAX {
+            let signed = if negative { -(coefficient as i128) } else { coefficient as i128 };
+            // The coefficient fits 96 bits and the scale is at most 28.
+            let mut value = Decimal::from_i128_with_scale(signed, kept as u32);
+            if value.is_zero() {
+                value.set_sign_positive(true);
+            }
+            return Ok(value);
+        }
+        if kept == 0 {
+            return Err(format!("{text:?} is too large: its whole part does not fit a 96-bit decimal"));
+        }
+        kept -= 1;
+    }
+}
+
+/// Whether dropping `dropped` digits from `kept` rounds up, half to even.
+fn round_up_half_even(kept: u128, dropped: &str) -> bool {
+    let mut bytes = dropped.bytes();
+    match bytes.next() {
+        None => false,
+        Some(d) if d > b'5' => true,
+        Some(d) if d < b'5' => false,
+        Some(_) => bytes.any(|b| b != b'0') || kept % 2 == 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn each_mode_rounds_positive_and_negative_ties_as_named() {
+        // Table from the contract format page: every mode on ±1.005 and ±1.015.
+        let cases = [
+            (RoundingMode::HalfEven, "1.005", "1.00"),
+            (RoundingMode::HalfEven, "1.015", "1.02"),
+            (RoundingMode::HalfEven, "-1.005", "-1.00"),
+            (RoundingMode::HalfUp, "1.005", "1.01"),
+            (RoundingMode::HalfUp, "-1.005", "-1.01"),
+            (RoundingMode::HalfDown, "1.005", "1.00"),
+            (RoundingMode::HalfDown, "-1.005", "-1.00"),
+            (RoundingMode::Up, "1.001", "1.01"),
+            (RoundingMode::Up, "-1.001", "-1.01"),
+            (RoundingMode::Down, "1.009", "1.00"),
+            (RoundingMode::Down, "-1.009", "-1.00"),
+            (RoundingMode::Ceiling, "1.001", "1.01"),
+            (RoundingMode::Ceiling, "-1.009", "-1.00"),
+            (RoundingMode::Floor, "1.009", "1.00"),
+            (RoundingMode::Floor, "-1.001", "-1.01"),
+        ];
+        for (mode, input, want) in cases {
+            assert_eq!(Rounding::new(2, mode).format(d(input)), want, "{mode:?} {input}");
+        }
+    }
+
+    #[test]
+    fn rounding_never_yields_negative_zero() {
+        assert_eq!(Rounding::new(2, RoundingMode::HalfEven).format(d("-0.001")), "0.00");
+        assert_eq!(format_scaled(d("-0.00"), 2), "0.00");
+    }
+
+    #[test]
+    fn strict_decimal_syntax_rejects_exponents_and_loose_forms() {
+        for bad in ["", "-", "1e3", ".5", "5.", "1,000", " 1", "1 ", "0x10", "--1", "1.2.3", "NaN"] {
+            assert!(parse_decimal(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert_eq!(parse_decimal("+12.50").unwrap(), d("12.50"));
+        assert_eq!(parse_decimal("007").unwrap(), d("7"));
+        assert_eq!(parse_decimal("-0").unwrap().to_string(), "0");
+    }
+
+    #[test]
+    fn long_fractions_round_half_even_to_what_fits() {
+        // 30 places: rounded half even to 28.
+        let v = parse_decimal("0.123456789012345678901234567850").unwrap();
+        assert_eq!(v.to_string(), "0.1234567890123456789012345678");
+        let v = parse_decimal("0.123456789012345678901234567950").unwrap();
+        assert_eq!(v.to_string(), "0.1234567890123456789012345680");
+        // A large whole part leaves room for fewer places.
+        let v = parse_decimal("1234567890.123456789012345678901").unwrap();
+        assert_eq!(v.to_string(), "1234567890.1234567890123456789");
+    }
+
+    #[test]
+    fn whole_parts_beyond_96_bits_are_rejected() {
+        assert!(parse_decimal("79228162514264337593543950335").is_ok());
+        assert!(parse_decimal("79228162514264337593543950336").is_err());
+        assert!(parse_decimal("100000000000000000000000000000").is_err());
+    }
+
+    #[test]
+    fn allocation_parts_add_up_to_the_whole() {
+        let usd: Currency = "USD".parse().unwrap();
+        let parts = Money::new(d("100.00"), usd).allocate(&[1, 2, 3]).unwrap();
+        let sum: Decimal = parts.iter().map(Money::amount).sum();
+        assert_eq!(sum, d("100.00"));
+        assert!(Money::new(d("1"), usd).allocate(&[0, 0]).is_err());
+    }
+
+    #[test]
+    fn adding_different_currencies_is_an_error() {
+        let a = Money::new(d("1"), "USD".parse().unwrap());
+        let b = Money::new(d("1"), "EUR".parse().unwrap());
+        assert!(a.checked_add(&b).is_err());
+    }
+}

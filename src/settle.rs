@@ -1,0 +1,1 @@
+//! Settlement of a period: carried state, statements, lines and traces.
