@@ -8,6 +8,7 @@ mod expr;
 mod metric;
 mod money;
 mod period;
+mod report;
 mod settle;
 
 pub use charge::{ChargeContext, ChargeRule, CustomCharge};
@@ -17,3 +18,5 @@ pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
 pub use metric::{reduce, Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced};
 pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
 pub use period::{Cadence, Period, Stamp, local_midnight};
+pub use settle::{CompiledContract, Line, SettleOptions, State, Statement, Step};
+pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};

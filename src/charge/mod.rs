@@ -75,3 +75,7 @@ impl PartialEq for CustomCharge {
         Arc::ptr_eq(&self.0, &other.0)
     }
 }
+
+pub(crate) mod corridor;
+pub(crate) mod gain_share;
+pub(crate) mod tiered;

@@ -1,0 +1,176 @@
+//! `tiered`: graduated and volume tiers.
+
+use rust_decimal::Decimal;
+
+use crate::contract::TierMode;
+
+/// One tier's values for a period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TierValues {
+    pub up_to: Option<Decimal>,
+    pub unit_price: Decimal,
+    pub flat_fee: Decimal,
+}
+
+/// Checks that the tiers are well formed: all but the last have `up_to`,
+/// strictly increasing and not negative. Returns the position and a message.
+pub(crate) fn check(tiers: &[TierValues]) -> Result<(), (usize, String)> {
+    let mut previous: Option<Decimal> = None;
+    for (i, tier) in tiers.iter().enumerate() {
+        let last = i + 1 == tiers.len();
+        match (tier.up_to, last) {
+            (Some(_), true) => return Err((i, "the last tier has no up_to".into())),
+            (None, false) => return Err((i, "every tier but the last needs up_to".into())),
+            (Some(u), false) => {
+                if u.is_sign_negative() && !u.is_zero() {
+                    return Err((i, format!("up_to must not be negative ({u})")));
+                }
+                if let Some(p) = previous {
+                    if u <= p {
+                        return Err((i, format!("tiers must increase ({p} then {u})")));
+                    }
+                }
+                previous = Some(u);
+            }
+            (None, true) => {}
+        }
+    }
+    Ok(())
+}
+
+/// The amount the tiers give `quantity` (not negative), exactly; `None` on
+/// overflow. `describe` receives a step per tier that contributes.
+pub(crate) fn amount(
+    mode: TierMode,
+    tiers: &[TierValues],
+    quantity: Decimal,
+    describe: &mut dyn FnMut(String, Decimal),
+) -> Option<Decimal> {
+    match mode {
+        TierMode::Graduated => {
+            let mut total = Decimal::ZERO;
+            let mut previous = Decimal::ZERO;
+            for (i, tier) in tiers.iter().enumerate() {
+                if i > 0 && quantity <= previous {
+                    break;
+                }
+                let upper = tier.up_to.map_or(quantity, |u| u.min(quantity));
+                let units = (upper - previous).max(Decimal::ZERO);
+                let part = units.checked_mul(tier.unit_price)?.checked_add(tier.flat_fee)?;
+                describe(tier_step(i, units, tier), part);
+                total = total.checked_add(part)?;
+                match tier.up_to {
+                    Some(u) => previous = u,
+                    None => break,
+                }
+            }
+            Some(total)
+        }
+        TierMode::Volume => {
+            let i = tiers
+                .iter()
+                .position(|t| t.up_to.is_none_or(|u| quantity <= u))
+                .unwrap_or(tiers.len().saturating_sub(1));
+            let tier = tiers.get(i)?;
+            let total = quantity.checked_mul(tier.unit_price)?.checked_add(tier.flat_fee)?;
+            describe(tier_step(i, quantity, tier), total);
+            Some(total)
+        }
+    }
+}
+
+fn tier_step(i: usize, units: Decimal, tier: &TierValues) -> String {
+    let units = crate::money::format_normalized(units);
+    let price = crate::money::format_normalized(tier.unit_price);
+    if tier.flat_fee.is_zero() {
+        format!("tiers[{i}]: {units} units at {price}")
+    } else {
+        let fee = crate::money::format_normalized(tier.flat_fee);
+        format!("tiers[{i}]: {units} units at {price} + flat fee {fee}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn d(s: &str) -> Decimal {
+        s.parse().unwrap()
+    }
+
+    fn tiers(spec: &[(Option<&str>, &str, &str)]) -> Vec<TierValues> {
+        spec.iter()
+            .map(|(u, p, f)| TierValues { up_to: u.map(d), unit_price: d(p), flat_fee: d(f) })
+            .collect()
+    }
+
+    fn amt(mode: TierMode, t: &[TierValues], q: &str) -> Decimal {
+        amount(mode, t, d(q), &mut |_, _| {}).unwrap()
+    }
+
+    #[test]
+    fn graduated_prices_each_unit_in_its_tier_and_fees_of_reached_tiers() {
+        // Stripe's graduated example: first 5 units at 5.00, next 5 at 4.00
+        // with a flat fee... here with a 1.00 fee on the second tier.
+        let t = tiers(&[(Some("5"), "5", "0"), (Some("10"), "4", "1"), (None, "3", "0")]);
+        assert_eq!(amt(TierMode::Graduated, &t, "0"), d("0"));
+        assert_eq!(amt(TierMode::Graduated, &t, "5"), d("25"));
+        assert_eq!(amt(TierMode::Graduated, &t, "6"), d("30"));
+        assert_eq!(amt(TierMode::Graduated, &t, "12"), d("52"));
+    }
+
+    #[test]
+    fn volume_prices_all_units_at_the_tier_of_the_total() {
+        // A quantity on an up_to belongs to that tier (inclusive).
+        let t = tiers(&[(Some("5"), "5", "0"), (Some("10"), "4", "2"), (None, "3", "0")]);
+        assert_eq!(amt(TierMode::Volume, &t, "5"), d("25"));
+        assert_eq!(amt(TierMode::Volume, &t, "6"), d("26"));
+        assert_eq!(amt(TierMode::Volume, &t, "11"), d("33"));
+    }
+
+    #[test]
+    fn first_tier_flat_fee_is_always_reached() {
+        // Graduated at zero quantity still pays the first tier's fee.
+        let t = tiers(&[(Some("100"), "0", "10"), (None, "1", "5")]);
+        assert_eq!(amt(TierMode::Graduated, &t, "0"), d("10"));
+        assert_eq!(amt(TierMode::Graduated, &t, "100"), d("10"));
+        assert_eq!(amt(TierMode::Graduated, &t, "100.5"), d("15.5"));
+    }
+
+    #[test]
+    fn malformed_tiers_are_named() {
+        // Decreasing up_to and a last tier with up_to are rejected with the tier's position.
+        let bad = tiers(&[(Some("100"), "1", "0"), (Some("50"), "1", "0"), (None, "1", "0")]);
+        assert_eq!(check(&bad).unwrap_err(), (1, "tiers must increase (100 then 50)".to_string()));
+        let bad = tiers(&[(Some("100"), "1", "0")]);
+        assert_eq!(check(&bad).unwrap_err().0, 0);
+    }
+
+    proptest! {
+        /// A graduated amount without flat fees beyond the first tier is
+        /// continuous and non-decreasing in quantity (non-negative prices).
+        #[test]
+        fn graduated_is_continuous_and_monotone(
+            edges in proptest::collection::vec(1u32..1000, 1..5),
+            prices in proptest::collection::vec(0u32..1000, 5),
+            q in 0u32..5000, step in 1u32..100,
+        ) {
+            let mut ups: Vec<u32> = edges.clone();
+            ups.sort_unstable();
+            ups.dedup();
+            let mut t: Vec<TierValues> = ups.iter().enumerate().map(|(i, &u)| TierValues {
+                up_to: Some(Decimal::from(u)), unit_price: Decimal::new(i64::from(prices[i]), 2), flat_fee: Decimal::ZERO,
+            }).collect();
+            t.push(TierValues { up_to: None, unit_price: Decimal::new(i64::from(prices[4]), 2), flat_fee: Decimal::ZERO });
+            let a = |q: Decimal| amount(TierMode::Graduated, &t, q, &mut |_, _| {}).unwrap();
+            let q = Decimal::from(q);
+            let dq = Decimal::new(i64::from(step), 3);
+            // Monotone.
+            prop_assert!(a(q + dq) >= a(q));
+            // Continuous: a small step changes the amount by at most step * max price.
+            let max_price = t.iter().map(|t| t.unit_price).max().unwrap();
+            prop_assert!(a(q + dq) - a(q) <= dq * max_price);
+        }
+    }
+}

@@ -1,1 +1,0 @@
-//! Settlement of a period: carried state, statements, lines and traces.

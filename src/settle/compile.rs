@@ -1,0 +1,698 @@
+//! Compiling a contract version into a program: names resolved to slots,
+//! expressions checked, dependencies known for traces.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use rust_decimal::Decimal;
+
+use crate::charge::ChargeRule;
+use crate::contract::{
+    Accumulate, BaselineKind, ChargeKind, Contract, CorridorDirection, Direction, LimitKind, Missing,
+    PackageRound, Scope, ShareCap, Sharing, Threshold, TierMode, Window,
+};
+use crate::error::{Error, Result};
+use crate::expr::{Compiled, Expr};
+use crate::metric::Aggregate;
+
+/// What a slot holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SlotKind {
+    Param,
+    Metric,
+    Kpi,
+    Baseline,
+    Charge,
+    Limit,
+}
+
+/// One name of the contract's namespace.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub name: String,
+    pub kind: SlotKind,
+    /// Position among the items of its kind.
+    pub index: usize,
+}
+
+/// An expression with the text it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub text: String,
+    pub code: Compiled,
+}
+
+impl Field {
+    pub fn constant(&self) -> Option<Decimal> {
+        self.code.constant()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CMetric {
+    pub name: String,
+    pub series: String,
+    pub aggregate: Aggregate,
+    pub window: Window,
+    pub filter: Vec<(String, String)>,
+    pub missing: Missing,
+    pub of: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CBaseline {
+    Value(Field),
+    Historical { metric: usize, laid: Vec<(chrono::NaiveDate, chrono::NaiveDate)> },
+    HighWaterMark { metric: usize, initial: Field },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CTier {
+    pub up_to: Option<Field>,
+    pub unit_price: Option<Field>,
+    pub flat_fee: Option<Field>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum BandValue {
+    Amount(Field),
+    Percent(Field, Vec<usize>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CBand {
+    pub from: Option<Field>,
+    pub to: Option<Field>,
+    pub value: BandValue,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CCorridorBand {
+    pub from: Option<Field>,
+    pub to: Option<Field>,
+    pub share: Field,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum CThreshold {
+    Relative(Field),
+    Absolute(Field),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CSide {
+    pub share: Field,
+    pub threshold: Option<CThreshold>,
+    pub sharing: Sharing,
+    pub cap: Option<CThreshold>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Fixed { amount: Field, prorate: bool },
+    Unit { quantity: Field, unit_price: Field },
+    Package { quantity: Field, size: Field, price: Field, round: PackageRound },
+    Tiered { quantity: Field, mode: TierMode, tiers: Vec<CTier>, accumulate: Accumulate },
+    Percentage { base: Field, rate: Field, per_observation: Option<PerObs> },
+    GainShare {
+        actual: Field,
+        baseline: Field,
+        direction: Direction,
+        value_per_unit: Option<Field>,
+        gains: CSide,
+        losses: Option<CSide>,
+    },
+    Bands { kpi: Field, bands: Vec<CBand> },
+    Corridor { actual: Field, target: Field, bands: Vec<CCorridorBand>, direction: CorridorDirection },
+    Expr { amount: Field },
+    Custom { rule: Arc<dyn ChargeRule>, fields: Vec<Field> },
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct PerObs {
+    pub metric: usize,
+    pub fixed: Option<Field>,
+    pub min: Option<Field>,
+    pub max: Option<Field>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CCharge {
+    pub id: String,
+    pub kind: String,
+    pub body: Body,
+    /// Slots read directly or through KPIs and baselines, in slot order:
+    /// the inputs a trace lists.
+    pub inputs: Vec<u32>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct CLimit {
+    pub name: String,
+    pub kind: LimitKind,
+    pub scope: Scope,
+    pub amount: Field,
+    /// Charges the limit applies to (positions).
+    pub charges: Vec<usize>,
+    /// Earlier limits whose lines are part of this limit's base.
+    pub nested: Vec<usize>,
+}
+
+/// A contract version, ready to settle.
+#[derive(Debug, Clone)]
+pub(crate) struct Program {
+    pub slots: Vec<Slot>,
+    pub params: Vec<Decimal>,
+    pub metrics: Vec<CMetric>,
+    pub kpis: Vec<Field>,
+    pub baselines: Vec<CBaseline>,
+    pub charges: Vec<CCharge>,
+    pub limits: Vec<CLimit>,
+    /// Slot number of the first charge (charges occupy consecutive slots).
+    pub charge_slot0: u32,
+}
+
+/// The namespace: every name of the contract and its slot.
+struct Names {
+    slots: Vec<Slot>,
+    index: HashMap<String, u32>,
+}
+
+impl Names {
+    fn of(contract: &Contract) -> Result<Names> {
+        let mut names = Names { slots: Vec::new(), index: HashMap::new() };
+        for (i, name) in contract.params.keys().enumerate() {
+            names.add(format!("params.{name}"), name, SlotKind::Param, i)?;
+        }
+        for (i, name) in contract.metrics.keys().enumerate() {
+            names.add(format!("metrics.{name}"), name, SlotKind::Metric, i)?;
+        }
+        for (i, name) in contract.kpis.keys().enumerate() {
+            names.add(format!("kpis.{name}"), name, SlotKind::Kpi, i)?;
+        }
+        for (i, name) in contract.baselines.keys().enumerate() {
+            names.add(format!("baselines.{name}"), name, SlotKind::Baseline, i)?;
+        }
+        for (i, charge) in contract.charges.iter().enumerate() {
+            names.add(format!("charges[{i}].id"), &charge.id, SlotKind::Charge, i)?;
+        }
+        for (i, limit) in contract.limits.iter().enumerate() {
+            if let Some(id) = &limit.id {
+                names.add(format!("limits[{i}].id"), id, SlotKind::Limit, i)?;
+            }
+        }
+        Ok(names)
+    }
+
+    fn add(&mut self, path: String, name: &str, kind: SlotKind, index: usize) -> Result<()> {
+        if let Some(&slot) = self.index.get(name) {
+            let other = &self.slots[slot as usize];
+            return Err(Error::contract(
+                path,
+                format!("{name} is already the name of {}", kind_phrase(other.kind)),
+            ));
+        }
+        self.index.insert(name.to_string(), self.slots.len() as u32);
+        self.slots.push(Slot { name: name.to_string(), kind, index });
+        Ok(())
+    }
+}
+
+fn kind_phrase(kind: SlotKind) -> &'static str {
+    match kind {
+        SlotKind::Param => "a param",
+        SlotKind::Metric => "a metric",
+        SlotKind::Kpi => "a kpi",
+        SlotKind::Baseline => "a baseline",
+        SlotKind::Charge => "a charge",
+        SlotKind::Limit => "a limit",
+    }
+}
+
+/// What a name in an expression at some place may refer to.
+#[derive(Clone, Copy)]
+enum Allowed {
+    /// KPIs and baselines: no charges.
+    NoCharges,
+    /// A charge's fields: charges before `before`.
+    ChargesBefore(usize),
+    /// A limit's amount: any charge.
+    AnyCharge,
+}
+
+struct Compiler<'c> {
+    names: &'c Names,
+    deps: Vec<Vec<u32>>,
+}
+
+impl Compiler<'_> {
+    fn field(&mut self, path: &str, expr: &Expr, allowed: Allowed) -> Result<Field> {
+        let names = self.names;
+        let mut problem: Option<String> = None;
+        let code = expr
+            .compile(&mut |name| {
+                let slot = *names.index.get(name)?;
+                let s = &names.slots[slot as usize];
+                let ok = match (s.kind, allowed) {
+                    (SlotKind::Limit, _) => false,
+                    (SlotKind::Charge, Allowed::NoCharges) => false,
+                    (SlotKind::Charge, Allowed::ChargesBefore(n)) => s.index < n,
+                    _ => true,
+                };
+                if !ok && problem.is_none() {
+                    problem = Some(match (s.kind, allowed) {
+                        (SlotKind::Limit, _) => format!("{name} is a limit, which expressions cannot name"),
+                        (_, Allowed::NoCharges) => {
+                            format!("{name} is a charge, which kpis and baselines cannot name")
+                        }
+                        _ => format!("{name} is this charge or a later one: a charge may name only earlier charges"),
+                    });
+                }
+                Some(slot)
+            })
+            .map_err(|e| Error::contract(path, e))?;
+        if let Some(p) = problem {
+            return Err(Error::contract(path, p));
+        }
+        Ok(Field { text: expr.text().to_string(), code })
+    }
+
+    fn opt(&mut self, path: &str, expr: &Option<Expr>, allowed: Allowed) -> Result<Option<Field>> {
+        expr.as_ref().map(|e| self.field(path, e, allowed)).transpose()
+    }
+
+    fn slots_of(&self, expr: &Expr) -> Vec<u32> {
+        expr.names().iter().filter_map(|n| self.names.index.get(*n).copied()).collect()
+    }
+}
+
+/// Compiles one version. `root` is the contract as written (for paths);
+/// `contract` may be an amended version of it.
+pub(crate) fn compile(contract: &Contract) -> Result<Program> {
+    let names = Names::of(contract)?;
+    let mut c = Compiler { names: &names, deps: vec![Vec::new(); names.slots.len()] };
+
+    let mut params = Vec::new();
+    for (name, value) in &contract.params {
+        let v = value.as_literal().ok_or_else(|| {
+            Error::contract(format!("params.{name}"), format!("a param is a constant decimal, not {:?}", value.text()))
+        })?;
+        params.push(v);
+    }
+
+    let mut metrics = Vec::new();
+    for (name, m) in &contract.metrics {
+        metrics.push(CMetric {
+            name: name.clone(),
+            series: m.series.clone().unwrap_or_else(|| name.clone()),
+            aggregate: m.aggregate,
+            window: m.window,
+            filter: m.filter.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            missing: m.missing_rule(),
+            of: m.of.clone(),
+        });
+    }
+
+    let mut kpis = Vec::new();
+    for (name, kpi) in &contract.kpis {
+        let path = format!("kpis.{name}.expr");
+        let field = c.field(&path, &kpi.expr, Allowed::NoCharges)?;
+        let slot = names.index[name.as_str()];
+        c.deps[slot as usize] = c.slots_of(&kpi.expr);
+        kpis.push(field);
+    }
+
+    let metric_index = |path: String, name: &str| -> Result<usize> {
+        contract
+            .metrics
+            .keys()
+            .position(|k| k == name)
+            .ok_or_else(|| Error::contract(path, format!("undefined metric {name}")))
+    };
+    let mut baselines = Vec::new();
+    for (name, b) in &contract.baselines {
+        let slot = names.index[name.as_str()] as usize;
+        let compiled = match &b.kind {
+            BaselineKind::Fixed { value } => {
+                c.deps[slot] = c.slots_of(value);
+                CBaseline::Value(c.field(&format!("baselines.{name}.value"), value, Allowed::NoCharges)?)
+            }
+            BaselineKind::Expr { expr } => {
+                c.deps[slot] = c.slots_of(expr);
+                CBaseline::Value(c.field(&format!("baselines.{name}.expr"), expr, Allowed::NoCharges)?)
+            }
+            BaselineKind::Historical { metric, from, to } => {
+                let m = metric_index(format!("baselines.{name}.metric"), metric)?;
+                let laid = crate::period::lay(*from, *to, contract.cadence, contract.timezone)
+                    .map_err(|e| Error::contract(format!("baselines.{name}.to"), e))?;
+                c.deps[slot] = vec![names.index[metric.as_str()]];
+                CBaseline::Historical { metric: m, laid }
+            }
+            BaselineKind::HighWaterMark { metric, initial } => {
+                let m = metric_index(format!("baselines.{name}.metric"), metric)?;
+                c.deps[slot] = c.slots_of(initial);
+                CBaseline::HighWaterMark {
+                    metric: m,
+                    initial: c.field(&format!("baselines.{name}.initial"), initial, Allowed::NoCharges)?,
+                }
+            }
+        };
+        baselines.push(compiled);
+    }
+    check_cycles(&names, &c.deps)?;
+
+    let mut charges = Vec::new();
+    for (i, charge) in contract.charges.iter().enumerate() {
+        let p = |f: &str| format!("charges[{i}].{f}");
+        let here = Allowed::ChargesBefore(i);
+        let mut direct: Vec<u32> = Vec::new();
+        let mut read = |c: &Compiler<'_>, e: &Expr| direct.extend(c.slots_of(e));
+        let body = match &charge.kind {
+            ChargeKind::Fixed(f) => {
+                read(&c, &f.amount);
+                Body::Fixed { amount: c.field(&p("amount"), &f.amount, here)?, prorate: f.prorate }
+            }
+            ChargeKind::Unit(u) => {
+                read(&c, &u.quantity);
+                read(&c, &u.unit_price);
+                Body::Unit {
+                    quantity: c.field(&p("quantity"), &u.quantity, here)?,
+                    unit_price: c.field(&p("unit_price"), &u.unit_price, here)?,
+                }
+            }
+            ChargeKind::Package(k) => {
+                for e in [&k.quantity, &k.size, &k.price] {
+                    read(&c, e);
+                }
+                Body::Package {
+                    quantity: c.field(&p("quantity"), &k.quantity, here)?,
+                    size: c.field(&p("size"), &k.size, here)?,
+                    price: c.field(&p("price"), &k.price, here)?,
+                    round: k.round,
+                }
+            }
+            ChargeKind::Tiered(t) => {
+                read(&c, &t.quantity);
+                let mut tiers = Vec::new();
+                for (j, tier) in t.tiers.iter().enumerate() {
+                    for e in [&tier.up_to, &tier.unit_price, &tier.flat_fee].into_iter().flatten() {
+                        read(&c, e);
+                    }
+                    tiers.push(CTier {
+                        up_to: c.opt(&p(&format!("tiers[{j}].up_to")), &tier.up_to, here)?,
+                        unit_price: c.opt(&p(&format!("tiers[{j}].unit_price")), &tier.unit_price, here)?,
+                        flat_fee: c.opt(&p(&format!("tiers[{j}].flat_fee")), &tier.flat_fee, here)?,
+                    });
+                }
+                if tiers.is_empty() {
+                    return Err(Error::contract(p("tiers"), "a tiered charge needs at least one tier"));
+                }
+                Body::Tiered {
+                    quantity: c.field(&p("quantity"), &t.quantity, here)?,
+                    mode: t.mode,
+                    tiers,
+                    accumulate: t.accumulate,
+                }
+            }
+            ChargeKind::Percentage(k) => {
+                read(&c, &k.base);
+                read(&c, &k.rate);
+                let per_observation = match &k.per_observation {
+                    None => None,
+                    Some(po) => {
+                        let metric = k
+                            .base
+                            .as_name()
+                            .and_then(|n| contract.metrics.get(n).map(|m| (n, m)))
+                            .filter(|(_, m)| m.window == Window::Period)
+                            .map(|(n, _)| contract.metrics.keys().position(|k| k == n).unwrap_or(0))
+                            .ok_or_else(|| {
+                                Error::contract(
+                                    p("base"),
+                                    format!(
+                                        "with per_observation, base must name a metric with window = \"period\", not {:?}",
+                                        k.base.text()
+                                    ),
+                                )
+                            })?;
+                        for e in [&po.fixed, &po.min, &po.max].into_iter().flatten() {
+                            read(&c, e);
+                        }
+                        Some(PerObs {
+                            metric,
+                            fixed: c.opt(&p("per_observation.fixed"), &po.fixed, here)?,
+                            min: c.opt(&p("per_observation.min"), &po.min, here)?,
+                            max: c.opt(&p("per_observation.max"), &po.max, here)?,
+                        })
+                    }
+                };
+                Body::Percentage {
+                    base: c.field(&p("base"), &k.base, here)?,
+                    rate: c.field(&p("rate"), &k.rate, here)?,
+                    per_observation,
+                }
+            }
+            ChargeKind::GainShare(g) => {
+                read(&c, &g.actual);
+                read(&c, &g.baseline);
+                read(&c, &g.share);
+                let threshold = |c: &mut Compiler<'_>, path: String, t: &Option<Threshold>| -> Result<Option<CThreshold>> {
+                    Ok(match t {
+                        None => None,
+                        Some(Threshold::Relative(e)) => Some(CThreshold::Relative(c.field(&format!("{path}.relative"), e, here)?)),
+                        Some(Threshold::Absolute(e)) => Some(CThreshold::Absolute(c.field(&format!("{path}.absolute"), e, here)?)),
+                    })
+                };
+                let cap = |c: &mut Compiler<'_>, path: String, t: &Option<ShareCap>| -> Result<Option<CThreshold>> {
+                    Ok(match t {
+                        None => None,
+                        Some(ShareCap::Relative(e)) => Some(CThreshold::Relative(c.field(&format!("{path}.relative"), e, here)?)),
+                        Some(ShareCap::Amount(e)) => Some(CThreshold::Absolute(c.field(&format!("{path}.amount"), e, here)?)),
+                    })
+                };
+                for t in [&g.threshold].into_iter().flatten() {
+                    match t {
+                        Threshold::Relative(e) | Threshold::Absolute(e) => read(&c, e),
+                    }
+                }
+                for t in [&g.cap].into_iter().flatten() {
+                    match t {
+                        ShareCap::Relative(e) | ShareCap::Amount(e) => read(&c, e),
+                    }
+                }
+                if let Some(v) = &g.value_per_unit {
+                    read(&c, v);
+                }
+                let gains = CSide {
+                    share: c.field(&p("share"), &g.share, here)?,
+                    threshold: threshold(&mut c, p("threshold"), &g.threshold)?,
+                    sharing: g.sharing,
+                    cap: cap(&mut c, p("cap"), &g.cap)?,
+                };
+                let losses = match &g.losses {
+                    None => None,
+                    Some(l) => {
+                        read(&c, &l.share);
+                        for t in [&l.threshold].into_iter().flatten() {
+                            match t {
+                                Threshold::Relative(e) | Threshold::Absolute(e) => read(&c, e),
+                            }
+                        }
+                        for t in [&l.cap].into_iter().flatten() {
+                            match t {
+                                ShareCap::Relative(e) | ShareCap::Amount(e) => read(&c, e),
+                            }
+                        }
+                        Some(CSide {
+                            share: c.field(&p("losses.share"), &l.share, here)?,
+                            threshold: threshold(&mut c, p("losses.threshold"), &l.threshold)?,
+                            sharing: l.sharing,
+                            cap: cap(&mut c, p("losses.cap"), &l.cap)?,
+                        })
+                    }
+                };
+                Body::GainShare {
+                    actual: c.field(&p("actual"), &g.actual, here)?,
+                    baseline: c.field(&p("baseline"), &g.baseline, here)?,
+                    direction: g.direction,
+                    value_per_unit: c.opt(&p("value_per_unit"), &g.value_per_unit, here)?,
+                    gains,
+                    losses,
+                }
+            }
+            ChargeKind::Bands(b) => {
+                read(&c, &b.kpi);
+                let mut bands = Vec::new();
+                for (j, band) in b.bands.iter().enumerate() {
+                    let bp = |f: &str| p(&format!("bands[{j}].{f}"));
+                    for e in [&band.from, &band.to, &band.amount, &band.percent].into_iter().flatten() {
+                        read(&c, e);
+                    }
+                    let value = match (&band.amount, &band.percent, &band.of) {
+                        (Some(a), None, None) => BandValue::Amount(c.field(&bp("amount"), a, here)?),
+                        (None, Some(pct), Some(of)) => {
+                            let mut idx = Vec::new();
+                            for (k, id) in of.iter().enumerate() {
+                                let pos = contract.charges[..i].iter().position(|ch| &ch.id == id).ok_or_else(|| {
+                                    Error::contract(bp(&format!("of[{k}]")), format!("{id} is not an earlier charge"))
+                                })?;
+                                idx.push(pos);
+                            }
+                            BandValue::Percent(c.field(&bp("percent"), pct, here)?, idx)
+                        }
+                        (None, Some(_), None) => {
+                            return Err(Error::contract(bp("of"), "a band with percent needs of, the charges it is a percentage of"));
+                        }
+                        (Some(_), Some(_), _) => {
+                            return Err(Error::contract(bp("percent"), "a band has either amount or percent, not both"));
+                        }
+                        (None, None, _) => {
+                            return Err(Error::contract(bp("amount"), "a band needs amount, or percent with of"));
+                        }
+                        (Some(_), None, Some(_)) => {
+                            return Err(Error::contract(bp("of"), "of goes with percent, not with amount"));
+                        }
+                    };
+                    bands.push(CBand {
+                        from: c.opt(&bp("from"), &band.from, here)?,
+                        to: c.opt(&bp("to"), &band.to, here)?,
+                        value,
+                    });
+                }
+                Body::Bands { kpi: c.field(&p("kpi"), &b.kpi, here)?, bands }
+            }
+            ChargeKind::Corridor(k) => {
+                read(&c, &k.actual);
+                read(&c, &k.target);
+                let mut bands = Vec::new();
+                for (j, band) in k.bands.iter().enumerate() {
+                    let bp = |f: &str| p(&format!("bands[{j}].{f}"));
+                    for e in [&band.from, &band.to].into_iter().flatten() {
+                        read(&c, e);
+                    }
+                    read(&c, &band.share);
+                    bands.push(CCorridorBand {
+                        from: c.opt(&bp("from"), &band.from, here)?,
+                        to: c.opt(&bp("to"), &band.to, here)?,
+                        share: c.field(&bp("share"), &band.share, here)?,
+                    });
+                }
+                Body::Corridor {
+                    actual: c.field(&p("actual"), &k.actual, here)?,
+                    target: c.field(&p("target"), &k.target, here)?,
+                    bands,
+                    direction: k.direction,
+                }
+            }
+            ChargeKind::Expr(k) => {
+                read(&c, &k.amount);
+                Body::Expr { amount: c.field(&p("amount"), &k.amount, here)? }
+            }
+            ChargeKind::Custom(custom) => {
+                let rule = custom.0.clone();
+                let mut fields = Vec::new();
+                for (name, e) in rule.fields() {
+                    read(&c, e);
+                    fields.push(c.field(&p(name), e, here)?);
+                }
+                Body::Custom { rule, fields }
+            }
+        };
+        charges.push(CCharge {
+            id: charge.id.clone(),
+            kind: charge.kind.name().to_string(),
+            body,
+            inputs: closure(&c.deps, &direct),
+        });
+    }
+
+    let all: Vec<usize> = (0..contract.charges.len()).collect();
+    let mut limits: Vec<CLimit> = Vec::new();
+    for (i, limit) in contract.limits.iter().enumerate() {
+        let mut set = match &limit.applies_to {
+            None => all.clone(),
+            Some(ids) => {
+                let mut set = Vec::new();
+                for (k, id) in ids.iter().enumerate() {
+                    let pos = contract.charges.iter().position(|ch| &ch.id == id).ok_or_else(|| {
+                        Error::contract(format!("limits[{i}].applies_to[{k}]"), format!("{id} is not a charge"))
+                    })?;
+                    set.push(pos);
+                }
+                set
+            }
+        };
+        set.sort_unstable();
+        set.dedup();
+        let nested = limits
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.charges.iter().all(|c| set.contains(c)))
+            .map(|(j, _)| j)
+            .collect();
+        limits.push(CLimit {
+            name: limit.id.clone().unwrap_or_else(|| format!("limits[{i}]")),
+            kind: limit.kind,
+            scope: limit.scope,
+            amount: c.field(&format!("limits[{i}].amount"), &limit.amount, Allowed::AnyCharge)?,
+            charges: set,
+            nested,
+        });
+    }
+
+    let charge_slot0 = names.slots.iter().position(|s| s.kind == SlotKind::Charge).unwrap_or(names.slots.len()) as u32;
+    Ok(Program { slots: names.slots, params, metrics, kpis, baselines, charges, limits, charge_slot0 })
+}
+
+/// The slots `direct` reads, directly or through KPIs and baselines, sorted.
+fn closure(deps: &[Vec<u32>], direct: &[u32]) -> Vec<u32> {
+    let mut seen = vec![false; deps.len()];
+    let mut stack: Vec<u32> = direct.to_vec();
+    while let Some(s) = stack.pop() {
+        if !std::mem::replace(&mut seen[s as usize], true) {
+            stack.extend(&deps[s as usize]);
+        }
+    }
+    (0..deps.len() as u32).filter(|&s| seen[s as usize]).collect()
+}
+
+/// Rejects a cycle among KPIs and baselines, naming it.
+fn check_cycles(names: &Names, deps: &[Vec<u32>]) -> Result<()> {
+    // 0 = unvisited, 1 = on the path, 2 = done.
+    let mut mark = vec![0u8; deps.len()];
+    fn visit(s: usize, deps: &[Vec<u32>], mark: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+        match mark[s] {
+            2 => return None,
+            1 => {
+                let from = path.iter().position(|&p| p == s).unwrap_or(0);
+                let mut cycle = path[from..].to_vec();
+                cycle.push(s);
+                return Some(cycle);
+            }
+            _ => {}
+        }
+        mark[s] = 1;
+        path.push(s);
+        for &d in &deps[s] {
+            if let Some(c) = visit(d as usize, deps, mark, path) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        mark[s] = 2;
+        None
+    }
+    for s in 0..deps.len() {
+        let mut path = Vec::new();
+        if let Some(cycle) = visit(s, deps, &mut mark, &mut path) {
+            let first = &names.slots[cycle[0]];
+            let place = match first.kind {
+                SlotKind::Kpi => format!("kpis.{}", first.name),
+                _ => format!("baselines.{}", first.name),
+            };
+            let text: Vec<&str> = cycle.iter().map(|&i| names.slots[i].name.as_str()).collect();
+            return Err(Error::contract(place, format!("cycle among kpis and baselines: {}", text.join(" -> "))));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,312 @@
+//! Settlement: a pure function of contract, metric source, period, as-of
+//! instant and the state carried from earlier periods.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::contract::Contract;
+use crate::error::{Error, Result};
+use crate::metric::{Aggregate, MetricSource, Query};
+use crate::money::{Currency, Rounding, RoundingMode};
+use crate::period::{Period, Schedule};
+
+mod compile;
+mod eval;
+
+pub(crate) use compile::Program;
+
+/// How to settle: what was known when, and whether to write traces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettleOptions {
+    /// Ignore metric rows recorded after this instant (none: read every row).
+    pub as_of: Option<DateTime<Utc>>,
+    /// Write a trace on every line (on by default; off for fast batch and
+    /// simulation runs, where amounts are the same).
+    pub trace: bool,
+}
+
+impl Default for SettleOptions {
+    fn default() -> SettleOptions {
+        SettleOptions { as_of: None, trace: true }
+    }
+}
+
+impl SettleOptions {
+    /// Options that read rows known at `as_of`.
+    pub fn as_of(mut self, as_of: DateTime<Utc>) -> SettleOptions {
+        self.as_of = Some(as_of);
+        self
+    }
+
+    /// Options with traces on or off.
+    pub fn trace(mut self, on: bool) -> SettleOptions {
+        self.trace = on;
+        self
+    }
+}
+
+/// What one period leaves for the next: year-to-date quantities, limits'
+/// running totals and credit drawn, high-water marks.
+///
+/// Vectors are by position: `year_to_date` per charge, `running` per limit,
+/// `marks` per baseline (in name order). Serialize it to carry settlement
+/// across runs.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct State {
+    /// The index of the next period to settle.
+    pub next_period: usize,
+    /// Per charge: the contract year's quantity to date (tiered charges
+    /// with `accumulate = "contract_year"`).
+    pub year_to_date: Vec<Decimal>,
+    /// Per limit: the running total `C` of caps and floors, or the credit
+    /// drawn, in the current scope.
+    pub running: Vec<Decimal>,
+    /// Per baseline: the highest value of a high-water mark's metric so far.
+    pub marks: Vec<Option<Decimal>>,
+}
+
+/// One step of a line's trace: an input read or a step of the formula, and
+/// its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Step {
+    /// What was read or computed.
+    pub step: String,
+    /// Its value, as decimal text.
+    pub value: String,
+}
+
+/// One line of a statement: a charge's amount, or a limit's adjustment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Line {
+    /// The charge's id, or the limit's id (`limits[N]` without one).
+    pub charge: String,
+    /// The charge kind, or `cap`, `floor`, `credit`.
+    pub kind: String,
+    /// The quantity field's value, for `unit`, `tiered` and `package`.
+    pub quantity: Option<Decimal>,
+    /// The amount, rounded once to the contract's scale.
+    pub amount: Decimal,
+    /// Inputs and steps, enough to check the line by hand.
+    pub trace: Vec<Step>,
+}
+
+/// A period's statement.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Statement {
+    /// The period.
+    pub period: Period,
+    /// Every charge's line in the order written, then limit lines that
+    /// acted.
+    pub lines: Vec<Line>,
+    /// The sum of the lines, never rounded again.
+    pub total: Decimal,
+}
+
+/// A validated, compiled contract, ready to settle.
+///
+/// # Example
+/// ```
+/// use outcome_billing::{CompiledContract, Contract, MemorySource, Observation, Stamp, SettleOptions};
+/// let contract = Contract::from_toml_str(r#"
+///     format = 1
+///     id = "demo"
+///     customer = "acme"
+///     currency = "USD"
+///     start = "2026-01-01"
+///     end = "2026-03-01"
+///     cadence = "monthly"
+///     [metrics.resolutions]
+///     series = "resolved"
+///     aggregate = "sum"
+///     [[charges]]
+///     id = "per_resolution"
+///     kind = "unit"
+///     quantity = "resolutions"
+///     unit_price = "0.99"
+/// "#)?;
+/// let compiled = CompiledContract::new(contract)?;
+/// let mut source = MemorySource::new();
+/// source.push(Observation::new("resolved", Stamp::parse("2026-01-05").unwrap(), 1000.into()));
+/// let statements = compiled.settle_through(&source, 0, &SettleOptions::default())?;
+/// assert_eq!(statements[0].total.to_string(), "990.00");
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct CompiledContract {
+    contract: Contract,
+    schedule: Schedule,
+    rounding: Rounding,
+    /// Each version's first period and program, in order.
+    versions: Vec<(usize, Program)>,
+}
+
+impl CompiledContract {
+    /// Validates and compiles `contract` and each of its amended versions.
+    ///
+    /// # Errors
+    /// An invalid contract, with the field path.
+    pub fn new(contract: Contract) -> Result<CompiledContract> {
+        let schedule = Schedule::new(contract.start, contract.end, contract.cadence, contract.anchor, contract.timezone)
+            .map_err(|m| Error::contract("end", m))?;
+        let rounding = rounding_of(&contract)?;
+        let mut versions = Vec::new();
+        for (k, version) in contract.versions()?.into_iter().enumerate() {
+            let first = schedule.period_starting(version.effective).map(|p| p.index).ok_or_else(|| {
+                Error::contract(
+                    format!("amendments[{}].effective", k.saturating_sub(1)),
+                    format!("{} is not a period start", version.effective),
+                )
+            })?;
+            let program = compile::compile(&version.contract).map_err(|e| match (k, e) {
+                (0, e) => e,
+                (k, Error::Contract { path, message, .. }) => Error::contract(
+                    format!("amendments[{}].set", k - 1),
+                    format!("{path}: {message}"),
+                ),
+                (_, e) => e,
+            })?;
+            versions.push((first, program));
+        }
+        Ok(CompiledContract { contract, schedule, rounding, versions })
+    }
+
+    /// The contract as written.
+    pub fn contract(&self) -> &Contract {
+        &self.contract
+    }
+
+    /// The term's periods.
+    pub fn periods(&self) -> &[Period] {
+        self.schedule.periods()
+    }
+
+    /// The schedule of periods and contract years.
+    pub fn schedule(&self) -> &Schedule {
+        &self.schedule
+    }
+
+    /// The rounding every line gets.
+    pub fn rounding(&self) -> Rounding {
+        self.rounding
+    }
+
+    /// The currency.
+    pub fn currency(&self) -> Currency {
+        self.contract.currency
+    }
+
+    /// The state before the first period.
+    pub fn initial_state(&self) -> State {
+        let program = &self.versions[0].1;
+        State {
+            next_period: 0,
+            year_to_date: vec![Decimal::ZERO; program.charges.len()],
+            running: vec![Decimal::ZERO; program.limits.len()],
+            marks: vec![None; program.baselines.len()],
+        }
+    }
+
+    pub(crate) fn program_for(&self, period: usize) -> &Program {
+        let k = self.versions.partition_point(|(first, _)| *first <= period);
+        // The first version starts at period 0, so k >= 1.
+        &self.versions[k.saturating_sub(1)].1
+    }
+
+    /// Settles the period `state.next_period` and returns its statement and
+    /// the state for the next period.
+    ///
+    /// # Errors
+    /// A settlement or data error naming the period and what failed, or a
+    /// usage error when the term has no such period.
+    pub fn settle_next(
+        &self,
+        source: &dyn MetricSource,
+        state: &State,
+        options: &SettleOptions,
+    ) -> Result<(Statement, State)> {
+        eval::settle_period(self, source, state, options)
+    }
+
+    /// Settles periods `0..=last`, carrying state, and returns their
+    /// statements.
+    ///
+    /// # Errors
+    /// As [`CompiledContract::settle_next`].
+    pub fn settle_through(
+        &self,
+        source: &dyn MetricSource,
+        last: usize,
+        options: &SettleOptions,
+    ) -> Result<Vec<Statement>> {
+        if last >= self.periods().len() {
+            return Err(Error::usage(format!("the term has {} periods; there is no period {last}", self.periods().len())));
+        }
+        let mut state = self.initial_state();
+        let mut out = Vec::with_capacity(last + 1);
+        while state.next_period <= last {
+            let (statement, next) = self.settle_next(source, &state, options)?;
+            out.push(statement);
+            state = next;
+        }
+        Ok(out)
+    }
+
+    /// The index of the last period that is due at `now`: the last that has
+    /// ended by `now` (its end at or before it) or that holds an observation
+    /// the contract reads. `None` when no period is due.
+    ///
+    /// # Errors
+    /// A data error from the source.
+    pub fn last_due(&self, source: &dyn MetricSource, now: DateTime<Utc>, as_of: Option<DateTime<Utc>>) -> Result<Option<usize>> {
+        let periods = self.periods();
+        let ended = periods.iter().rposition(|p| p.end_at <= now);
+        let program = self.program_for(0);
+        for p in periods.iter().rev() {
+            if ended.is_some_and(|e| p.index <= e) {
+                break;
+            }
+            for m in &program.metrics {
+                let query = Query {
+                    customer: &self.contract.customer,
+                    series: &m.series,
+                    start: p.start_at,
+                    end: p.end_at,
+                    timezone: self.contract.timezone,
+                    filter: &m.filter,
+                    as_of,
+                };
+                if source.aggregate(&query, Aggregate::Count, None)?.count > 0 {
+                    return Ok(Some(p.index));
+                }
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Settles every period due at `now` (see [`CompiledContract::last_due`]).
+    ///
+    /// # Errors
+    /// As [`CompiledContract::settle_next`].
+    pub fn settle_due(&self, source: &dyn MetricSource, now: DateTime<Utc>, options: &SettleOptions) -> Result<Vec<Statement>> {
+        match self.last_due(source, now, options.as_of)? {
+            Some(last) => self.settle_through(source, last, options),
+            None => Ok(Vec::new()),
+        }
+    }
+}
+
+fn rounding_of(contract: &Contract) -> Result<Rounding> {
+    let spec = contract.rounding.unwrap_or(crate::contract::RoundingSpec { scale: None, mode: None });
+    let scale = match spec.scale {
+        Some(s) if s > 28 => return Err(Error::contract("rounding.scale", format!("scale must be at most 28, not {s}"))),
+        Some(s) => s,
+        None => contract.currency.minor_units().ok_or_else(|| {
+            Error::contract(
+                "rounding.scale",
+                format!("{} has no minor units: set rounding.scale", contract.currency),
+            )
+        })?,
+    };
+    Ok(Rounding::new(scale, spec.mode.unwrap_or(RoundingMode::HalfEven)))
+}
