@@ -16,4 +16,6 @@ pub use error::{Error, Result};
 pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
 pub use metric::{reduce, Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced};
 pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
-pub use period::{Cadence, Period, Stamp, local_midnight};
+pub use period::{
+    Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,
+};
