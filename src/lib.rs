@@ -17,6 +17,8 @@ pub use error::{Error, Result};
 pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
 pub use metric::{reduce, Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced};
 pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
-pub use period::{Cadence, Period, Stamp, local_midnight};
-pub use settle::{CompiledContract, Line, SettleOptions, State, Statement, Step};
+pub use period::{
+    Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,
+};
 pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
+pub use settle::{CompiledContract, Line, SettleOptions, State, Statement, Step};
