@@ -489,10 +489,10 @@ fn base_names(program: &Program, limit: usize) -> String {
 
 /// Computes charge `i`'s exact amount, its quantity, and whether the amount
 /// is already rounded (year-to-date tiers round inside their formula).
-fn charge_amount(
-    e: &mut Eval<'_>,
+fn charge_amount<'a>(
+    e: &mut Eval<'a>,
     i: usize,
-    body: &Body,
+    body: &'a Body,
     t: &mut Trace,
     next: &mut State,
 ) -> Result<(Decimal, Option<Decimal>, bool)> {
@@ -693,7 +693,7 @@ fn charge_amount(
         Body::Bands { kpi, bands } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
-            let mut edges = Vec::with_capacity(bands.len());
+            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> = Vec::with_capacity(bands.len());
             for (j, band) in bands.iter().enumerate() {
                 let from = e.opt(&format!("bands[{j}].from"), &band.from)?;
                 let to = e.opt(&format!("bands[{j}].to"), &band.to)?;
@@ -790,7 +790,7 @@ fn charge_amount(
 /// A gain-share side's terms in money for this period.
 fn side(e: &mut Eval<'_>, prefix: &str, s: &CSide, money_base: Decimal, t: &mut Trace) -> Result<gain_share::Side> {
     let share = e.field(&format!("{prefix}share"), &s.share)?;
-    let mut money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> Result<Decimal> {
+    let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> Result<Decimal> {
         match th {
             CThreshold::Absolute(f) => e.field(&format!("{prefix}{name}"), f),
             CThreshold::Relative(f) => {
