@@ -1,1 +1,1263 @@
-//! The validation rules of the contract format. SKELETON.
+//! The validation rules of the contract format that need no expression
+//! type checking: the top level, the one namespace, metrics, baselines,
+//! tiers, bands, corridors, limits and amendment dates.
+//!
+//! Names used inside expressions, cycles and types are checked where
+//! settlement compiles the contract. Every error names the field path.
+
+use std::collections::{BTreeSet, HashMap};
+
+use chrono::{Datelike, Months, NaiveDate};
+use rust_decimal::Decimal;
+
+use super::load::path_key;
+use super::{
+    Band, BandsCharge, BaselineKind, ChargeKind, Contract, CorridorCharge, PercentageCharge,
+    TieredCharge, Window,
+};
+use crate::error::{Error, Result};
+use crate::expr::{Env, Expr};
+use crate::metric::Aggregate;
+use crate::money::{Rounding, RoundingMode};
+use crate::period::Cadence;
+
+/// The most decimal places a decimal holds.
+const SCALE_MAX: u32 = 28;
+
+/// Checks every rule of this module on `contract` as written (amendments
+/// are applied and checked by `Contract::validate`).
+pub(crate) fn check(contract: &Contract) -> Result<()> {
+    top_level(contract)?;
+    namespace(contract)?;
+    params(contract)?;
+    metrics(contract)?;
+    baselines(contract)?;
+    for (i, charge) in contract.charges.iter().enumerate() {
+        let at = format!("charges[{i}]");
+        match &charge.kind {
+            ChargeKind::Tiered(t) => tiers(contract, &at, t)?,
+            ChargeKind::Bands(b) => bands(contract, &at, i, b)?,
+            ChargeKind::Corridor(c) => corridor(contract, &at, c)?,
+            ChargeKind::Package(p) => {
+                if let Some(size) = constant(contract, &format!("{at}.size"), &p.size)? {
+                    if size <= Decimal::ZERO {
+                        return Err(Error::contract(
+                            format!("{at}.size"),
+                            format!("a package size must be positive, not {size}"),
+                        ));
+                    }
+                }
+            }
+            ChargeKind::Percentage(p) => per_observation_base(contract, &at, p)?,
+            ChargeKind::Fixed(_)
+            | ChargeKind::Unit(_)
+            | ChargeKind::GainShare(_)
+            | ChargeKind::Expr(_)
+            | ChargeKind::Custom(_) => {}
+        }
+    }
+    limits(contract)?;
+    amendment_dates(contract)?;
+    Ok(())
+}
+
+/// The rounding a contract's lines use, defaults applied (a currency without
+/// minor units and no `rounding.scale` is an error caught by `top_level`).
+pub(crate) fn line_rounding(contract: &Contract) -> Rounding {
+    let spec = contract.rounding.unwrap_or(super::RoundingSpec {
+        scale: None,
+        mode: None,
+    });
+    let scale = spec.scale.or(contract.currency.minor_units()).unwrap_or(2);
+    Rounding::new(scale, spec.mode.unwrap_or(RoundingMode::HalfEven))
+}
+
+fn top_level(contract: &Contract) -> Result<()> {
+    if contract.format != 1 {
+        return Err(Error::contract(
+            "format",
+            format!("unsupported format {}, expected 1", contract.format),
+        ));
+    }
+    if contract.id.is_empty() {
+        return Err(Error::contract("id", "must not be empty"));
+    }
+    if contract.customer.is_empty() {
+        return Err(Error::contract("customer", "must not be empty"));
+    }
+    let scale = contract.rounding.and_then(|r| r.scale);
+    match scale {
+        Some(s) if s > SCALE_MAX => {
+            return Err(Error::contract(
+                "rounding.scale",
+                format!("{s} is more than the {SCALE_MAX} decimal places a decimal holds"),
+            ));
+        }
+        None if contract.currency.minor_units().is_none() => {
+            return Err(Error::contract(
+                "rounding.scale",
+                format!(
+                    "missing field: {} has no minor units, so the scale must be given",
+                    contract.currency
+                ),
+            ));
+        }
+        _ => {}
+    }
+    if contract.end <= contract.start {
+        return Err(Error::contract(
+            "end",
+            format!("{} is not after start {}", contract.end, contract.start),
+        ));
+    }
+    Ok(())
+}
+
+/// Params, metrics, KPIs, baselines, charge ids and limit ids share one
+/// namespace.
+fn namespace(contract: &Contract) -> Result<()> {
+    let mut seen: HashMap<String, &'static str> = HashMap::new();
+    let mut add = |name: &str, what: &'static str, path: String| -> Result<()> {
+        if name.is_empty() {
+            return Err(Error::contract(path, "a name must not be empty"));
+        }
+        if let Some(first) = seen.get(name) {
+            return Err(Error::contract(
+                path,
+                format!("{name} is already the name of {}", article(first)),
+            ));
+        }
+        seen.insert(name.to_string(), what);
+        Ok(())
+    };
+    for name in contract.params.keys() {
+        add(name, "param", format!("params.{}", path_key(name)))?;
+    }
+    for name in contract.metrics.keys() {
+        add(name, "metric", format!("metrics.{}", path_key(name)))?;
+    }
+    for name in contract.kpis.keys() {
+        add(name, "KPI", format!("kpis.{}", path_key(name)))?;
+    }
+    for name in contract.baselines.keys() {
+        add(name, "baseline", format!("baselines.{}", path_key(name)))?;
+    }
+    for (i, charge) in contract.charges.iter().enumerate() {
+        add(&charge.id, "charge", format!("charges[{i}].id"))?;
+    }
+    for (i, limit) in contract.limits.iter().enumerate() {
+        if let Some(id) = &limit.id {
+            add(id, "limit", format!("limits[{i}].id"))?;
+        }
+    }
+    Ok(())
+}
+
+fn article(what: &str) -> String {
+    format!("a {what}")
+}
+
+/// Params are named constants: decimals, not expressions.
+fn params(contract: &Contract) -> Result<()> {
+    for (name, value) in &contract.params {
+        if value.as_literal().is_none() {
+            return Err(Error::contract(
+                format!("params.{}", path_key(name)),
+                format!(
+                    "a param is a named constant: expected a decimal, not the expression {:?}",
+                    value.text()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn metrics(contract: &Contract) -> Result<()> {
+    for (name, metric) in &contract.metrics {
+        let at = format!("metrics.{}", path_key(name));
+        match (metric.aggregate, &metric.of) {
+            (Aggregate::UniqueCount, None) => {
+                return Err(Error::contract(
+                    format!("{at}.of"),
+                    "missing field: unique_count needs of, the dimension whose distinct values count",
+                ));
+            }
+            (Aggregate::UniqueCount, Some(of)) if of.is_empty() => {
+                return Err(Error::contract(format!("{at}.of"), "must name a dimension"));
+            }
+            (aggregate, Some(_)) if aggregate != Aggregate::UniqueCount => {
+                return Err(Error::contract(
+                    format!("{at}.of"),
+                    format!(
+                        "only unique_count takes of, not aggregate {}",
+                        aggregate.name()
+                    ),
+                ));
+            }
+            _ => {}
+        }
+        if metric.series.as_deref() == Some("") {
+            return Err(Error::contract(format!("{at}.series"), "must not be empty"));
+        }
+    }
+    Ok(())
+}
+
+fn baselines(contract: &Contract) -> Result<()> {
+    for (name, baseline) in &contract.baselines {
+        let at = format!("baselines.{}", path_key(name));
+        match &baseline.kind {
+            BaselineKind::Historical { metric, from, to } => {
+                metric_name(contract, &format!("{at}.metric"), metric)?;
+                if to <= from {
+                    return Err(Error::contract(
+                        format!("{at}.to"),
+                        format!("{to} is not after from {from}"),
+                    ));
+                }
+                if whole_cadences(*from, *to, contract.cadence).is_none() {
+                    return Err(Error::contract(
+                        format!("{at}.to"),
+                        format!(
+                            "{to} is not {from} plus a whole number of {} periods",
+                            cadence_name(contract.cadence)
+                        ),
+                    ));
+                }
+            }
+            BaselineKind::HighWaterMark { metric, .. } => {
+                metric_name(contract, &format!("{at}.metric"), metric)?
+            }
+            BaselineKind::Fixed { .. } | BaselineKind::Expr { .. } => {}
+        }
+    }
+    Ok(())
+}
+
+fn metric_name(contract: &Contract, path: &str, name: &str) -> Result<()> {
+    if contract.metrics.contains_key(name) {
+        Ok(())
+    } else {
+        Err(Error::contract(path, format!("undefined metric {name}")))
+    }
+}
+
+fn cadence_name(cadence: Cadence) -> &'static str {
+    match cadence {
+        Cadence::Monthly => "monthly",
+        Cadence::Quarterly => "quarterly",
+        Cadence::Semiannual => "semiannual",
+        Cadence::Annual => "annual",
+    }
+}
+
+/// `date` plus `months` months (negative for earlier), clamped to the end
+/// of a shorter month, or none beyond chrono's range.
+///
+/// Local stand-in for `crate::period::add_months` (branch `period`): swap
+/// it in once that is merged.
+pub(crate) fn add_months(date: NaiveDate, months: i64) -> Option<NaiveDate> {
+    let magnitude = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
+    if months >= 0 {
+        date.checked_add_months(magnitude)
+    } else {
+        date.checked_sub_months(magnitude)
+    }
+}
+
+/// Months from `a`'s month to `b`'s month (days ignored).
+fn month_difference(a: NaiveDate, b: NaiveDate) -> i64 {
+    (i64::from(b.year()) - i64::from(a.year())) * 12 + i64::from(b.month()) - i64::from(a.month())
+}
+
+/// The number of whole cadences from `from` to `to`, each laid from `from`,
+/// when `to` is one of those boundaries.
+fn whole_cadences(from: NaiveDate, to: NaiveDate, cadence: Cadence) -> Option<i64> {
+    let step = i64::from(cadence.months());
+    let months = month_difference(from, to);
+    if months <= 0 || months % step != 0 {
+        return None;
+    }
+    (add_months(from, months)? == to).then_some(months / step)
+}
+
+/// The first day of every period of the term, in order.
+///
+/// Without `anchor`, `start + n * cadence` (each from `start`); with it,
+/// `start` and then every `anchor + n * cadence` after it. Before `end`.
+///
+/// Local stand-in for the `Schedule` of branch `period`: swap it in once
+/// that is merged.
+pub(crate) fn period_starts(contract: &Contract) -> Vec<NaiveDate> {
+    let step = i64::from(contract.cadence.months());
+    let mut starts = vec![contract.start];
+    let (origin, mut n) = match contract.anchor {
+        None => (contract.start, 1),
+        // One step before the anchored boundary in `start`'s month, so the
+        // loop below finds the first boundary after `start`.
+        Some(anchor) => (
+            anchor,
+            month_difference(anchor, contract.start).div_euclid(step) - 1,
+        ),
+    };
+    while let Some(boundary) = add_months(origin, n * step) {
+        if boundary >= contract.end {
+            break;
+        }
+        if boundary > contract.start {
+            starts.push(boundary);
+        }
+        n += 1;
+    }
+    starts
+}
+
+/// The value of `expr` when it reads only literals and params.
+///
+/// # Errors
+/// A constant expression that fails to evaluate (division by zero), at `path`.
+pub(crate) fn constant(contract: &Contract, path: &str, expr: &Expr) -> Result<Option<Decimal>> {
+    if let Some(value) = expr.as_literal() {
+        return Ok(Some(value));
+    }
+    let mut values: Vec<Decimal> = Vec::new();
+    let compiled = expr.compile(&mut |name| {
+        let value = contract.params.get(name)?.as_literal()?;
+        values.push(value);
+        u32::try_from(values.len() - 1).ok()
+    });
+    let Ok(compiled) = compiled else {
+        // A name other than a param: the value is known only at settlement.
+        return Ok(None);
+    };
+    let mut env = ParamEnv {
+        values,
+        rounding: line_rounding(contract),
+    };
+    compiled
+        .eval(&mut env)
+        .map(Some)
+        .map_err(|e| Error::contract(path, format!("{e} in {:?}", expr.text())))
+}
+
+/// The values of params, by the slots `constant` gave them.
+struct ParamEnv {
+    values: Vec<Decimal>,
+    rounding: Rounding,
+}
+
+impl Env for ParamEnv {
+    fn value(&mut self, slot: u32) -> Result<Decimal> {
+        let index = usize::try_from(slot).ok();
+        index
+            .and_then(|i| self.values.get(i).copied())
+            .ok_or_else(|| Error::usage(format!("no param at slot {slot}")))
+    }
+
+    fn rounding(&self) -> Rounding {
+        self.rounding
+    }
+}
+
+fn tiers(contract: &Contract, at: &str, charge: &TieredCharge) -> Result<()> {
+    if charge.tiers.is_empty() {
+        return Err(Error::contract(
+            format!("{at}.tiers"),
+            "at least one tier is required",
+        ));
+    }
+    let last = charge.tiers.len() - 1;
+    let mut previous: Option<Decimal> = None;
+    for (j, tier) in charge.tiers.iter().enumerate() {
+        let path = format!("{at}.tiers[{j}].up_to");
+        match (&tier.up_to, j == last) {
+            (Some(_), true) => {
+                return Err(Error::contract(
+                    path,
+                    "the last tier has no up_to: it holds every greater quantity",
+                ));
+            }
+            (None, false) => {
+                return Err(Error::contract(
+                    path,
+                    "missing field: every tier but the last needs up_to",
+                ));
+            }
+            (Some(up_to), false) => {
+                if let Some(value) = constant(contract, &path, up_to)? {
+                    if let Some(before) = previous {
+                        if value <= before {
+                            return Err(Error::contract(
+                                path,
+                                format!("tiers must increase ({before} then {value})"),
+                            ));
+                        }
+                    }
+                    previous = Some(value);
+                }
+            }
+            (None, true) => {}
+        }
+    }
+    Ok(())
+}
+
+/// One end of a band: none, a known value, or an expression's.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Edge {
+    Open,
+    At(Decimal),
+    Unknown,
+}
+
+fn edge(contract: &Contract, path: &str, expr: Option<&Expr>) -> Result<Edge> {
+    Ok(match expr {
+        None => Edge::Open,
+        Some(e) => constant(contract, path, e)?.map_or(Edge::Unknown, Edge::At),
+    })
+}
+
+/// A band's range for messages: `[0.8, 0.9)`, `[0.8, ∞)`, `(-∞, 0.9)`.
+fn range_text(from: Edge, to: Edge) -> String {
+    let low = match from {
+        Edge::At(v) => format!("[{v}"),
+        _ => "(-∞".to_string(),
+    };
+    let high = match to {
+        Edge::At(v) => format!("{v})"),
+        _ => "∞)".to_string(),
+    };
+    format!("{low}, {high}")
+}
+
+/// Checks `from < to` for each range and that no two known ranges overlap.
+/// `ranges[j]` is the band at `{at}.bands[j]`.
+fn no_overlap(at: &str, ranges: &[(Edge, Edge)]) -> Result<()> {
+    for (j, &(from, to)) in ranges.iter().enumerate() {
+        if let (Edge::At(low), Edge::At(high)) = (from, to) {
+            if high <= low {
+                return Err(Error::contract(
+                    format!("{at}.bands[{j}].to"),
+                    format!("to {high} is not greater than from {low}"),
+                ));
+            }
+        }
+    }
+    for (k, &(from_k, to_k)) in ranges.iter().enumerate() {
+        for (j, &(from_j, to_j)) in ranges.iter().enumerate().take(k) {
+            if [from_k, to_k, from_j, to_j].contains(&Edge::Unknown) {
+                continue;
+            }
+            // Two half-open ranges overlap when the greater start is below
+            // the smaller end; an open start is -∞ and an open end ∞.
+            let start = match (from_j, from_k) {
+                (Edge::At(a), Edge::At(b)) => Some(a.max(b)),
+                (Edge::At(a), _) | (_, Edge::At(a)) => Some(a),
+                _ => None,
+            };
+            let end = match (to_j, to_k) {
+                (Edge::At(a), Edge::At(b)) => Some(a.min(b)),
+                (Edge::At(a), _) | (_, Edge::At(a)) => Some(a),
+                _ => None,
+            };
+            let overlap = match (start, end) {
+                (Some(s), Some(e)) => s < e,
+                _ => true,
+            };
+            if overlap {
+                return Err(Error::contract(
+                    format!("{at}.bands[{k}]"),
+                    format!(
+                        "bands must not overlap: {} overlaps bands[{j}] {}",
+                        range_text(from_k, to_k),
+                        range_text(from_j, to_j)
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn bands(contract: &Contract, at: &str, position: usize, charge: &BandsCharge) -> Result<()> {
+    let mut ranges = Vec::with_capacity(charge.bands.len());
+    for (j, band) in charge.bands.iter().enumerate() {
+        let path = format!("{at}.bands[{j}]");
+        band_payout(contract, &path, position, band)?;
+        ranges.push((
+            edge(contract, &format!("{path}.from"), band.from.as_ref())?,
+            edge(contract, &format!("{path}.to"), band.to.as_ref())?,
+        ));
+    }
+    no_overlap(at, &ranges)
+}
+
+/// A band pays a fixed `amount`, or a `percent` `of` earlier charges.
+fn band_payout(contract: &Contract, path: &str, position: usize, band: &Band) -> Result<()> {
+    match (&band.amount, &band.percent, &band.of) {
+        (Some(_), None, None) | (None, Some(_), Some(_)) => {}
+        (Some(_), Some(_), _) => {
+            return Err(Error::contract(
+                format!("{path}.percent"),
+                "a band has amount or percent, not both",
+            ));
+        }
+        (Some(_), None, Some(_)) => {
+            return Err(Error::contract(
+                format!("{path}.of"),
+                "of goes with percent, not with amount",
+            ));
+        }
+        (None, Some(_), None) => {
+            return Err(Error::contract(
+                format!("{path}.of"),
+                "missing field: percent needs of, the charges it is a percentage of",
+            ));
+        }
+        (None, None, Some(_)) => {
+            return Err(Error::contract(
+                format!("{path}.percent"),
+                "missing field: of needs percent",
+            ));
+        }
+        (None, None, None) => {
+            return Err(Error::contract(
+                path,
+                "a band needs amount, or percent with of",
+            ));
+        }
+    }
+    let Some(of) = &band.of else { return Ok(()) };
+    if of.is_empty() {
+        return Err(Error::contract(
+            format!("{path}.of"),
+            "must name at least one charge",
+        ));
+    }
+    for (k, name) in of.iter().enumerate() {
+        let item = format!("{path}.of[{k}]");
+        match contract.charges.iter().position(|c| &c.id == name) {
+            None => return Err(Error::contract(item, format!("{name} is not a charge"))),
+            Some(p) if p == position => {
+                return Err(Error::contract(
+                    item,
+                    format!("{name} is this charge itself"),
+                ));
+            }
+            Some(p) if p > position => {
+                return Err(Error::contract(
+                    item,
+                    format!(
+                        "{name} is not an earlier charge: charges are evaluated in the order written"
+                    ),
+                ));
+            }
+            Some(_) => {}
+        }
+        if of[..k].contains(name) {
+            return Err(Error::contract(item, format!("{name} is listed twice")));
+        }
+    }
+    Ok(())
+}
+
+fn corridor(contract: &Contract, at: &str, charge: &CorridorCharge) -> Result<()> {
+    let mut ranges = Vec::with_capacity(charge.bands.len());
+    for (j, band) in charge.bands.iter().enumerate() {
+        let path = format!("{at}.bands[{j}]");
+        // `from` defaults to 0: the deviation |d| is never negative.
+        let from = match edge(contract, &format!("{path}.from"), band.from.as_ref())? {
+            Edge::Open => Edge::At(Decimal::ZERO),
+            other => other,
+        };
+        let to = edge(contract, &format!("{path}.to"), band.to.as_ref())?;
+        for (name, e) in [("from", from), ("to", to)] {
+            if let Edge::At(v) = e {
+                if v.is_sign_negative() && !v.is_zero() {
+                    return Err(Error::contract(
+                        format!("{path}.{name}"),
+                        format!(
+                            "must not be negative ({v}): bands are on the size of the deviation"
+                        ),
+                    ));
+                }
+            }
+        }
+        ranges.push((from, to));
+    }
+    no_overlap(at, &ranges)
+}
+
+/// With `per_observation`, `base` names a metric read per period.
+fn per_observation_base(contract: &Contract, at: &str, charge: &PercentageCharge) -> Result<()> {
+    if charge.per_observation.is_none() {
+        return Ok(());
+    }
+    let path = format!("{at}.base");
+    let Some(name) = charge.base.as_name() else {
+        return Err(Error::contract(
+            path,
+            format!(
+                "with per_observation, base must name a metric, not the expression {:?}",
+                charge.base.text()
+            ),
+        ));
+    };
+    match contract.metrics.get(name) {
+        None => Err(Error::contract(
+            path,
+            format!("with per_observation, base must name a metric: {name} is not one"),
+        )),
+        Some(m) if m.window != Window::Period => Err(Error::contract(
+            path,
+            format!(
+                "with per_observation, base must be a metric with window = \"period\": {name} reads to date"
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
+/// The charges a limit acts on, by id: `applies_to` or every charge.
+fn limit_set(contract: &Contract, i: usize) -> Result<BTreeSet<&str>> {
+    let limit = &contract.limits[i];
+    let Some(applies_to) = &limit.applies_to else {
+        return Ok(contract.charges.iter().map(|c| c.id.as_str()).collect());
+    };
+    let at = format!("limits[{i}].applies_to");
+    if applies_to.is_empty() {
+        return Err(Error::contract(
+            at,
+            "must name at least one charge (leave it out to apply to every charge)",
+        ));
+    }
+    let mut set = BTreeSet::new();
+    for (k, name) in applies_to.iter().enumerate() {
+        if !contract.charges.iter().any(|c| &c.id == name) {
+            return Err(Error::contract(
+                format!("{at}[{k}]"),
+                format!("{name} is not a charge"),
+            ));
+        }
+        if !set.insert(name.as_str()) {
+            return Err(Error::contract(
+                format!("{at}[{k}]"),
+                format!("{name} is listed twice"),
+            ));
+        }
+    }
+    Ok(set)
+}
+
+fn limit_label(contract: &Contract, i: usize) -> String {
+    match &contract.limits[i].id {
+        Some(id) => format!("limits[{i}] ({id})"),
+        None => format!("limits[{i}]"),
+    }
+}
+
+/// Limits are written narrow to broad: none strictly contains, or partly
+/// overlaps, a later one.
+fn limits(contract: &Contract) -> Result<()> {
+    let sets = (0..contract.limits.len())
+        .map(|i| limit_set(contract, i))
+        .collect::<Result<Vec<_>>>()?;
+    for (i, earlier) in sets.iter().enumerate() {
+        for (j, later) in sets.iter().enumerate().skip(i + 1) {
+            let at = format!("limits[{i}].applies_to");
+            if earlier.is_superset(later) && earlier != later {
+                return Err(Error::contract(
+                    at,
+                    format!(
+                        "applies to every charge of the later {} and more: limits are written from narrow to broad, so it must come after",
+                        limit_label(contract, j)
+                    ),
+                ));
+            }
+            let shared: Vec<&str> = earlier.intersection(later).copied().collect();
+            if !shared.is_empty() && !earlier.is_subset(later) && !later.is_subset(earlier) {
+                return Err(Error::contract(
+                    at,
+                    format!(
+                        "overlaps the later {} (both apply to {}) without either containing the other",
+                        limit_label(contract, j),
+                        shared.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Amendments take effect at period starts, one per date.
+fn amendment_dates(contract: &Contract) -> Result<()> {
+    if contract.amendments.is_empty() {
+        return Ok(());
+    }
+    let starts: BTreeSet<NaiveDate> = period_starts(contract).into_iter().collect();
+    for (i, amendment) in contract.amendments.iter().enumerate() {
+        let at = format!("amendments[{i}].effective");
+        let date = amendment.effective;
+        if !starts.contains(&date) {
+            let hint = if date < contract.start || date >= contract.end {
+                format!(
+                    " (the term runs from {} to {})",
+                    contract.start, contract.end
+                )
+            } else {
+                let before = starts.range(..date).next_back();
+                let after = starts.range(date..).next();
+                match (before, after) {
+                    (Some(b), Some(a)) => format!(" (periods start on {b} and {a})"),
+                    (Some(b), None) => format!(" (the last period starts on {b})"),
+                    _ => String::new(),
+                }
+            };
+            return Err(Error::contract(
+                at,
+                format!("{date} is not a period start{hint}"),
+            ));
+        }
+        if let Some(first) = contract.amendments[..i]
+            .iter()
+            .position(|a| a.effective == date)
+        {
+            return Err(Error::contract(
+                at,
+                format!("{date} is already the date of amendments[{first}]"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEAD: &str = r#"
+format = 1
+id = "demo"
+customer = "acme"
+currency = "USD"
+start = "2026-01-01"
+end = "2027-01-01"
+cadence = "monthly"
+"#;
+
+    fn load(body: &str) -> Result<Contract> {
+        Contract::from_toml_str(&format!("{HEAD}{body}"))
+    }
+
+    /// Asserts that `body` is rejected at `path` with a message containing `needle`.
+    #[track_caller]
+    fn rejected(body: &str, path: &str, needle: &str) {
+        match load(body) {
+            Err(Error::Contract {
+                path: p, message, ..
+            }) => {
+                assert_eq!(p, path, "message: {message}");
+                assert!(
+                    message.contains(needle),
+                    "{path}: {message:?} lacks {needle:?}"
+                );
+            }
+            other => panic!("expected a contract error at {path}, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn format_must_be_1() {
+        // A format version other than 1 is named at `format`.
+        let e = Contract::from_toml_str(&HEAD.replace("format = 1", "format = 2")).unwrap_err();
+        assert_eq!(e.to_string(), "format: unsupported format 2, expected 1");
+    }
+
+    #[test]
+    fn id_and_customer_must_not_be_empty() {
+        // Empty identity fields are named by path.
+        let e = Contract::from_toml_str(&HEAD.replace("\"demo\"", "\"\"")).unwrap_err();
+        assert_eq!(e.to_string(), "id: must not be empty");
+        let e = Contract::from_toml_str(&HEAD.replace("\"acme\"", "\"\"")).unwrap_err();
+        assert_eq!(e.to_string(), "customer: must not be empty");
+    }
+
+    #[test]
+    fn rounding_scale_is_bounded_and_needed_without_minor_units() {
+        // Scale above 28 and a currency with no minor units are named at rounding.scale.
+        rejected("rounding = { scale = 29 }\n", "rounding.scale", "29");
+        let gold = HEAD.replace("USD", "XAU");
+        let e = Contract::from_toml_str(&gold).unwrap_err();
+        assert_eq!(e.location(), "rounding.scale");
+        assert!(e.message().contains("XAU"), "{e}");
+        Contract::from_toml_str(&format!("{gold}rounding = {{ scale = 4 }}\n")).unwrap();
+        let yen = HEAD.replace("USD", "JPY");
+        assert_eq!(
+            line_rounding(&Contract::from_toml_str(&yen).unwrap()).scale,
+            0
+        );
+    }
+
+    #[test]
+    fn end_must_follow_start() {
+        // A term that ends on or before its start is named at `end`.
+        let e = Contract::from_toml_str(&HEAD.replace("2027-01-01", "2026-01-01")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "end: 2026-01-01 is not after start 2026-01-01"
+        );
+    }
+
+    #[test]
+    fn names_share_one_namespace() {
+        // A name defined twice, across kinds or within charges and limits, is rejected at the second.
+        rejected(
+            "[metrics.leads]\naggregate = \"sum\"\n[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = 1\n\
+             [[charges]]\nid = \"leads\"\nkind = \"fixed\"\namount = 1\n",
+            "charges[1].id",
+            "leads is already the name of a metric",
+        );
+        rejected(
+            "[params]\nx = 1\n[kpis.x]\nexpr = 1\n",
+            "kpis.x",
+            "x is already the name of a param",
+        );
+        rejected(
+            "[[charges]]\nid = \"a\"\nkind = \"fixed\"\namount = 1\n[[charges]]\nid = \"a\"\nkind = \"fixed\"\namount = 2\n",
+            "charges[1].id",
+            "a is already the name of a charge",
+        );
+        rejected(
+            "[[charges]]\nid = \"a\"\nkind = \"fixed\"\namount = 1\n[[limits]]\nid = \"a\"\nkind = \"cap\"\namount = 1\nscope = \"period\"\n",
+            "limits[0].id",
+            "a is already the name of a charge",
+        );
+        rejected(
+            "[baselines.b]\nkind = \"fixed\"\nvalue = 1\n[[charges]]\nid = \"b\"\nkind = \"fixed\"\namount = 1\n",
+            "charges[0].id",
+            "b is already the name of a baseline",
+        );
+        rejected(
+            "[[charges]]\nid = \"\"\nkind = \"fixed\"\namount = 1\n",
+            "charges[0].id",
+            "empty",
+        );
+    }
+
+    #[test]
+    #[ignore = "needs the expression parser (branch expr)"]
+    fn params_must_be_literals() {
+        // A param holding an expression is named at its key.
+        rejected("[params]\na = 1\nb = \"a + 1\"\n", "params.b", "\"a + 1\"");
+    }
+
+    #[test]
+    fn unique_count_needs_of_and_others_refuse_it() {
+        // `of` goes with unique_count, and only with it.
+        rejected(
+            "[metrics.u]\naggregate = \"unique_count\"\n",
+            "metrics.u.of",
+            "unique_count",
+        );
+        rejected(
+            "[metrics.u]\naggregate = \"sum\"\nof = \"user\"\n",
+            "metrics.u.of",
+            "not aggregate sum",
+        );
+    }
+
+    #[test]
+    fn filter_values_are_strings() {
+        // A filter value that is not text is named at its key.
+        rejected(
+            "[metrics.m]\naggregate = \"sum\"\nfilter = { region = 5 }\n",
+            "metrics.m.filter.region",
+            "string",
+        );
+    }
+
+    const TICKETS: &str = "[metrics.tickets]\naggregate = \"sum\"\n";
+
+    #[test]
+    fn historical_baseline_spans_whole_cadences() {
+        // `to` must be `from` plus a whole number of periods, after `from`.
+        let ok = format!(
+            "{TICKETS}[baselines.b]\nkind = \"historical\"\nmetric = \"tickets\"\nfrom = \"2025-01-31\"\nto = \"2025-02-28\"\n"
+        );
+        load(&ok).unwrap();
+        rejected(
+            &format!(
+                "{TICKETS}[baselines.b]\nkind = \"historical\"\nmetric = \"tickets\"\nfrom = \"2025-01-01\"\nto = \"2025-12-15\"\n"
+            ),
+            "baselines.b.to",
+            "2025-12-15 is not 2025-01-01 plus a whole number of monthly periods",
+        );
+        rejected(
+            &format!(
+                "{TICKETS}[baselines.b]\nkind = \"historical\"\nmetric = \"tickets\"\nfrom = \"2025-01-01\"\nto = \"2025-01-01\"\n"
+            ),
+            "baselines.b.to",
+            "not after from",
+        );
+    }
+
+    #[test]
+    fn baseline_metric_must_be_a_metric() {
+        // Historical and high-water-mark baselines read a defined metric.
+        rejected(
+            "[baselines.b]\nkind = \"historical\"\nmetric = \"tickets\"\nfrom = \"2025-01-01\"\nto = \"2026-01-01\"\n",
+            "baselines.b.metric",
+            "undefined metric tickets",
+        );
+        rejected(
+            "[baselines.b]\nkind = \"high_water_mark\"\nmetric = \"nav\"\ninitial = 100\n",
+            "baselines.b.metric",
+            "undefined metric nav",
+        );
+    }
+
+    fn tiered(tiers: &str) -> String {
+        format!(
+            "[[charges]]\nid = \"t\"\nkind = \"tiered\"\nmode = \"graduated\"\nquantity = 5\ntiers = [ {tiers} ]\n"
+        )
+    }
+
+    #[test]
+    fn tiers_are_shaped_and_increase() {
+        // Tier lists need a tier, up_to on all but the last, and increasing constants.
+        rejected(&tiered(""), "charges[0].tiers", "at least one tier");
+        rejected(
+            &tiered("{ up_to = 10 }"),
+            "charges[0].tiers[0].up_to",
+            "last tier",
+        );
+        rejected(
+            &tiered("{ up_to = 10 }, { unit_price = 1 }, { unit_price = 2 }"),
+            "charges[0].tiers[1].up_to",
+            "every tier but the last",
+        );
+        rejected(
+            &tiered("{ up_to = 100 }, { up_to = 50 }, { unit_price = 2 }"),
+            "charges[0].tiers[1].up_to",
+            "tiers must increase (100 then 50)",
+        );
+        rejected(
+            &tiered("{ up_to = 100 }, { up_to = 100.0 }, { unit_price = 2 }"),
+            "charges[0].tiers[1].up_to",
+            "tiers must increase (100 then 100.0)",
+        );
+        load(&tiered("{ up_to = 10 }, { up_to = 10.5 }, {}")).unwrap();
+    }
+
+    #[test]
+    #[ignore = "needs the expression parser (branch expr)"]
+    fn tier_edges_from_params_are_checked_and_expressions_are_not() {
+        // A param is a constant; an expression reading a metric waits for settlement.
+        rejected(
+            &format!(
+                "[params]\ncap = 100\n{}",
+                tiered("{ up_to = \"cap\" }, { up_to = \"cap / 2\" }, {}")
+            ),
+            "charges[0].tiers[1].up_to",
+            "tiers must increase (100 then 50)",
+        );
+        load(&format!(
+            "[metrics.m]\naggregate = \"sum\"\n{}",
+            tiered("{ up_to = 100 }, { up_to = \"m\" }, {}")
+        ))
+        .unwrap();
+        rejected(
+            &format!("[params]\nz = 0\n{}", tiered("{ up_to = \"1 / z\" }, {}")),
+            "charges[0].tiers[0].up_to",
+            "division by zero",
+        );
+    }
+
+    #[test]
+    fn period_starts_follow_start_or_anchor() {
+        // Starts are laid from `start`, or from `anchor` after a leading stub.
+        let c = Contract::from_toml_str(&HEAD.replace("2026-01-01", "2026-01-31")).unwrap();
+        let starts = period_starts(&c);
+        assert_eq!(
+            starts[..3],
+            [d("2026-01-31"), d("2026-02-28"), d("2026-03-31")]
+        );
+        assert_eq!(starts.len(), 12);
+        let c = Contract::from_toml_str(&format!(
+            "{}anchor = \"2020-02-01\"\n",
+            HEAD.replace("2026-01-01", "2026-01-15")
+                .replace("2027-01-01", "2026-04-10")
+        ))
+        .unwrap();
+        assert_eq!(
+            period_starts(&c),
+            [
+                d("2026-01-15"),
+                d("2026-02-01"),
+                d("2026-03-01"),
+                d("2026-04-01")
+            ]
+        );
+        let c = Contract::from_toml_str(&format!(
+            "{}anchor = \"2030-03-01\"\n",
+            HEAD.replace("monthly", "quarterly")
+        ))
+        .unwrap();
+        assert_eq!(
+            period_starts(&c),
+            [
+                d("2026-01-01"),
+                d("2026-03-01"),
+                d("2026-06-01"),
+                d("2026-09-01"),
+                d("2026-12-01")
+            ]
+        );
+    }
+
+    fn d(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    const TWO: &str = "[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = 49\n[[charges]]\nid = \"usage\"\nkind = \"fixed\"\namount = 10\n";
+
+    fn banded(bands: &str) -> String {
+        format!("{TWO}[[charges]]\nid = \"b\"\nkind = \"bands\"\nkpi = 1\nbands = [ {bands} ]\n")
+    }
+
+    #[test]
+    fn a_band_pays_amount_or_percent_of() {
+        // Each band has exactly one payout: amount, or percent with of.
+        rejected(
+            &banded("{ from = 1 }"),
+            "charges[2].bands[0]",
+            "needs amount, or percent with of",
+        );
+        rejected(
+            &banded("{ amount = 1, percent = 5, of = [\"plan\"] }"),
+            "charges[2].bands[0].percent",
+            "not both",
+        );
+        rejected(
+            &banded("{ percent = 5 }"),
+            "charges[2].bands[0].of",
+            "percent needs of",
+        );
+        rejected(
+            &banded("{ of = [\"plan\"] }"),
+            "charges[2].bands[0].percent",
+            "of needs percent",
+        );
+        rejected(
+            &banded("{ amount = 1, of = [\"plan\"] }"),
+            "charges[2].bands[0].of",
+            "not with amount",
+        );
+        load(&banded(
+            "{ to = 1, amount = -5 }, { from = 1, percent = -10, of = [\"plan\", \"usage\"] }",
+        ))
+        .unwrap();
+    }
+
+    #[test]
+    fn band_of_names_earlier_charges() {
+        // `of` may name only charges written before this one.
+        rejected(
+            &banded("{ percent = 5, of = [\"nope\"] }"),
+            "charges[2].bands[0].of[0]",
+            "nope is not a charge",
+        );
+        rejected(
+            &banded("{ percent = 5, of = [\"plan\", \"b\"] }"),
+            "charges[2].bands[0].of[1]",
+            "itself",
+        );
+        rejected(
+            &banded("{ percent = 5, of = [] }"),
+            "charges[2].bands[0].of",
+            "at least one",
+        );
+        rejected(
+            &format!(
+                "{}[[charges]]\nid = \"late\"\nkind = \"fixed\"\namount = 1\n",
+                banded("{ percent = 5, of = [\"late\"] }")
+            ),
+            "charges[2].bands[0].of[0]",
+            "not an earlier charge",
+        );
+        rejected(
+            &banded("{ percent = 5, of = [\"plan\", \"plan\"] }"),
+            "charges[2].bands[0].of[1]",
+            "twice",
+        );
+    }
+
+    #[test]
+    fn bands_must_not_overlap() {
+        // Constant band edges are ordered and disjoint, open ends included.
+        rejected(
+            &banded("{ from = 0.9, to = 0.8, amount = 1 }"),
+            "charges[2].bands[0].to",
+            "0.8 is not greater than from 0.9",
+        );
+        rejected(
+            &banded("{ from = 0.8, amount = 1 }, { from = 0.9, to = 1, amount = 2 }"),
+            "charges[2].bands[1]",
+            "[0.9, 1) overlaps bands[0] [0.8, ∞)",
+        );
+        rejected(
+            &banded("{ amount = 1 }, { to = 0, amount = 2 }"),
+            "charges[2].bands[1]",
+            "overlap",
+        );
+        load(&banded("{ to = 0.8, amount = 1 }, { from = 0.8, to = 0.9, amount = 2 }, { from = 0.9, amount = 3 }"))
+            .unwrap();
+    }
+
+    fn corridor(bands: &str) -> String {
+        format!(
+            "[[charges]]\nid = \"c\"\nkind = \"corridor\"\nactual = 1\ntarget = 2\ndirection = \"pay_overrun\"\nbands = [ {bands} ]\n"
+        )
+    }
+
+    #[test]
+    fn corridor_bands_are_non_negative_ordered_and_disjoint() {
+        // Corridor bands sit on |d| >= 0, with from < to and no overlap (from defaults to 0).
+        rejected(
+            &corridor("{ from = -0.1, share = 1 }"),
+            "charges[0].bands[0].from",
+            "must not be negative (-0.1)",
+        );
+        rejected(
+            &corridor("{ to = -0.1, share = 1 }"),
+            "charges[0].bands[0].to",
+            "must not be negative",
+        );
+        rejected(
+            &corridor("{ from = 0.2, to = 0.1, share = 1 }"),
+            "charges[0].bands[0].to",
+            "not greater",
+        );
+        rejected(
+            &corridor("{ to = 0.1, share = 0 }, { from = 0.05, share = 1 }"),
+            "charges[0].bands[1]",
+            "overlaps bands[0] [0, 0.1)",
+        );
+        load(&corridor("{ to = 0.1, share = 0 }, { from = 0.1, to = 0.2, share = 0.5 }, { from = 0.2, share = 1 }"))
+            .unwrap();
+    }
+
+    #[test]
+    fn package_size_must_be_positive() {
+        // A constant package size of zero or less is rejected at `size`.
+        rejected(
+            "[[charges]]\nid = \"p\"\nkind = \"package\"\nquantity = 1\nsize = 0\nprice = 5\n",
+            "charges[0].size",
+            "positive",
+        );
+    }
+
+    #[test]
+    fn per_observation_base_must_be_a_period_metric() {
+        // Per-observation pricing reads a metric's observations, so base must name one.
+        rejected(
+            "[[charges]]\nid = \"p\"\nkind = \"percentage\"\nbase = 100\nrate = 0.1\nper_observation = {}\n",
+            "charges[0].base",
+            "must name a metric",
+        );
+    }
+
+    const LIMITED: &str = "[[charges]]\nid = \"a\"\nkind = \"fixed\"\namount = 1\n[[charges]]\nid = \"b\"\nkind = \"fixed\"\namount = 1\n[[charges]]\nid = \"c\"\nkind = \"fixed\"\namount = 1\n";
+
+    fn limit(applies_to: Option<&str>) -> String {
+        let applies = applies_to.map_or(String::new(), |a| format!("applies_to = [{a}]\n"));
+        format!("[[limits]]\nkind = \"cap\"\namount = 10\nscope = \"period\"\n{applies}")
+    }
+
+    #[test]
+    fn limits_apply_to_existing_charges() {
+        // applies_to names charges that exist, once each, and at least one.
+        rejected(
+            &format!("{LIMITED}{}", limit(Some("\"a\", \"z\""))),
+            "limits[0].applies_to[1]",
+            "z is not a charge",
+        );
+        rejected(
+            &format!("{LIMITED}{}", limit(Some("\"a\", \"a\""))),
+            "limits[0].applies_to[1]",
+            "twice",
+        );
+        rejected(
+            &format!("{LIMITED}{}", limit(Some(""))),
+            "limits[0].applies_to",
+            "at least one",
+        );
+    }
+
+    #[test]
+    fn limits_run_narrow_to_broad() {
+        // An earlier limit may not contain or cross a later one; equal or narrower is fine.
+        rejected(
+            &format!("{LIMITED}{}{}", limit(None), limit(Some("\"a\""))),
+            "limits[0].applies_to",
+            "every charge of the later limits[1]",
+        );
+        rejected(
+            &format!(
+                "{LIMITED}{}{}",
+                limit(Some("\"a\", \"b\"")),
+                limit(Some("\"b\", \"c\""))
+            ),
+            "limits[0].applies_to",
+            "overlaps the later limits[1] (both apply to b)",
+        );
+        load(&format!(
+            "{LIMITED}{}{}{}",
+            limit(Some("\"a\"")),
+            limit(Some("\"b\"")),
+            limit(Some("\"a\", \"b\""))
+        ))
+        .unwrap();
+        load(&format!(
+            "{LIMITED}{}{}{}",
+            limit(Some("\"a\", \"b\", \"c\"")),
+            limit(None),
+            limit(None)
+        ))
+        .unwrap();
+    }
+
+    fn amendment(effective: &str) -> String {
+        format!(
+            "[[amendments]]\neffective = \"{effective}\"\nset = {{ \"charges.a.amount\" = 2 }}\n"
+        )
+    }
+
+    #[test]
+    fn amendments_start_periods_on_distinct_dates() {
+        // An amendment takes effect on a period start, and two never share one.
+        rejected(
+            &format!("{LIMITED}{}", amendment("2026-07-15")),
+            "amendments[0].effective",
+            "2026-07-15 is not a period start (periods start on 2026-07-01 and 2026-08-01)",
+        );
+        rejected(
+            &format!("{LIMITED}{}", amendment("2027-01-01")),
+            "amendments[0].effective",
+            "the term runs",
+        );
+        rejected(
+            &format!(
+                "{LIMITED}{}{}{}",
+                amendment("2026-03-01"),
+                amendment("2026-07-01"),
+                amendment("2026-03-01")
+            ),
+            "amendments[2].effective",
+            "2026-03-01 is already the date of amendments[0]",
+        );
+        load(&format!("{LIMITED}{}", amendment("2026-07-01"))).unwrap();
+    }
+}
