@@ -125,11 +125,17 @@ impl MemorySource {
         for mut obs in observations {
             let at = || obs.origin.clone().unwrap_or_else(|| source.name.clone());
             if obs.series.is_empty() {
-                return Err(Error::data(at(), "empty series: every observation needs one"));
+                return Err(Error::data(
+                    at(),
+                    "empty series: every observation needs one",
+                ));
             }
             obs.dimensions.sort_by(|a, b| a.0.cmp(&b.0));
             if let Some(pair) = obs.dimensions.windows(2).find(|p| p[0].0 == p[1].0) {
-                return Err(Error::data(at(), format!("dimension {:?} is named twice", pair[0].0)));
+                return Err(Error::data(
+                    at(),
+                    format!("dimension {:?} is named twice", pair[0].0),
+                ));
             }
             source.push(obs);
         }
@@ -258,7 +264,9 @@ impl MemorySource {
         }
         j = next(first);
         while j != first {
-            if recorded_at(&rows[j].obs, tz) == recorded && !same_version(&rows[first].obs, &rows[j].obs) {
+            if recorded_at(&rows[j].obs, tz) == recorded
+                && !same_version(&rows[first].obs, &rows[j].obs)
+            {
                 let obs = &rows[first].obs;
                 return Err(Error::data(
                     self.name.as_str(),
@@ -300,8 +308,16 @@ impl Bucket {
         self.index.get_or_init(|| {
             // Row positions are stored as u32: four billion rows of one
             // customer and series do not fit in memory anyway.
-            assert!(u32::try_from(self.rows.len()).is_ok(), "bucket too large to index");
-            let mut order: Vec<(i64, u32)> = self.rows.iter().enumerate().map(|(i, r)| (r.key, i as u32)).collect();
+            assert!(
+                u32::try_from(self.rows.len()).is_ok(),
+                "bucket too large to index"
+            );
+            let mut order: Vec<(i64, u32)> = self
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (r.key, i as u32))
+                .collect();
             order.sort_unstable();
             let mut next_version: Vec<u32> = (0..self.rows.len() as u32).collect();
             let mut with_id: Vec<u32> = (0..self.rows.len() as u32)
@@ -314,7 +330,10 @@ impl Bucket {
                     next_version[i as usize] = run[(k + 1) % run.len()];
                 }
             }
-            Index { order, next_version }
+            Index {
+                order,
+                next_version,
+            }
         })
     }
 
@@ -329,7 +348,11 @@ impl Bucket {
 }
 
 impl MetricSource for MemorySource {
-    fn scan(&self, query: &Query<'_>, visit: &mut dyn FnMut(&Observation) -> Result<()>) -> Result<()> {
+    fn scan(
+        &self,
+        query: &Query<'_>,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> Result<()> {
         for (name, _) in query.filter {
             self.check_dimension(name, "filter")?;
         }
@@ -343,7 +366,10 @@ impl MetricSource for MemorySource {
         };
         let shared = &buckets.shared;
         let (own_index, shared_index) = (own.index(), shared.index());
-        let (mut a, mut b) = (own.window(own_index, query), shared.window(shared_index, query));
+        let (mut a, mut b) = (
+            own.window(own_index, query),
+            shared.window(shared_index, query),
+        );
         // Merge the two runs by (key, push order), so the scan order is
         // the same on every call.
         loop {
@@ -375,7 +401,12 @@ impl MetricSource for MemorySource {
         }
     }
 
-    fn aggregate(&self, query: &Query<'_>, aggregate: Aggregate, of: Option<&str>) -> Result<Reduced> {
+    fn aggregate(
+        &self,
+        query: &Query<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
         if let Some(of) = of {
             self.check_dimension(of, aggregate.name())?;
         }
@@ -404,12 +435,17 @@ fn recorded_at(obs: &Observation, tz: Tz) -> DateTime<Utc> {
 /// Whether two versions sharing their customer, series, id and recorded
 /// instant are equal in every column after parsing (so they count once).
 fn same_version(a: &Observation, b: &Observation) -> bool {
-    a.timestamp == b.timestamp && a.value == b.value && a.void == b.void && a.dimensions == b.dimensions
+    a.timestamp == b.timestamp
+        && a.value == b.value
+        && a.void == b.void
+        && a.dimensions == b.dimensions
 }
 
 /// Whether `obs` has every dimension of `filter` with exactly its value.
 fn matches(obs: &Observation, filter: &[(String, String)]) -> bool {
-    filter.iter().all(|(name, value)| obs.dimension(name) == Some(value.as_str()))
+    filter
+        .iter()
+        .all(|(name, value)| obs.dimension(name) == Some(value.as_str()))
 }
 
 #[cfg(test)]
@@ -424,7 +460,13 @@ mod tests {
     }
 
     /// A version of observation `id` of series `s`, customer `c`.
-    fn version(id: &str, at: DateTime<Utc>, value: i64, recorded: DateTime<Utc>, origin: &str) -> Observation {
+    fn version(
+        id: &str,
+        at: DateTime<Utc>,
+        value: i64,
+        recorded: DateTime<Utc>,
+        origin: &str,
+    ) -> Observation {
         let mut o = Observation::new("s", Stamp::At(at), Decimal::from(value));
         o.id = Some(id.to_owned());
         o.recorded_at = Some(Stamp::At(recorded));
@@ -452,14 +494,20 @@ mod tests {
     }
 
     fn sum(source: &MemorySource, query: &Query<'_>) -> Result<Option<Decimal>> {
-        source.aggregate(query, Aggregate::Sum, None).map(|r| r.value)
+        source
+            .aggregate(query, Aggregate::Sum, None)
+            .map(|r| r.value)
     }
 
     fn visited(source: &MemorySource, query: &Query<'_>) -> Vec<String> {
         let mut seen = Vec::new();
         source
             .scan(query, &mut |o| {
-                seen.push(format!("{}={}", o.origin.as_deref().unwrap_or("-"), o.value));
+                seen.push(format!(
+                    "{}={}",
+                    o.origin.as_deref().unwrap_or("-"),
+                    o.value
+                ));
                 Ok(())
             })
             .unwrap();
@@ -490,9 +538,15 @@ mod tests {
         assert_eq!(sum(&source, &month(3)).unwrap(), None);
         assert_eq!(sum(&source, &month(4)).unwrap(), Some(Decimal::from(10)));
         // As of before the correction, the first version holds in March.
-        let early = Query { as_of: Some(utc(4, 1, 12)), ..month(3) };
+        let early = Query {
+            as_of: Some(utc(4, 1, 12)),
+            ..month(3)
+        };
         assert_eq!(sum(&source, &early).unwrap(), Some(Decimal::from(10)));
-        let early_april = Query { as_of: Some(utc(4, 1, 12)), ..month(4) };
+        let early_april = Query {
+            as_of: Some(utc(4, 1, 12)),
+            ..month(4)
+        };
         assert_eq!(sum(&source, &early_april).unwrap(), None);
     }
 
@@ -505,12 +559,24 @@ mod tests {
             plain(Some("c"), Stamp::At(utc(3, 20, 0)), 100),
         ])
         .unwrap();
-        let at = |t| Query { as_of: Some(t), ..month(3) };
-        assert_eq!(sum(&source, &at(utc(3, 9, 0))).unwrap(), Some(Decimal::from(12)));
-        assert_eq!(sum(&source, &at(utc(3, 8, 0))).unwrap(), Some(Decimal::from(10)));
+        let at = |t| Query {
+            as_of: Some(t),
+            ..month(3)
+        };
+        assert_eq!(
+            sum(&source, &at(utc(3, 9, 0))).unwrap(),
+            Some(Decimal::from(12))
+        );
+        assert_eq!(
+            sum(&source, &at(utc(3, 8, 0))).unwrap(),
+            Some(Decimal::from(10))
+        );
         assert_eq!(sum(&source, &at(utc(3, 5, 12))).unwrap(), None);
         // A row without recorded_at is known at its timestamp.
-        assert_eq!(sum(&source, &at(utc(3, 21, 0))).unwrap(), Some(Decimal::from(112)));
+        assert_eq!(
+            sum(&source, &at(utc(3, 21, 0))).unwrap(),
+            Some(Decimal::from(112))
+        );
     }
 
     #[test]
@@ -524,15 +590,27 @@ mod tests {
             version("a", utc(3, 5, 0), 10, utc(3, 8, 0), "f:4"),
         ])
         .unwrap();
-        let at = |t| Query { as_of: Some(t), ..month(3) };
-        assert_eq!(sum(&source, &at(utc(3, 6, 12))).unwrap(), Some(Decimal::from(10)));
+        let at = |t| Query {
+            as_of: Some(t),
+            ..month(3)
+        };
+        assert_eq!(
+            sum(&source, &at(utc(3, 6, 12))).unwrap(),
+            Some(Decimal::from(10))
+        );
         assert_eq!(sum(&source, &at(utc(3, 7, 12))).unwrap(), None);
         assert_eq!(sum(&source, &month(3)).unwrap(), Some(Decimal::from(10)));
         // A void row without id removes only itself.
         let mut lone = plain(Some("c"), Stamp::At(utc(3, 9, 0)), 5);
         lone.void = true;
         let source = MemorySource::from_observations(vec![lone]).unwrap();
-        assert_eq!(source.aggregate(&month(3), Aggregate::Count, None).unwrap().count, 0);
+        assert_eq!(
+            source
+                .aggregate(&month(3), Aggregate::Count, None)
+                .unwrap()
+                .count,
+            0
+        );
     }
 
     #[test]
@@ -576,8 +654,20 @@ mod tests {
             r.origin = None;
         }
         let source = MemorySource::from_observations(rows).unwrap();
-        let e = sum(&source, &Query { as_of: Some(utc(3, 6, 0)), ..month(3) }).unwrap_err();
-        assert!(e.message().ends_with("differ: pushed row 1 and pushed row 2"), "{}", e.message());
+        let e = sum(
+            &source,
+            &Query {
+                as_of: Some(utc(3, 6, 0)),
+                ..month(3)
+            },
+        )
+        .unwrap_err();
+        assert!(
+            e.message()
+                .ends_with("differ: pushed row 1 and pushed row 2"),
+            "{}",
+            e.message()
+        );
     }
 
     #[test]
@@ -597,11 +687,20 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(sum(&source, &month(3)).unwrap(), Some(Decimal::from(10111)));
-        let nobody = Query { customer: "", ..month(3) };
+        let nobody = Query {
+            customer: "",
+            ..month(3)
+        };
         assert_eq!(sum(&source, &nobody).unwrap(), Some(Decimal::from(110)));
-        let other = Query { customer: "other", ..month(3) };
+        let other = Query {
+            customer: "other",
+            ..month(3)
+        };
         assert_eq!(sum(&source, &other).unwrap(), Some(Decimal::from(2110)));
-        let unknown = Query { series: "nope", ..month(3) };
+        let unknown = Query {
+            series: "nope",
+            ..month(3)
+        };
         assert_eq!(sum(&source, &unknown).unwrap(), None);
     }
 
@@ -625,11 +724,44 @@ mod tests {
         ])
         .unwrap();
         let eu = [("region".to_owned(), "eu".to_owned())];
-        assert_eq!(sum(&source, &Query { filter: &eu, ..month(3) }).unwrap(), Some(Decimal::from(101)));
-        let eu_gold = [("region".to_owned(), "eu".to_owned()), ("tier".to_owned(), "gold".to_owned())];
-        assert_eq!(sum(&source, &Query { filter: &eu_gold, ..month(3) }).unwrap(), Some(Decimal::from(1)));
+        assert_eq!(
+            sum(
+                &source,
+                &Query {
+                    filter: &eu,
+                    ..month(3)
+                }
+            )
+            .unwrap(),
+            Some(Decimal::from(101))
+        );
+        let eu_gold = [
+            ("region".to_owned(), "eu".to_owned()),
+            ("tier".to_owned(), "gold".to_owned()),
+        ];
+        assert_eq!(
+            sum(
+                &source,
+                &Query {
+                    filter: &eu_gold,
+                    ..month(3)
+                }
+            )
+            .unwrap(),
+            Some(Decimal::from(1))
+        );
         let empty = [("region".to_owned(), String::new())];
-        assert_eq!(sum(&source, &Query { filter: &empty, ..month(3) }).unwrap(), Some(Decimal::from(10000)));
+        assert_eq!(
+            sum(
+                &source,
+                &Query {
+                    filter: &empty,
+                    ..month(3)
+                }
+            )
+            .unwrap(),
+            Some(Decimal::from(10000))
+        );
     }
 
     #[test]
@@ -639,9 +771,19 @@ mod tests {
             .unwrap()
             .with_name("data.csv");
         let f = [("region".to_owned(), "eu".to_owned())];
-        let e = sum(&source, &Query { filter: &f, ..month(7) }).unwrap_err();
+        let e = sum(
+            &source,
+            &Query {
+                filter: &f,
+                ..month(7)
+            },
+        )
+        .unwrap_err();
         assert_eq!(e.location(), "data.csv");
-        assert_eq!(e.message(), "filter names dimension \"region\", which the data lacks");
+        assert_eq!(
+            e.message(),
+            "filter names dimension \"region\", which the data lacks"
+        );
     }
 
     #[test]
@@ -662,18 +804,36 @@ mod tests {
         let ny: Tz = "America/New_York".parse().unwrap();
         let start = crate::period::local_midnight(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), ny);
         let end = crate::period::local_midnight(NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(), ny);
-        let q = Query { start, end, timezone: ny, ..month(3) };
+        let q = Query {
+            start,
+            end,
+            timezone: ny,
+            ..month(3)
+        };
         assert_eq!(sum(&source, &q).unwrap(), Some(Decimal::from(1110)));
         // recorded_at 2026-04-01 is New York midnight (04:00Z): not yet known at 03:59Z.
-        let before = Query { as_of: Some(Utc.with_ymd_and_hms(2026, 4, 1, 3, 59, 0).unwrap()), ..q };
+        let before = Query {
+            as_of: Some(Utc.with_ymd_and_hms(2026, 4, 1, 3, 59, 0).unwrap()),
+            ..q
+        };
         assert_eq!(sum(&source, &before).unwrap(), Some(Decimal::from(1010)));
-        let after = Query { as_of: Some(Utc.with_ymd_and_hms(2026, 4, 1, 4, 0, 0).unwrap()), ..q };
+        let after = Query {
+            as_of: Some(Utc.with_ymd_and_hms(2026, 4, 1, 4, 0, 0).unwrap()),
+            ..q
+        };
         assert_eq!(sum(&source, &after).unwrap(), Some(Decimal::from(1110)));
         // The same dates read in Tokyo land in the same local March.
         let tokyo: Tz = "Asia/Tokyo".parse().unwrap();
-        let start = crate::period::local_midnight(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), tokyo);
-        let end = crate::period::local_midnight(NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(), tokyo);
-        let q = Query { start, end, timezone: tokyo, ..month(3) };
+        let start =
+            crate::period::local_midnight(NaiveDate::from_ymd_opt(2026, 3, 1).unwrap(), tokyo);
+        let end =
+            crate::period::local_midnight(NaiveDate::from_ymd_opt(2026, 4, 1).unwrap(), tokyo);
+        let q = Query {
+            start,
+            end,
+            timezone: tokyo,
+            ..month(3)
+        };
         assert_eq!(sum(&source, &q).unwrap(), Some(Decimal::from(1110)));
     }
 
@@ -681,13 +841,19 @@ mod tests {
     fn scan_order_is_by_time_then_push_order() {
         // Proves the scan order is deterministic across customer and shared buckets.
         let mut rows = Vec::new();
-        for (i, (customer, day)) in [(Some("c"), 9), (None, 3), (Some("c"), 3), (None, 1)].into_iter().enumerate() {
+        for (i, (customer, day)) in [(Some("c"), 9), (None, 3), (Some("c"), 3), (None, 1)]
+            .into_iter()
+            .enumerate()
+        {
             let mut o = plain(customer, Stamp::At(utc(3, day, 0)), i as i64);
             o.origin = Some(format!("f:{}", i + 2));
             rows.push(o);
         }
         let source = MemorySource::from_observations(rows).unwrap();
-        assert_eq!(visited(&source, &month(3)), ["f:5=3", "f:3=1", "f:4=2", "f:2=0"]);
+        assert_eq!(
+            visited(&source, &month(3)),
+            ["f:5=3", "f:3=1", "f:4=2", "f:2=0"]
+        );
         assert_eq!(source.len(), 4);
         assert_eq!(source.series_names(), ["s"]);
     }
@@ -711,7 +877,11 @@ mod tests {
         let e = MemorySource::from_observations(vec![o]).unwrap_err();
         assert_eq!(e.location(), "f:7");
         let mut o = plain(None, Stamp::At(utc(3, 9, 0)), 1);
-        o.dimensions = vec![("b".into(), "1".into()), ("a".into(), "x".into()), ("b".into(), "2".into())];
+        o.dimensions = vec![
+            ("b".into(), "1".into()),
+            ("a".into(), "x".into()),
+            ("b".into(), "2".into()),
+        ];
         let e = MemorySource::from_observations(vec![o]).unwrap_err();
         assert_eq!(e.message(), "dimension \"b\" is named twice");
     }
@@ -719,17 +889,36 @@ mod tests {
     /// Rows over a few days around March and April, with ids, versions,
     /// voids, customers and date-only stamps.
     fn arbitrary_rows() -> impl Strategy<Value = Vec<Observation>> {
-        let row = (0u8..4, 0u32..50, -1000i64..1000, 0u32..3, 0u32..24, any::<bool>(), any::<bool>(), any::<bool>())
-            .prop_map(|(id, hours, cents, customer, recorded, void, date, shared)| {
-                let at = utc(3, 30, 0) + chrono::Duration::hours(i64::from(hours));
-                let stamp = if date { Stamp::Date(at.date_naive()) } else { Stamp::At(at) };
-                let mut o = Observation::new("s", stamp, Decimal::new(cents, 2));
-                o.id = (id > 0).then(|| format!("id{id}"));
-                o.recorded_at = Some(Stamp::At(utc(4, 2, recorded)));
-                o.customer = if shared { None } else { Some(["c", "d", ""][customer as usize].to_owned()) };
-                o.void = void;
-                o
-            });
+        let row = (
+            0u8..4,
+            0u32..50,
+            -1000i64..1000,
+            0u32..3,
+            0u32..24,
+            any::<bool>(),
+            any::<bool>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(id, hours, cents, customer, recorded, void, date, shared)| {
+                    let at = utc(3, 30, 0) + chrono::Duration::hours(i64::from(hours));
+                    let stamp = if date {
+                        Stamp::Date(at.date_naive())
+                    } else {
+                        Stamp::At(at)
+                    };
+                    let mut o = Observation::new("s", stamp, Decimal::new(cents, 2));
+                    o.id = (id > 0).then(|| format!("id{id}"));
+                    o.recorded_at = Some(Stamp::At(utc(4, 2, recorded)));
+                    o.customer = if shared {
+                        None
+                    } else {
+                        Some(["c", "d", ""][customer as usize].to_owned())
+                    };
+                    o.void = void;
+                    o
+                },
+            );
         proptest::collection::vec(row, 0..40)
     }
 

@@ -156,7 +156,11 @@ pub trait MetricSource: Send + Sync {
     /// # Errors
     /// A data error when the filter names a dimension the data lacks, or
     /// when two different versions share the latest `recorded_at`.
-    fn scan(&self, query: &Query<'_>, visit: &mut dyn FnMut(&Observation) -> Result<()>) -> Result<()>;
+    fn scan(
+        &self,
+        query: &Query<'_>,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> Result<()>;
 
     /// Reduces the window with `aggregate`; `of` names the dimension for
     /// `unique_count`. The default scans and reduces with [`reduce`].
@@ -164,7 +168,12 @@ pub trait MetricSource: Send + Sync {
     /// # Errors
     /// As `scan`, and a data error when `first`/`last` find two
     /// observations at the same instant, or a sum overflows.
-    fn aggregate(&self, query: &Query<'_>, aggregate: Aggregate, of: Option<&str>) -> Result<Reduced> {
+    fn aggregate(
+        &self,
+        query: &Query<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
         reduce(self, query, aggregate, of)
     }
 
@@ -217,7 +226,10 @@ pub fn reduce<S: MetricSource + ?Sized>(
                 // Division rounds to the 28 significant digits a Decimal
                 // holds; the count is never zero here.
                 Some(sum.checked_div(Decimal::from(count)).ok_or_else(|| {
-                    Error::data(source.name(), format!("mean of {} cannot be computed", query.series))
+                    Error::data(
+                        source.name(),
+                        format!("mean of {} cannot be computed", query.series),
+                    )
                 })?)
             }
         }
@@ -296,7 +308,8 @@ pub fn reduce<S: MetricSource + ?Sized>(
             extreme.map(|_| low.value)
         }
         Aggregate::UniqueCount => {
-            let of = of.ok_or_else(|| Error::usage("unique_count needs the dimension to count (of)"))?;
+            let of =
+                of.ok_or_else(|| Error::usage("unique_count needs the dimension to count (of)"))?;
             let mut seen: HashSet<String> = HashSet::new();
             source.scan(query, &mut |obs| {
                 count += 1;
@@ -405,7 +418,10 @@ mod tests {
     }
 
     fn value(rows: Vec<Observation>, aggregate: Aggregate) -> Option<String> {
-        run(rows, aggregate, None).unwrap().value.map(|v| v.to_string())
+        run(rows, aggregate, None)
+            .unwrap()
+            .value
+            .map(|v| v.to_string())
     }
 
     fn sample() -> Vec<Observation> {
@@ -414,7 +430,15 @@ mod tests {
             obs(at(2, 0), "-1", "f:3"),
             obs(at(9, 0), "4.00", "f:4"),
             // Outside the window: read by nothing here.
-            obs(at(31, 0).instant(chrono_tz::UTC).checked_add_signed(chrono::Duration::days(1)).map(Stamp::At).unwrap(), "100", "f:5"),
+            obs(
+                at(31, 0)
+                    .instant(chrono_tz::UTC)
+                    .checked_add_signed(chrono::Duration::days(1))
+                    .map(Stamp::At)
+                    .unwrap(),
+                "100",
+                "f:5",
+            ),
         ]
     }
 
@@ -423,7 +447,10 @@ mod tests {
         // Proves sum, count, mean, min, max, first and last over the same rows.
         assert_eq!(value(sample(), Aggregate::Sum).as_deref(), Some("5.50"));
         assert_eq!(value(sample(), Aggregate::Count).as_deref(), Some("3"));
-        assert_eq!(value(sample(), Aggregate::Mean).as_deref(), Some("1.8333333333333333333333333333"));
+        assert_eq!(
+            value(sample(), Aggregate::Mean).as_deref(),
+            Some("1.8333333333333333333333333333")
+        );
         assert_eq!(value(sample(), Aggregate::Min).as_deref(), Some("-1"));
         assert_eq!(value(sample(), Aggregate::Max).as_deref(), Some("4.00"));
         assert_eq!(value(sample(), Aggregate::First).as_deref(), Some("-1"));
@@ -434,20 +461,42 @@ mod tests {
     #[test]
     fn an_empty_window_has_no_value() {
         // Proves every aggregate reports none and a zero count when nothing is read.
-        for aggregate in [Aggregate::Sum, Aggregate::Count, Aggregate::Mean, Aggregate::Min, Aggregate::First] {
-            assert_eq!(run(Vec::new(), aggregate, None).unwrap(), Reduced { value: None, count: 0 });
+        for aggregate in [
+            Aggregate::Sum,
+            Aggregate::Count,
+            Aggregate::Mean,
+            Aggregate::Min,
+            Aggregate::First,
+        ] {
+            assert_eq!(
+                run(Vec::new(), aggregate, None).unwrap(),
+                Reduced {
+                    value: None,
+                    count: 0
+                }
+            );
         }
     }
 
     #[test]
     fn first_and_last_reject_different_observations_at_one_instant() {
         // Proves a tie at the earliest/latest instant names both rows, whatever the push order.
-        let rows = vec![obs(at(2, 0), "1", "f:2"), obs(at(9, 0), "5", "f:3"), obs(at(2, 0), "2", "f:4")];
+        let rows = vec![
+            obs(at(2, 0), "1", "f:2"),
+            obs(at(9, 0), "5", "f:3"),
+            obs(at(2, 0), "2", "f:4"),
+        ];
         let e = run(rows.clone(), Aggregate::First, None).unwrap_err();
         assert_eq!(e.location(), "memory");
-        assert_eq!(e.message(), "first: two observations of s at 2026-03-02T00:00:00Z: f:2 and f:4");
+        assert_eq!(
+            e.message(),
+            "first: two observations of s at 2026-03-02T00:00:00Z: f:2 and f:4"
+        );
         let reversed: Vec<Observation> = rows.into_iter().rev().collect();
-        assert_eq!(run(reversed.clone(), Aggregate::First, None).unwrap_err(), e);
+        assert_eq!(
+            run(reversed.clone(), Aggregate::First, None).unwrap_err(),
+            e
+        );
         // The latest instant has one observation, so last is fine.
         assert_eq!(value(reversed, Aggregate::Last).as_deref(), Some("5"));
 
@@ -455,14 +504,20 @@ mod tests {
         a.id = Some("x".into());
         let b = obs(at(9, 0), "5", "f:3");
         let e = run(vec![a, b], Aggregate::Last, None).unwrap_err();
-        assert_eq!(e.message(), "last: two observations of s at 2026-03-09T00:00:00Z: f:3 and f:2");
+        assert_eq!(
+            e.message(),
+            "last: two observations of s at 2026-03-09T00:00:00Z: f:3 and f:2"
+        );
     }
 
     #[test]
     fn first_accepts_equal_observations_at_one_instant() {
         // Proves two rows with the same value and no id at the same instant are no tie error.
         let rows = vec![obs(at(2, 0), "1.0", "f:2"), obs(at(2, 0), "1.00", "f:3")];
-        assert_eq!(value(rows.clone(), Aggregate::First).as_deref(), Some("1.0"));
+        assert_eq!(
+            value(rows.clone(), Aggregate::First).as_deref(),
+            Some("1.0")
+        );
         let reversed: Vec<Observation> = rows.into_iter().rev().collect();
         assert_eq!(value(reversed, Aggregate::First).as_deref(), Some("1.0"));
     }
@@ -472,7 +527,10 @@ mod tests {
         // Proves numerically equal values of different scale give the same result in any order.
         let rows = vec![obs(at(2, 0), "3.0", "f:2"), obs(at(3, 0), "3.00", "f:3")];
         let reversed: Vec<Observation> = rows.iter().cloned().rev().collect();
-        assert_eq!(value(rows.clone(), Aggregate::Min), value(reversed.clone(), Aggregate::Min));
+        assert_eq!(
+            value(rows.clone(), Aggregate::Min),
+            value(reversed.clone(), Aggregate::Min)
+        );
         assert_eq!(value(rows, Aggregate::Max), value(reversed, Aggregate::Max));
     }
 
@@ -490,17 +548,32 @@ mod tests {
             })
             .collect();
         let r = run(rows.clone(), Aggregate::UniqueCount, Some("user")).unwrap();
-        assert_eq!(r, Reduced { value: Some(Decimal::from(3)), count: 5 });
+        assert_eq!(
+            r,
+            Reduced {
+                value: Some(Decimal::from(3)),
+                count: 5
+            }
+        );
 
         let e = run(rows.clone(), Aggregate::UniqueCount, Some("country")).unwrap_err();
-        assert_eq!(e.message(), "unique_count names dimension \"country\", which the data lacks");
-        assert!(matches!(run(rows, Aggregate::UniqueCount, None), Err(Error::Usage { .. })));
+        assert_eq!(
+            e.message(),
+            "unique_count names dimension \"country\", which the data lacks"
+        );
+        assert!(matches!(
+            run(rows, Aggregate::UniqueCount, None),
+            Err(Error::Usage { .. })
+        ));
     }
 
     #[test]
     fn a_sum_that_overflows_is_a_data_error() {
         // Proves overflow is reported with the series, never a panic.
-        let rows = vec![obs(at(2, 0), &Decimal::MAX.to_string(), "f:2"), obs(at(3, 0), "1", "f:3")];
+        let rows = vec![
+            obs(at(2, 0), &Decimal::MAX.to_string(), "f:2"),
+            obs(at(3, 0), "1", "f:3"),
+        ];
         let e = run(rows, Aggregate::Sum, None).unwrap_err();
         assert_eq!(e.message(), "sum of s overflows a 96-bit decimal");
         assert!(matches!(e, Error::Data { .. }));
