@@ -7,12 +7,15 @@
 //! [`MetricSource::aggregate`] reduce them; a database overrides
 //! `aggregate` and does the summing itself (push-down).
 
-use chrono::{DateTime, Utc};
+use std::cmp::Ordering;
+use std::collections::HashSet;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::period::Stamp;
 
 mod csv_source;
@@ -153,7 +156,11 @@ pub trait MetricSource: Send + Sync {
     /// # Errors
     /// A data error when the filter names a dimension the data lacks, or
     /// when two different versions share the latest `recorded_at`.
-    fn scan(&self, query: &Query<'_>, visit: &mut dyn FnMut(&Observation) -> Result<()>) -> Result<()>;
+    fn scan(
+        &self,
+        query: &Query<'_>,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> Result<()>;
 
     /// Reduces the window with `aggregate`; `of` names the dimension for
     /// `unique_count`. The default scans and reduces with [`reduce`].
@@ -161,7 +168,12 @@ pub trait MetricSource: Send + Sync {
     /// # Errors
     /// As `scan`, and a data error when `first`/`last` find two
     /// observations at the same instant, or a sum overflows.
-    fn aggregate(&self, query: &Query<'_>, aggregate: Aggregate, of: Option<&str>) -> Result<Reduced> {
+    fn aggregate(
+        &self,
+        query: &Query<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
         reduce(self, query, aggregate, of)
     }
 
@@ -172,16 +184,398 @@ pub trait MetricSource: Send + Sync {
 }
 
 /// Reduces the observations `source.scan` visits for `query` with
-/// `aggregate` (`of` names the dimension for `unique_count`). SKELETON.
+/// `aggregate` (`of` names the dimension for `unique_count`).
+///
+/// The result does not depend on the order of the scan: `min`, `max`,
+/// `first` and `last` break ties between numerically equal values by a
+/// fixed order (value, id, scale, origin), and sums of exact decimals are
+/// exact whatever their order. The count in the result is the number of
+/// observations read, whatever the aggregate; the value is none when no
+/// observation was read.
 ///
 /// # Errors
-/// As [`MetricSource::aggregate`].
+/// As [`MetricSource::aggregate`]: a data error, located at the source's
+/// name, when a sum overflows or `first`/`last` find two different
+/// observations at the same instant; a usage error for `unique_count`
+/// without `of`.
 pub fn reduce<S: MetricSource + ?Sized>(
     source: &S,
     query: &Query<'_>,
     aggregate: Aggregate,
     of: Option<&str>,
 ) -> Result<Reduced> {
-    let _ = (source, query, aggregate, of);
-    Ok(Reduced { value: None, count: 0 })
+    let mut count: u64 = 0;
+    let value = match aggregate {
+        Aggregate::Sum | Aggregate::Mean => {
+            let mut sum = Decimal::ZERO;
+            source.scan(query, &mut |obs| {
+                count += 1;
+                sum = sum.checked_add(obs.value).ok_or_else(|| {
+                    Error::data(
+                        source.name(),
+                        format!("sum of {} overflows a 96-bit decimal", query.series),
+                    )
+                })?;
+                Ok(())
+            })?;
+            if count == 0 {
+                None
+            } else if aggregate == Aggregate::Sum {
+                Some(sum)
+            } else {
+                // Division rounds to the 28 significant digits a Decimal
+                // holds; the count is never zero here.
+                Some(sum.checked_div(Decimal::from(count)).ok_or_else(|| {
+                    Error::data(
+                        source.name(),
+                        format!("mean of {} cannot be computed", query.series),
+                    )
+                })?)
+            }
+        }
+        Aggregate::Count => {
+            source.scan(query, &mut |_| {
+                count += 1;
+                Ok(())
+            })?;
+            (count > 0).then(|| Decimal::from(count))
+        }
+        Aggregate::Min | Aggregate::Max => {
+            let want = if aggregate == Aggregate::Min {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+            let mut best: Option<Decimal> = None;
+            source.scan(query, &mut |obs| {
+                count += 1;
+                best = match best {
+                    Some(b) if cmp_exact(obs.value, b) != want => Some(b),
+                    _ => Some(obs.value),
+                };
+                Ok(())
+            })?;
+            best
+        }
+        Aggregate::First | Aggregate::Last => {
+            let want = if aggregate == Aggregate::First {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+            let mut extreme: Option<DateTime<Utc>> = None;
+            // The least and greatest observation at the extreme instant, by
+            // (value, id, scale, origin): they differ in value or id exactly
+            // when some two observations there do.
+            let mut low = Candidate::default();
+            let mut high = Candidate::default();
+            source.scan(query, &mut |obs| {
+                count += 1;
+                let at = obs.timestamp.instant(query.timezone);
+                match extreme.map(|e| at.cmp(&e)) {
+                    Some(Ordering::Equal) => {
+                        if low.cmp_obs(obs) == Ordering::Greater {
+                            low.set(obs);
+                        }
+                        if high.cmp_obs(obs) == Ordering::Less {
+                            high.set(obs);
+                        }
+                    }
+                    Some(o) if o != want => {}
+                    _ => {
+                        extreme = Some(at);
+                        low.set(obs);
+                        high.set(obs);
+                    }
+                }
+                Ok(())
+            })?;
+            if let Some(at) = extreme {
+                if low.value != high.value || low.id() != high.id() {
+                    return Err(Error::data(
+                        source.name(),
+                        format!(
+                            "{}: two observations of {} at {}: {} and {}",
+                            aggregate.name(),
+                            query.series,
+                            at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                            low.origin(),
+                            high.origin()
+                        ),
+                    ));
+                }
+            }
+            extreme.map(|_| low.value)
+        }
+        Aggregate::UniqueCount => {
+            let of =
+                of.ok_or_else(|| Error::usage("unique_count needs the dimension to count (of)"))?;
+            let mut seen: HashSet<String> = HashSet::new();
+            source.scan(query, &mut |obs| {
+                count += 1;
+                if let Some(v) = obs.dimension(of) {
+                    if !v.is_empty() && !seen.contains(v) {
+                        seen.insert(v.to_owned());
+                    }
+                }
+                Ok(())
+            })?;
+            (count > 0).then(|| Decimal::from(seen.len() as u64))
+        }
+    };
+    Ok(Reduced { value, count })
+}
+
+/// Orders decimals by value, then numerically equal ones by scale, so a
+/// choice between `1.0` and `1.00` does not depend on which came first.
+fn cmp_exact(a: Decimal, b: Decimal) -> Ordering {
+    a.cmp(&b).then(a.scale().cmp(&b.scale()))
+}
+
+/// An observation kept by `first`/`last`, with buffers reused across rows
+/// so that a scan allocates only when an id or origin grows.
+#[derive(Default)]
+struct Candidate {
+    value: Decimal,
+    has_id: bool,
+    id: String,
+    has_origin: bool,
+    origin: String,
+}
+
+impl Candidate {
+    fn set(&mut self, obs: &Observation) {
+        self.value = obs.value;
+        self.has_id = obs.id.is_some();
+        self.id.clear();
+        self.id.push_str(obs.id.as_deref().unwrap_or(""));
+        self.has_origin = obs.origin.is_some();
+        self.origin.clear();
+        self.origin.push_str(obs.origin.as_deref().unwrap_or(""));
+    }
+
+    fn id(&self) -> Option<&str> {
+        self.has_id.then_some(self.id.as_str())
+    }
+
+    fn origin(&self) -> &str {
+        if self.has_origin {
+            &self.origin
+        } else {
+            "a row without origin"
+        }
+    }
+
+    /// Compares this candidate with `obs` by (value, id, scale, origin).
+    fn cmp_obs(&self, obs: &Observation) -> Ordering {
+        self.value
+            .cmp(&obs.value)
+            .then_with(|| self.id().cmp(&obs.id.as_deref()))
+            .then_with(|| self.value.scale().cmp(&obs.value.scale()))
+            .then_with(|| {
+                self.has_origin
+                    .then_some(self.origin.as_str())
+                    .cmp(&obs.origin.as_deref())
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use std::str::FromStr;
+
+    fn at(d: u32, h: u32) -> Stamp {
+        Stamp::At(Utc.with_ymd_and_hms(2026, 3, d, h, 0, 0).unwrap())
+    }
+
+    fn dec(s: &str) -> Decimal {
+        Decimal::from_str(s).unwrap()
+    }
+
+    fn obs(stamp: Stamp, value: &str, origin: &str) -> Observation {
+        let mut o = Observation::new("s", stamp, dec(value));
+        o.origin = Some(origin.to_owned());
+        o
+    }
+
+    fn march() -> Query<'static> {
+        Query {
+            customer: "c",
+            series: "s",
+            start: Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap(),
+            end: Utc.with_ymd_and_hms(2026, 4, 1, 0, 0, 0).unwrap(),
+            timezone: chrono_tz::UTC,
+            filter: &[],
+            as_of: None,
+        }
+    }
+
+    fn run(rows: Vec<Observation>, aggregate: Aggregate, of: Option<&str>) -> Result<Reduced> {
+        let source = MemorySource::from_observations(rows)?;
+        source.aggregate(&march(), aggregate, of)
+    }
+
+    fn value(rows: Vec<Observation>, aggregate: Aggregate) -> Option<String> {
+        run(rows, aggregate, None)
+            .unwrap()
+            .value
+            .map(|v| v.to_string())
+    }
+
+    fn sample() -> Vec<Observation> {
+        vec![
+            obs(at(5, 0), "2.5", "f:2"),
+            obs(at(2, 0), "-1", "f:3"),
+            obs(at(9, 0), "4.00", "f:4"),
+            // Outside the window: read by nothing here.
+            obs(
+                at(31, 0)
+                    .instant(chrono_tz::UTC)
+                    .checked_add_signed(chrono::Duration::days(1))
+                    .map(Stamp::At)
+                    .unwrap(),
+                "100",
+                "f:5",
+            ),
+        ]
+    }
+
+    #[test]
+    fn each_aggregate_reduces_the_window() {
+        // Proves sum, count, mean, min, max, first and last over the same rows.
+        assert_eq!(value(sample(), Aggregate::Sum).as_deref(), Some("5.50"));
+        assert_eq!(value(sample(), Aggregate::Count).as_deref(), Some("3"));
+        assert_eq!(
+            value(sample(), Aggregate::Mean).as_deref(),
+            Some("1.8333333333333333333333333333")
+        );
+        assert_eq!(value(sample(), Aggregate::Min).as_deref(), Some("-1"));
+        assert_eq!(value(sample(), Aggregate::Max).as_deref(), Some("4.00"));
+        assert_eq!(value(sample(), Aggregate::First).as_deref(), Some("-1"));
+        assert_eq!(value(sample(), Aggregate::Last).as_deref(), Some("4.00"));
+        assert_eq!(run(sample(), Aggregate::Max, None).unwrap().count, 3);
+    }
+
+    #[test]
+    fn an_empty_window_has_no_value() {
+        // Proves every aggregate reports none and a zero count when nothing is read.
+        for aggregate in [
+            Aggregate::Sum,
+            Aggregate::Count,
+            Aggregate::Mean,
+            Aggregate::Min,
+            Aggregate::First,
+        ] {
+            assert_eq!(
+                run(Vec::new(), aggregate, None).unwrap(),
+                Reduced {
+                    value: None,
+                    count: 0
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn first_and_last_reject_different_observations_at_one_instant() {
+        // Proves a tie at the earliest/latest instant names both rows, whatever the push order.
+        let rows = vec![
+            obs(at(2, 0), "1", "f:2"),
+            obs(at(9, 0), "5", "f:3"),
+            obs(at(2, 0), "2", "f:4"),
+        ];
+        let e = run(rows.clone(), Aggregate::First, None).unwrap_err();
+        assert_eq!(e.location(), "memory");
+        assert_eq!(
+            e.message(),
+            "first: two observations of s at 2026-03-02T00:00:00Z: f:2 and f:4"
+        );
+        let reversed: Vec<Observation> = rows.into_iter().rev().collect();
+        assert_eq!(
+            run(reversed.clone(), Aggregate::First, None).unwrap_err(),
+            e
+        );
+        // The latest instant has one observation, so last is fine.
+        assert_eq!(value(reversed, Aggregate::Last).as_deref(), Some("5"));
+
+        let mut a = obs(at(9, 0), "5", "f:2");
+        a.id = Some("x".into());
+        let b = obs(at(9, 0), "5", "f:3");
+        let e = run(vec![a, b], Aggregate::Last, None).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "last: two observations of s at 2026-03-09T00:00:00Z: f:3 and f:2"
+        );
+    }
+
+    #[test]
+    fn first_accepts_equal_observations_at_one_instant() {
+        // Proves two rows with the same value and no id at the same instant are no tie error.
+        let rows = vec![obs(at(2, 0), "1.0", "f:2"), obs(at(2, 0), "1.00", "f:3")];
+        assert_eq!(
+            value(rows.clone(), Aggregate::First).as_deref(),
+            Some("1.0")
+        );
+        let reversed: Vec<Observation> = rows.into_iter().rev().collect();
+        assert_eq!(value(reversed, Aggregate::First).as_deref(), Some("1.0"));
+    }
+
+    #[test]
+    fn min_and_max_do_not_depend_on_order_for_equal_values() {
+        // Proves numerically equal values of different scale give the same result in any order.
+        let rows = vec![obs(at(2, 0), "3.0", "f:2"), obs(at(3, 0), "3.00", "f:3")];
+        let reversed: Vec<Observation> = rows.iter().cloned().rev().collect();
+        assert_eq!(
+            value(rows.clone(), Aggregate::Min),
+            value(reversed.clone(), Aggregate::Min)
+        );
+        assert_eq!(value(rows, Aggregate::Max), value(reversed, Aggregate::Max));
+    }
+
+    #[test]
+    fn unique_count_counts_distinct_non_empty_values() {
+        // Proves unique_count compares exact text, skips empty values and counts rows read.
+        let users = ["ann", "bob", "ann", "", "Ann"];
+        let rows: Vec<Observation> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| {
+                let mut o = obs(at(i as u32 + 1, 0), "1", "f");
+                o.dimensions = vec![("user".into(), (*u).into())];
+                o
+            })
+            .collect();
+        let r = run(rows.clone(), Aggregate::UniqueCount, Some("user")).unwrap();
+        assert_eq!(
+            r,
+            Reduced {
+                value: Some(Decimal::from(3)),
+                count: 5
+            }
+        );
+
+        let e = run(rows.clone(), Aggregate::UniqueCount, Some("country")).unwrap_err();
+        assert_eq!(
+            e.message(),
+            "unique_count names dimension \"country\", which the data lacks"
+        );
+        assert!(matches!(
+            run(rows, Aggregate::UniqueCount, None),
+            Err(Error::Usage { .. })
+        ));
+    }
+
+    #[test]
+    fn a_sum_that_overflows_is_a_data_error() {
+        // Proves overflow is reported with the series, never a panic.
+        let rows = vec![
+            obs(at(2, 0), &Decimal::MAX.to_string(), "f:2"),
+            obs(at(3, 0), "1", "f:3"),
+        ];
+        let e = run(rows, Aggregate::Sum, None).unwrap_err();
+        assert_eq!(e.message(), "sum of s overflows a 96-bit decimal");
+        assert!(matches!(e, Error::Data { .. }));
+    }
 }
