@@ -153,24 +153,29 @@ impl Contract {
     }
 
     /// Checks every rule of the format on the contract and on every version
-    /// its amendments make.
+    /// its amendments make, including names, types and cycles in
+    /// expressions (by compiling it for settlement).
     ///
-    /// The loaders call this; a contract built in Rust should call it before
-    /// settling.
+    /// The loaders call this; [`crate::CompiledContract::new`] checks the
+    /// same, so a contract built in Rust is checked before it settles.
     ///
     /// # Errors
     /// The first rule broken, as [`Error::Contract`] naming the field path;
     /// for a version made by amendments the message says from which date.
     pub fn validate(&self) -> Result<()> {
+        crate::settle::CompiledContract::new(self.clone()).map(drop)
+    }
+
+    /// The structural rules on the contract and every version; returns the
+    /// versions.
+    pub(crate) fn check_rules(&self) -> Result<Vec<Version>> {
         rules::check(self)?;
         let versions = self.versions()?;
         // The first version is the contract as written, checked above.
         for version in versions.iter().skip(1) {
             rules::check(&version.contract).map_err(|e| in_version(e, version.effective))?;
         }
-        // compile check hook: the settlement's name, cycle and type checks
-        // go here, run on `self` and on every version.
-        Ok(())
+        Ok(versions)
     }
 }
 

@@ -151,7 +151,7 @@ impl CompiledContract {
             .map_err(|m| Error::contract("end", m))?;
         let rounding = rounding_of(&contract)?;
         let mut versions = Vec::new();
-        for (k, version) in contract.versions()?.into_iter().enumerate() {
+        for (k, version) in contract.check_rules()?.into_iter().enumerate() {
             let first = schedule.period_starting(version.effective).map(|p| p.index).ok_or_else(|| {
                 Error::contract(
                     format!("amendments[{}].effective", k.saturating_sub(1)),
