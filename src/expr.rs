@@ -28,6 +28,25 @@
 //! parsing nor evaluation can exhaust the stack whatever the input: the
 //! parser is safe on untrusted text and never panics.
 //!
+//! # Functions
+//!
+//! - `min(a, ...)`, `max(a, ...)`: one argument or more.
+//! - `abs(x)`; `ceil(x)` and `floor(x)`, to a whole number.
+//! - `clamp(x, lo, hi)`: `min(max(x, lo), hi)`, so `hi` when `lo > hi`.
+//! - `if(cond, a, b)`: evaluates only the branch it picks. The branches are
+//!   two numbers or two conditions; the first one decides which is expected.
+//! - `round(x, scale)`: in the environment's rounding mode; `scale` must be
+//!   a whole number from 0 to 28 ([`EvalError::BadScale`] otherwise).
+//!
+//! # Evaluation
+//!
+//! Arithmetic is rust_decimal's checked arithmetic: a product or quotient
+//! with more decimals than fit is rounded half-even to the most that fit,
+//! a whole part that does not fit is [`EvalError::Overflow`], and a zero
+//! divisor is [`EvalError::DivisionByZero`]. `and` and `or` stop as soon as
+//! the result is known. Comparisons compare values (`1.0 == 1`). A result
+//! is never a negative zero.
+//!
 //! Chains of the same operators (`a + b - c`, `x and y and z`) are kept as
 //! one node with a list of operands, which keeps the tree shallow however
 //! long the chain, and makes `(a + b) + c` the same tree as `a + b + c`.
@@ -140,6 +159,7 @@ impl ArithOp {
         matches!(self, ArithOp::Add | ArithOp::Sub)
     }
 
+    #[inline]
     fn apply(self, a: Decimal, b: Decimal) -> Result<Decimal, EvalError> {
         let result = match self {
             ArithOp::Add => a.checked_add(b),
@@ -447,7 +467,7 @@ impl Compiled {
         if let Some(value) = self.constant {
             return Ok(value);
         }
-        eval_num(&self.root, env).map(zero_positive)
+        value_of(&self.root, env).map(zero_positive)
     }
 
     /// The value, when the expression reads no name and evaluates without
@@ -575,47 +595,66 @@ impl Cond {
 // ---------------------------------------------------------------------------
 // Evaluation
 
+/// The value of `node`, with the leaves handled in place: the operands of
+/// arithmetic are mostly names and literals, and this spares them a call.
+#[inline(always)]
+fn value_of(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
+    match node {
+        Num::Lit(v) => Ok(*v),
+        Num::Name(slot) => read(env, *slot),
+        _ => eval_num(node, env),
+    }
+}
+
+#[inline(always)]
+fn read(env: &mut dyn Env, slot: u32) -> Result<Decimal, EvalError> {
+    env.value(slot).map_err(lookup_failed)
+}
+
+#[cold]
+fn lookup_failed(e: Error) -> EvalError {
+    EvalError::Lookup(Box::new(e))
+}
+
 fn eval_num(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
     Ok(match node {
         Num::Lit(v) => *v,
-        Num::Name(slot) => env
-            .value(*slot)
-            .map_err(|e| EvalError::Lookup(Box::new(e)))?,
+        Num::Name(slot) => read(env, *slot)?,
         // Negation flips the sign bit: it cannot overflow.
-        Num::Neg(x) => -eval_num(x, env)?,
+        Num::Neg(x) => -value_of(x, env)?,
         Num::Arith(first, rest) => {
-            let mut acc = eval_num(first, env)?;
+            let mut acc = value_of(first, env)?;
             for (op, x) in rest.iter() {
-                let operand = eval_num(x, env)?;
+                let operand = value_of(x, env)?;
                 acc = op.apply(acc, operand)?;
             }
             acc
         }
         Num::Min(args) => fold_args(args, env, Decimal::min)?,
         Num::Max(args) => fold_args(args, env, Decimal::max)?,
-        Num::Abs(x) => eval_num(x, env)?.abs(),
+        Num::Abs(x) => value_of(x, env)?.abs(),
         Num::Clamp(a) => {
-            let x = eval_num(&a[0], env)?;
-            let lo = eval_num(&a[1], env)?;
-            let hi = eval_num(&a[2], env)?;
+            let x = value_of(&a[0], env)?;
+            let lo = value_of(&a[1], env)?;
+            let hi = value_of(&a[2], env)?;
             // min(max(x, lo), hi): with lo > hi the result is hi.
             x.max(lo).min(hi)
         }
         Num::If(b) => {
             if eval_cond(&b.cond, env)? {
-                eval_num(&b.then, env)?
+                value_of(&b.then, env)?
             } else {
-                eval_num(&b.otherwise, env)?
+                value_of(&b.otherwise, env)?
             }
         }
         Num::Round(a) => {
-            let x = eval_num(&a[0], env)?;
-            let scale = eval_num(&a[1], env)?;
+            let x = value_of(&a[0], env)?;
+            let scale = value_of(&a[1], env)?;
             let places = whole_scale(scale).ok_or(EvalError::BadScale(scale))?;
             round_dp(x, places, env.rounding().mode)
         }
-        Num::Ceil(x) => eval_num(x, env)?.ceil(),
-        Num::Floor(x) => eval_num(x, env)?.floor(),
+        Num::Ceil(x) => value_of(x, env)?.ceil(),
+        Num::Floor(x) => value_of(x, env)?.floor(),
     })
 }
 
@@ -627,7 +666,7 @@ fn fold_args(
 ) -> Result<Decimal, EvalError> {
     let mut acc: Option<Decimal> = None;
     for x in args {
-        let v = eval_num(x, env)?;
+        let v = value_of(x, env)?;
         acc = Some(acc.map_or(v, |a| f(a, v)));
     }
     // The parser rejects min() and max() without arguments.
@@ -649,8 +688,8 @@ fn whole_scale(scale: Decimal) -> Option<u32> {
 fn eval_cond(node: &Cond, env: &mut dyn Env) -> Result<bool, EvalError> {
     Ok(match node {
         Cond::Cmp(op, a) => {
-            let left = eval_num(&a[0], env)?;
-            let right = eval_num(&a[1], env)?;
+            let left = value_of(&a[0], env)?;
+            let right = value_of(&a[1], env)?;
             op.test(left, right)
         }
         Cond::And(cs) => {
