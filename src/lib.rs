@@ -15,7 +15,9 @@ pub use charge::{ChargeContext, ChargeRule, CustomCharge};
 pub use contract::*;
 pub use error::{Error, Result};
 pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
-pub use metric::{reduce, Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced};
+pub use metric::{
+    Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced, reduce,
+};
 pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
 pub use period::{
     Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,

@@ -20,19 +20,29 @@ pub(crate) struct Trace {
 
 impl Trace {
     fn new(on: bool) -> Trace {
-        Trace { on, steps: Vec::new() }
+        Trace {
+            on,
+            steps: Vec::new(),
+        }
     }
 
     fn step(&mut self, step: impl FnOnce() -> String, value: Decimal) {
         if self.on {
-            self.steps.push(Step { step: step(), value: format_normalized(value) });
+            self.steps.push(Step {
+                step: step(),
+                value: format_normalized(value),
+            });
         }
     }
 
     fn rounded(&mut self, rounding: Rounding, value: Decimal) {
         if self.on {
             self.steps.push(Step {
-                step: format!("rounded {} to {} places", mode_name(rounding), rounding.scale),
+                step: format!(
+                    "rounded {} to {} places",
+                    mode_name(rounding),
+                    rounding.scale
+                ),
                 value: rounding.format(value),
             });
         }
@@ -94,7 +104,12 @@ impl Eval<'_> {
         }
     }
 
-    fn query<'q>(&'q self, metric: &'q super::compile::CMetric, start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Query<'q> {
+    fn query<'q>(
+        &'q self,
+        metric: &'q super::compile::CMetric,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Query<'q> {
         Query {
             customer: &self.cc.contract.customer,
             series: &metric.series,
@@ -107,12 +122,19 @@ impl Eval<'_> {
     }
 
     /// The window a metric reads in this period.
-    fn window(&self, window: Window) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    fn window(
+        &self,
+        window: Window,
+    ) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
         let periods = self.cc.periods();
         let start = match window {
             Window::Period => self.period.start_at,
             Window::ContractYearToDate => {
-                let first = self.cc.schedule.year_periods(self.period.contract_year).start;
+                let first = self
+                    .cc
+                    .schedule
+                    .year_periods(self.period.contract_year)
+                    .start;
                 periods[first].start_at
             }
             Window::TermToDate => periods[0].start_at,
@@ -124,7 +146,9 @@ impl Eval<'_> {
         let program = self.program;
         let m = &program.metrics[index];
         let (start, end) = self.window(m.window);
-        let reduced = self.source.aggregate(&self.query(m, start, end), m.aggregate, m.of.as_deref())?;
+        let reduced =
+            self.source
+                .aggregate(&self.query(m, start, end), m.aggregate, m.of.as_deref())?;
         self.counts[index] = reduced.count;
         match (reduced.value, m.missing) {
             (Some(v), _) => Ok(v),
@@ -139,13 +163,19 @@ impl Eval<'_> {
     fn baseline(&mut self, index: usize) -> Result<Decimal> {
         let program = self.program;
         match &program.baselines[index] {
-            CBaseline::Value(f) => self.field_in(&format!("baseline {}", self.baseline_name(index)), f),
+            CBaseline::Value(f) => {
+                self.field_in(&format!("baseline {}", self.baseline_name(index)), f)
+            }
             CBaseline::Historical { metric, laid } => {
                 let m = &program.metrics[*metric];
                 let tz = self.cc.contract.timezone;
                 let mut sum = Decimal::ZERO;
                 for (from, to) in laid {
-                    let q = self.query(m, crate::period::local_midnight(*from, tz), crate::period::local_midnight(*to, tz));
+                    let q = self.query(
+                        m,
+                        crate::period::local_midnight(*from, tz),
+                        crate::period::local_midnight(*to, tz),
+                    );
                     let reduced = self.source.aggregate(&q, m.aggregate, m.of.as_deref())?;
                     let v = match (reduced.value, m.missing) {
                         (Some(v), _) => v,
@@ -158,13 +188,17 @@ impl Eval<'_> {
                             )));
                         }
                     };
-                    sum = sum.checked_add(v).ok_or_else(|| self.fail("baseline sum overflows"))?;
+                    sum = sum
+                        .checked_add(v)
+                        .ok_or_else(|| self.fail("baseline sum overflows"))?;
                 }
                 let n = Decimal::from(laid.len() as u64);
-                sum.checked_div(n).ok_or_else(|| self.fail("historical baseline has no period"))
+                sum.checked_div(n)
+                    .ok_or_else(|| self.fail("historical baseline has no period"))
             }
             CBaseline::HighWaterMark { initial, .. } => {
-                let initial = self.field_in(&format!("baseline {}", self.baseline_name(index)), initial)?;
+                let initial =
+                    self.field_in(&format!("baseline {}", self.baseline_name(index)), initial)?;
                 Ok(match self.state.marks.get(index).copied().flatten() {
                     Some(mark) => mark.max(initial),
                     None => initial,
@@ -206,7 +240,10 @@ impl Eval<'_> {
     }
 
     fn overflow(&self) -> Error {
-        self.fail(format!("{}: the amount overflows a decimal", self.context()))
+        self.fail(format!(
+            "{}: the amount overflows a decimal",
+            self.context()
+        ))
     }
 
     /// Describes an input slot for a trace.
@@ -218,13 +255,22 @@ impl Eval<'_> {
             SlotKind::Metric => {
                 let m = &self.program.metrics[s.index];
                 let n = self.counts[s.index];
-                let obs = if n == 1 { "observation" } else { "observations" };
+                let obs = if n == 1 {
+                    "observation"
+                } else {
+                    "observations"
+                };
                 let window = match m.window {
                     Window::Period => "",
                     Window::ContractYearToDate => ", contract year to date",
                     Window::TermToDate => ", term to date",
                 };
-                format!("metric {}: {} of {} ({n} {obs}{window})", s.name, m.aggregate.name(), m.series)
+                format!(
+                    "metric {}: {} of {} ({n} {obs}{window})",
+                    s.name,
+                    m.aggregate.name(),
+                    m.series
+                )
             }
             SlotKind::Kpi => format!("kpi {} = {}", s.name, self.program.kpis[s.index].text),
             SlotKind::Baseline => match &self.program.baselines[s.index] {
@@ -238,7 +284,10 @@ impl Eval<'_> {
                     laid.last().map(|l| l.1.to_string()).unwrap_or_default()
                 ),
                 CBaseline::HighWaterMark { metric, .. } => {
-                    format!("baseline {}: high-water mark of {}", s.name, self.program.metrics[*metric].name)
+                    format!(
+                        "baseline {}: high-water mark of {}",
+                        s.name, self.program.metrics[*metric].name
+                    )
                 }
             },
             SlotKind::Charge => format!("charge {} (rounded)", s.name),
@@ -259,9 +308,7 @@ impl Env for Eval<'_> {
         let v = match kind {
             SlotKind::Param => self.program.params[index],
             SlotKind::Metric => self.metric(index)?,
-            SlotKind::Kpi => {
-                self.field_in(&format!("kpi {}", s.name), &program.kpis[index])?
-            }
+            SlotKind::Kpi => self.field_in(&format!("kpi {}", s.name), &program.kpis[index])?,
             SlotKind::Baseline => self.baseline(index)?,
             // Compilation lets a charge name only earlier charges, whose
             // values are set before this one runs; limits cannot be named.
@@ -289,9 +336,10 @@ struct CustomCtx<'e, 'a> {
 impl ChargeContext for CustomCtx<'_, '_> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
-        let f = fields
-            .get(index)
-            .ok_or_else(|| self.eval.fail(format!("{}: no field {index}", self.eval.context())))?;
+        let f = fields.get(index).ok_or_else(|| {
+            self.eval
+                .fail(format!("{}: no field {index}", self.eval.context()))
+        })?;
         self.eval.field(&format!("field {index}"), f)
     }
 
@@ -317,13 +365,19 @@ pub(crate) fn settle_period(
     let index = state.next_period;
     let periods = cc.periods();
     let period = periods.get(index).ok_or_else(|| {
-        Error::usage(format!("contract {} has {} periods; all are settled", cc.contract.id, periods.len()))
+        Error::usage(format!(
+            "contract {} has {} periods; all are settled",
+            cc.contract.id,
+            periods.len()
+        ))
     })?;
     let program = cc.program_for(index);
     let mut next = state.clone();
     let year_starts = index == 0 || periods[index - 1].contract_year != period.contract_year;
     if year_starts {
-        next.year_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
+        next.year_to_date
+            .iter_mut()
+            .for_each(|q| *q = Decimal::ZERO);
     }
     for (j, limit) in program.limits.iter().enumerate() {
         let reset = match limit.scope {
@@ -357,8 +411,13 @@ pub(crate) fn settle_period(
     for (i, charge) in program.charges.iter().enumerate() {
         eval.context = Context::Charge(i);
         let mut trace = Trace::new(options.trace);
-        let (exact, quantity, already_rounded) = charge_amount(&mut eval, i, &charge.body, &mut trace, &mut next)?;
-        let amount = if already_rounded { exact } else { rounding.round(exact) };
+        let (exact, quantity, already_rounded) =
+            charge_amount(&mut eval, i, &charge.body, &mut trace, &mut next)?;
+        let amount = if already_rounded {
+            exact
+        } else {
+            rounding.round(exact)
+        };
         if !already_rounded {
             trace.rounded(rounding, exact);
         }
@@ -366,7 +425,10 @@ pub(crate) fn settle_period(
             let mut steps = Vec::new();
             for &slot in &charge.inputs {
                 if let Some((text, value)) = eval.describe_input(slot) {
-                    steps.push(Step { step: text, value: format_normalized(value) });
+                    steps.push(Step {
+                        step: text,
+                        value: format_normalized(value),
+                    });
                 }
             }
             steps.append(&mut trace.steps);
@@ -374,7 +436,13 @@ pub(crate) fn settle_period(
         }
         eval.values[program.charge_slot0 as usize + i] = Some(amount);
         amounts.push(amount);
-        lines.push(Line { charge: charge.id.clone(), kind: charge.kind.clone(), quantity, amount, trace: trace.steps });
+        lines.push(Line {
+            charge: charge.id.clone(),
+            kind: charge.kind.clone(),
+            quantity,
+            amount,
+            trace: trace.steps,
+        });
     }
 
     let mut limit_lines = vec![Decimal::ZERO; program.limits.len()];
@@ -383,10 +451,14 @@ pub(crate) fn settle_period(
         let mut trace = Trace::new(options.trace);
         let mut base = Decimal::ZERO;
         for &c in &limit.charges {
-            base = base.checked_add(amounts[c]).ok_or_else(|| eval.overflow())?;
+            base = base
+                .checked_add(amounts[c])
+                .ok_or_else(|| eval.overflow())?;
         }
         for &k in &limit.nested {
-            base = base.checked_add(limit_lines[k]).ok_or_else(|| eval.overflow())?;
+            base = base
+                .checked_add(limit_lines[k])
+                .ok_or_else(|| eval.overflow())?;
         }
         let amount = rounding.round(eval.field("amount", &limit.amount)?);
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
@@ -403,8 +475,14 @@ pub(crate) fn settle_period(
                 trace.step(|| "running total C before this period".into(), running);
                 let room = amount - running - base;
                 let line = room.max(-base.max(zero)).min(zero);
-                trace.step(|| "min(0, max(amount - C - base, -max(base, 0)))".into(), line);
-                next.running[j] = running.checked_add(base).and_then(|r| r.checked_add(line)).ok_or_else(|| eval.overflow())?;
+                trace.step(
+                    || "min(0, max(amount - C - base, -max(base, 0)))".into(),
+                    line,
+                );
+                next.running[j] = running
+                    .checked_add(base)
+                    .and_then(|r| r.checked_add(line))
+                    .ok_or_else(|| eval.overflow())?;
                 line
             }
             (LimitKind::Floor, Scope::Period) => {
@@ -420,12 +498,18 @@ pub(crate) fn settle_period(
                 trace.step(|| "running total C before this period".into(), running);
                 let line = if last {
                     let line = (amount - running - base).max(zero);
-                    trace.step(|| "true-up in the scope's last period: max(0, amount - C - base)".into(), line);
+                    trace.step(
+                        || "true-up in the scope's last period: max(0, amount - C - base)".into(),
+                        line,
+                    );
                     line
                 } else {
                     zero
                 };
-                next.running[j] = running.checked_add(base).and_then(|r| r.checked_add(line)).ok_or_else(|| eval.overflow())?;
+                next.running[j] = running
+                    .checked_add(base)
+                    .and_then(|r| r.checked_add(line))
+                    .ok_or_else(|| eval.overflow())?;
                 line
             }
             (LimitKind::Credit, _) => {
@@ -464,7 +548,8 @@ pub(crate) fn settle_period(
         if let CBaseline::HighWaterMark { metric, .. } = baseline {
             let m = &program.metrics[*metric];
             let (start, end) = eval.window(m.window);
-            let reduced = source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
+            let reduced =
+                source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
             if let Some(v) = reduced.value {
                 next.marks[b] = Some(next.marks[b].map_or(v, |mark| mark.max(v)));
             }
@@ -473,16 +558,29 @@ pub(crate) fn settle_period(
 
     let mut total = Decimal::ZERO;
     for line in &lines {
-        total = total.checked_add(line.amount).ok_or_else(|| eval.fail("the statement total overflows"))?;
+        total = total
+            .checked_add(line.amount)
+            .ok_or_else(|| eval.fail("the statement total overflows"))?;
     }
     let total = rounding.round(total);
     next.next_period = index + 1;
-    Ok((Statement { period: period.clone(), lines, total }, next))
+    Ok((
+        Statement {
+            period: period.clone(),
+            lines,
+            total,
+        },
+        next,
+    ))
 }
 
 fn base_names(program: &Program, limit: usize) -> String {
     let l = &program.limits[limit];
-    let mut names: Vec<&str> = l.charges.iter().map(|&c| program.charges[c].id.as_str()).collect();
+    let mut names: Vec<&str> = l
+        .charges
+        .iter()
+        .map(|&c| program.charges[c].id.as_str())
+        .collect();
     names.extend(l.nested.iter().map(|&k| program.limits[k].name.as_str()));
     names.join(", ")
 }
@@ -502,23 +600,43 @@ fn charge_amount<'a>(
             let a = e.field("amount", amount)?;
             t.step(|| format!("amount {}", amount.text), a);
             if *prorate && e.period.is_stub() {
-                let (d, full) = (Decimal::from(e.period.days()), Decimal::from(e.period.full_days()));
-                let v = a.checked_mul(d).and_then(|x| x.checked_div(full)).ok_or_else(|| overflow(e))?;
-                t.step(|| format!("prorated for a stub: amount * {d} / {full} days"), v);
+                let (d, full) = (
+                    Decimal::from(e.period.days()),
+                    Decimal::from(e.period.full_days()),
+                );
+                let v = a
+                    .checked_mul(d)
+                    .and_then(|x| x.checked_div(full))
+                    .ok_or_else(|| overflow(e))?;
+                t.step(
+                    || format!("prorated for a stub: amount * {d} / {full} days"),
+                    v,
+                );
                 Ok((v, None, false))
             } else {
                 Ok((a, None, false))
             }
         }
-        Body::Unit { quantity, unit_price } => {
+        Body::Unit {
+            quantity,
+            unit_price,
+        } => {
             let q = e.field("quantity", quantity)?;
             let p = e.field("unit_price", unit_price)?;
             t.step(|| format!("quantity: {}", quantity.text), q);
             let v = q.checked_mul(p).ok_or_else(|| overflow(e))?;
-            t.step(|| format!("quantity * unit_price {}", format_normalized(p)), v);
+            t.step(
+                || format!("quantity * unit_price {}", format_normalized(p)),
+                v,
+            );
             Ok((v, Some(q), false))
         }
-        Body::Package { quantity, size, price, round } => {
+        Body::Package {
+            quantity,
+            size,
+            price,
+            round,
+        } => {
             let q = e.field("quantity", quantity)?;
             let s = e.field("size", size)?;
             let p = e.field("price", price)?;
@@ -534,12 +652,30 @@ fn charge_amount<'a>(
                 PackageRound::Up => ratio.ceil(),
                 PackageRound::Down => ratio.floor(),
             };
-            t.step(|| format!("packages of {}: {}", format_normalized(s), if *round == PackageRound::Up { "ceil(quantity / size)" } else { "floor(quantity / size)" }), packages);
+            t.step(
+                || {
+                    format!(
+                        "packages of {}: {}",
+                        format_normalized(s),
+                        if *round == PackageRound::Up {
+                            "ceil(quantity / size)"
+                        } else {
+                            "floor(quantity / size)"
+                        }
+                    )
+                },
+                packages,
+            );
             let v = packages.checked_mul(p).ok_or_else(|| overflow(e))?;
             t.step(|| format!("packages * price {}", format_normalized(p)), v);
             Ok((v, Some(q), false))
         }
-        Body::Tiered { quantity, mode, tiers, accumulate } => {
+        Body::Tiered {
+            quantity,
+            mode,
+            tiers,
+            accumulate,
+        } => {
             let q = e.field("quantity", quantity)?;
             t.step(|| format!("quantity: {}", quantity.text), q);
             if q.is_sign_negative() && !q.is_zero() {
@@ -549,8 +685,12 @@ fn charge_amount<'a>(
             for (j, tier) in tiers.iter().enumerate() {
                 values.push(tiered::TierValues {
                     up_to: e.opt(&format!("tiers[{j}].up_to"), &tier.up_to)?,
-                    unit_price: e.opt(&format!("tiers[{j}].unit_price"), &tier.unit_price)?.unwrap_or_default(),
-                    flat_fee: e.opt(&format!("tiers[{j}].flat_fee"), &tier.flat_fee)?.unwrap_or_default(),
+                    unit_price: e
+                        .opt(&format!("tiers[{j}].unit_price"), &tier.unit_price)?
+                        .unwrap_or_default(),
+                    flat_fee: e
+                        .opt(&format!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                        .unwrap_or_default(),
                 });
             }
             if let Err((j, m)) = tiered::check(&values) {
@@ -559,39 +699,65 @@ fn charge_amount<'a>(
             let on = t.on;
             let mut describe = |s: String, v: Decimal| {
                 if on {
-                    t.steps.push(Step { step: s, value: format_normalized(v) });
+                    t.steps.push(Step {
+                        step: s,
+                        value: format_normalized(v),
+                    });
                 }
             };
             match accumulate {
                 Accumulate::Period => {
-                    let v = tiered::amount(*mode, &values, q, &mut describe).ok_or_else(|| overflow(e))?;
+                    let v = tiered::amount(*mode, &values, q, &mut describe)
+                        .ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
                 Accumulate::ContractYear => {
                     let before = next.year_to_date[i];
                     let y = before.checked_add(q).ok_or_else(|| overflow(e))?;
-                    let first = e.period.index == 0 || e.cc.periods()[e.period.index - 1].contract_year != e.period.contract_year;
+                    let first = e.period.index == 0
+                        || e.cc.periods()[e.period.index - 1].contract_year
+                            != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = tiered::amount(*mode, &values, y, &mut describe).ok_or_else(|| overflow(e))?;
+                    let a_y = tiered::amount(*mode, &values, y, &mut describe)
+                        .ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
                         Decimal::ZERO
                     } else {
-                        r.round(tiered::amount(*mode, &values, before, &mut |_, _| {}).ok_or_else(|| overflow(e))?)
+                        r.round(
+                            tiered::amount(*mode, &values, before, &mut |_, _| {})
+                                .ok_or_else(|| overflow(e))?,
+                        )
                     };
                     next.year_to_date[i] = y;
                     t.step(|| "year to date Y".into(), y);
                     t.step(|| "round(A(Y))".into(), a_y);
-                    t.step(|| if first { "round(A(Y - q)): 0 in the year's first period".into() } else { "round(A(Y - q))".into() }, a_before);
+                    t.step(
+                        || {
+                            if first {
+                                "round(A(Y - q)): 0 in the year's first period".into()
+                            } else {
+                                "round(A(Y - q))".into()
+                            }
+                        },
+                        a_before,
+                    );
                     let v = a_y - a_before;
                     if t.on {
-                        t.steps.push(Step { step: "round(A(Y)) - round(A(Y - q))".into(), value: r.format(v) });
+                        t.steps.push(Step {
+                            step: "round(A(Y)) - round(A(Y - q))".into(),
+                            value: r.format(v),
+                        });
                     }
                     Ok((r.round(v), Some(q), true))
                 }
             }
         }
-        Body::Percentage { base, rate, per_observation } => {
+        Body::Percentage {
+            base,
+            rate,
+            per_observation,
+        } => {
             let r = e.field("rate", rate)?;
             match per_observation {
                 None => {
@@ -602,7 +768,9 @@ fn charge_amount<'a>(
                     Ok((v, None, false))
                 }
                 Some(po) => {
-                    let fixed = e.opt("per_observation.fixed", &po.fixed)?.unwrap_or_default();
+                    let fixed = e
+                        .opt("per_observation.fixed", &po.fixed)?
+                        .unwrap_or_default();
                     let min = e.opt("per_observation.min", &po.min)?;
                     let max = e.opt("per_observation.max", &po.max)?;
                     let program = e.program;
@@ -655,10 +823,19 @@ fn charge_amount<'a>(
                 }
             }
         }
-        Body::GainShare { actual, baseline, direction, value_per_unit, gains, losses } => {
+        Body::GainShare {
+            actual,
+            baseline,
+            direction,
+            value_per_unit,
+            gains,
+            losses,
+        } => {
             let a = e.field("actual", actual)?;
             let b = e.field("baseline", baseline)?;
-            let vpu = e.opt("value_per_unit", value_per_unit)?.unwrap_or(Decimal::ONE);
+            let vpu = e
+                .opt("value_per_unit", value_per_unit)?
+                .unwrap_or(Decimal::ONE);
             t.step(|| format!("actual: {}", actual.text), a);
             t.step(|| format!("baseline: {}", baseline.text), b);
             let improvement = match direction {
@@ -674,7 +851,15 @@ fn charge_amount<'a>(
                 improvement,
             );
             let v = improvement.checked_mul(vpu).ok_or_else(|| overflow(e))?;
-            t.step(|| format!("value: improvement * value_per_unit {}", format_normalized(vpu)), v);
+            t.step(
+                || {
+                    format!(
+                        "value: improvement * value_per_unit {}",
+                        format_normalized(vpu)
+                    )
+                },
+                v,
+            );
             let money_base = b.checked_mul(vpu).ok_or_else(|| overflow(e))?;
             let g = side(e, "", gains, money_base, t)?;
             let l = match losses {
@@ -684,29 +869,39 @@ fn charge_amount<'a>(
             let on = t.on;
             let mut describe = |s: String, v: Decimal| {
                 if on {
-                    t.steps.push(Step { step: s, value: format_normalized(v) });
+                    t.steps.push(Step {
+                        step: s,
+                        value: format_normalized(v),
+                    });
                 }
             };
-            let amount = gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
+            let amount =
+                gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
             Ok((amount, None, false))
         }
         Body::Bands { kpi, bands } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
-            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> = Vec::with_capacity(bands.len());
+            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> =
+                Vec::with_capacity(bands.len());
             for (j, band) in bands.iter().enumerate() {
                 let from = e.opt(&format!("bands[{j}].from"), &band.from)?;
                 let to = e.opt(&format!("bands[{j}].to"), &band.to)?;
                 if let (Some(f), Some(t)) = (from, to) {
                     if f >= t {
-                        return Err(e.fail(format!("{}: bands[{j}]: from must be below to ({f} then {t})", e.context())));
+                        return Err(e.fail(format!(
+                            "{}: bands[{j}]: from must be below to ({f} then {t})",
+                            e.context()
+                        )));
                     }
                 }
                 for (o, (of, ot)) in edges.iter().enumerate() {
                     let overlap = to.is_none_or(|t| of.is_none_or(|f: Decimal| f < t))
                         && ot.is_none_or(|t: Decimal| from.is_none_or(|f| f < t));
                     if overlap {
-                        return Err(e.fail(format!("{}: bands[{j}] overlaps bands[{o}]", e.context())));
+                        return Err(
+                            e.fail(format!("{}: bands[{j}] overlaps bands[{o}]", e.context()))
+                        );
                     }
                 }
                 edges.push((from, to));
@@ -729,33 +924,51 @@ fn charge_amount<'a>(
                         let pct = e.field(&format!("bands[{j}].percent"), p)?;
                         let mut sum = Decimal::ZERO;
                         for &c in of {
-                            let amount = e.values[e.program.charge_slot0 as usize + c].unwrap_or_default();
+                            let amount =
+                                e.values[e.program.charge_slot0 as usize + c].unwrap_or_default();
                             sum = sum.checked_add(amount).ok_or_else(|| overflow(e))?;
                         }
-                        let names: Vec<&str> = of.iter().map(|&c| e.program.charges[c].id.as_str()).collect();
+                        let names: Vec<&str> = of
+                            .iter()
+                            .map(|&c| e.program.charges[c].id.as_str())
+                            .collect();
                         t.step(|| format!("sum of {}", names.join(", ")), sum);
                         let v = pct
                             .checked_mul(sum)
                             .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))
                             .ok_or_else(|| overflow(e))?;
-                        t.step(|| format!("bands[{j}]: {}% of the sum", format_normalized(pct)), v);
+                        t.step(
+                            || format!("bands[{j}]: {}% of the sum", format_normalized(pct)),
+                            v,
+                        );
                         Ok((v, None, false))
                     }
                 },
             }
         }
-        Body::Corridor { actual, target, bands, direction } => {
+        Body::Corridor {
+            actual,
+            target,
+            bands,
+            direction,
+        } => {
             let a = e.field("actual", actual)?;
             let tg = e.field("target", target)?;
             t.step(|| format!("actual: {}", actual.text), a);
             t.step(|| format!("target: {}", target.text), tg);
             if tg.is_zero() {
-                return Err(e.fail(format!("{}: target {:?} is 0: division by zero", e.context(), target.text)));
+                return Err(e.fail(format!(
+                    "{}: target {:?} is 0: division by zero",
+                    e.context(),
+                    target.text
+                )));
             }
             let mut values = Vec::with_capacity(bands.len());
             for (j, band) in bands.iter().enumerate() {
                 values.push(corridor::BandValues {
-                    from: e.opt(&format!("bands[{j}].from"), &band.from)?.unwrap_or_default(),
+                    from: e
+                        .opt(&format!("bands[{j}].from"), &band.from)?
+                        .unwrap_or_default(),
                     to: e.opt(&format!("bands[{j}].to"), &band.to)?,
                     share: e.field(&format!("bands[{j}].share"), &band.share)?,
                 });
@@ -766,10 +979,14 @@ fn charge_amount<'a>(
             let on = t.on;
             let mut describe = |s: String, v: Decimal| {
                 if on {
-                    t.steps.push(Step { step: s, value: format_normalized(v) });
+                    t.steps.push(Step {
+                        step: s,
+                        value: format_normalized(v),
+                    });
                 }
             };
-            let v = corridor::amount(a, tg, &values, *direction, &mut describe).ok_or_else(|| overflow(e))?;
+            let v = corridor::amount(a, tg, &values, *direction, &mut describe)
+                .ok_or_else(|| overflow(e))?;
             Ok((v, None, false))
         }
         Body::Expr { amount } => {
@@ -779,7 +996,12 @@ fn charge_amount<'a>(
         }
         Body::Custom { rule, fields } => {
             let rule = rule.clone();
-            let mut ctx = CustomCtx { eval: e, fields, trace: t, quantity: None };
+            let mut ctx = CustomCtx {
+                eval: e,
+                fields,
+                trace: t,
+                quantity: None,
+            };
             let v = rule.amount(&mut ctx)?;
             let q = ctx.quantity;
             Ok((v, q, false))
@@ -788,7 +1010,13 @@ fn charge_amount<'a>(
 }
 
 /// A gain-share side's terms in money for this period.
-fn side(e: &mut Eval<'_>, prefix: &str, s: &CSide, money_base: Decimal, t: &mut Trace) -> Result<gain_share::Side> {
+fn side(
+    e: &mut Eval<'_>,
+    prefix: &str,
+    s: &CSide,
+    money_base: Decimal,
+    t: &mut Trace,
+) -> Result<gain_share::Side> {
     let share = e.field(&format!("{prefix}share"), &s.share)?;
     let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> Result<Decimal> {
         match th {
@@ -815,5 +1043,10 @@ fn side(e: &mut Eval<'_>, prefix: &str, s: &CSide, money_base: Decimal, t: &mut 
     if let Some(c) = cap {
         t.step(|| format!("{side_name}: cap in money"), c);
     }
-    Ok(gain_share::Side { share, threshold, sharing: s.sharing, cap })
+    Ok(gain_share::Side {
+        share,
+        threshold,
+        sharing: s.sharing,
+        cap,
+    })
 }
