@@ -23,4 +23,4 @@ pub use period::{
     Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,
 };
 pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
-pub use settle::{CompiledContract, Line, SettleOptions, State, Statement, Step};
+pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};

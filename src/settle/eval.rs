@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 
 use super::compile::{BandValue, Body, CBaseline, CSide, CThreshold, Field, Program, SlotKind};
 use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
+
 use crate::charge::{ChargeContext, corridor, gain_share, tiered};
 use crate::contract::{Accumulate, Direction, LimitKind, Missing, PackageRound, Scope, Window};
 use crate::error::{Error, Result};
@@ -68,8 +69,9 @@ struct Eval<'a> {
     program: &'a Program,
     source: &'a dyn MetricSource,
     period: &'a Period,
-    options: &'a SettleOptions,
-    state: &'a State,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// High-water marks as carried into this period.
+    marks: &'a [Option<Decimal>],
     values: Vec<Option<Decimal>>,
     /// Observations read per metric (for traces).
     counts: Vec<u64>,
@@ -117,7 +119,7 @@ impl Eval<'_> {
             end,
             timezone: self.cc.contract.timezone,
             filter: &metric.filter,
-            as_of: self.options.as_of,
+            as_of: self.as_of,
         }
     }
 
@@ -199,7 +201,7 @@ impl Eval<'_> {
             CBaseline::HighWaterMark { initial, .. } => {
                 let initial =
                     self.field_in(&format!("baseline {}", self.baseline_name(index)), initial)?;
-                Ok(match self.state.marks.get(index).copied().flatten() {
+                Ok(match self.marks.get(index).copied().flatten() {
                     Some(mark) => mark.max(initial),
                     None => initial,
                 })
@@ -362,6 +364,55 @@ pub(crate) fn settle_period(
     state: &State,
     options: &SettleOptions,
 ) -> Result<(Statement, State)> {
+    let mut next = state.clone();
+    let mut amounts = Amounts::default();
+    let mut lines = Vec::new();
+    let trace = options.trace;
+    settle_core(
+        cc,
+        source,
+        &mut next,
+        options.as_of,
+        &mut amounts,
+        Some((&mut lines, trace)),
+    )?;
+    let period = cc.periods()[state.next_period].clone();
+    Ok((
+        Statement {
+            period,
+            lines,
+            total: amounts.total,
+        },
+        next,
+    ))
+}
+
+/// One period's amounts, without lines or traces: what simulation and
+/// batch runs read. Reuse one value across periods and runs: its buffers are
+/// kept, so settling does not allocate.
+#[derive(Debug, Clone, Default)]
+pub struct Amounts {
+    /// Each charge's rounded amount, in the order written.
+    pub charges: Vec<Decimal>,
+    /// Each limit's line, 0 where the limit did not act.
+    pub limits: Vec<Decimal>,
+    /// The statement total.
+    pub total: Decimal,
+    values: Vec<Option<Decimal>>,
+    counts: Vec<u64>,
+}
+
+/// Settles period `state.next_period` into `out`, updating `state` in
+/// place, and writes lines when `lines` is given (with traces when its flag
+/// is set). The one settlement formula: every entry point comes here.
+pub(crate) fn settle_core(
+    cc: &CompiledContract,
+    source: &dyn MetricSource,
+    state: &mut State,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    out: &mut Amounts,
+    mut lines: Option<(&mut Vec<Line>, bool)>,
+) -> Result<()> {
     let index = state.next_period;
     let periods = cc.periods();
     let period = periods.get(index).ok_or_else(|| {
@@ -372,12 +423,15 @@ pub(crate) fn settle_period(
         ))
     })?;
     let program = cc.program_for(index);
-    let mut next = state.clone();
+    let State {
+        next_period,
+        year_to_date,
+        running,
+        marks,
+    } = state;
     let year_starts = index == 0 || periods[index - 1].contract_year != period.contract_year;
     if year_starts {
-        next.year_to_date
-            .iter_mut()
-            .for_each(|q| *q = Decimal::ZERO);
+        year_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
     }
     for (j, limit) in program.limits.iter().enumerate() {
         let reset = match limit.scope {
@@ -386,33 +440,36 @@ pub(crate) fn settle_period(
             Scope::Term => index == 0,
         };
         if reset {
-            next.running[j] = Decimal::ZERO;
+            running[j] = Decimal::ZERO;
         }
     }
 
     let rounding = cc.rounding;
-    // Evaluation reads the state as carried into this period; `next`
-    // collects what this period changes.
-    let carried = next.clone();
+    let tracing = matches!(lines, Some((_, true)));
+    let mut values = std::mem::take(&mut out.values);
+    values.clear();
+    values.resize(program.slots.len(), None);
+    let mut counts = std::mem::take(&mut out.counts);
+    counts.clear();
+    counts.resize(program.metrics.len(), 0);
     let mut eval = Eval {
         cc,
         program,
         source,
         period,
-        options,
-        state: &carried,
-        values: vec![None; program.slots.len()],
-        counts: vec![0; program.metrics.len()],
+        as_of,
+        marks: marks.as_slice(),
+        values,
+        counts,
         context: Context::None,
     };
 
-    let mut lines = Vec::with_capacity(program.charges.len() + program.limits.len());
-    let mut amounts = Vec::with_capacity(program.charges.len());
+    out.charges.clear();
     for (i, charge) in program.charges.iter().enumerate() {
         eval.context = Context::Charge(i);
-        let mut trace = Trace::new(options.trace);
+        let mut trace = Trace::new(tracing);
         let (exact, quantity, already_rounded) =
-            charge_amount(&mut eval, i, &charge.body, &mut trace, &mut next)?;
+            charge_amount(&mut eval, i, &charge.body, &mut trace, year_to_date)?;
         let amount = if already_rounded {
             exact
         } else {
@@ -421,50 +478,52 @@ pub(crate) fn settle_period(
         if !already_rounded {
             trace.rounded(rounding, exact);
         }
-        if options.trace {
-            let mut steps = Vec::new();
-            for &slot in &charge.inputs {
-                if let Some((text, value)) = eval.describe_input(slot) {
-                    steps.push(Step {
-                        step: text,
-                        value: format_normalized(value),
-                    });
-                }
-            }
-            steps.append(&mut trace.steps);
-            trace.steps = steps;
-        }
         eval.values[program.charge_slot0 as usize + i] = Some(amount);
-        amounts.push(amount);
-        lines.push(Line {
-            charge: charge.id.clone(),
-            kind: charge.kind.clone(),
-            quantity,
-            amount,
-            trace: trace.steps,
-        });
+        out.charges.push(amount);
+        if let Some((lines, _)) = lines.as_mut() {
+            let mut steps = Vec::new();
+            if tracing {
+                for &slot in &charge.inputs {
+                    if let Some((text, value)) = eval.describe_input(slot) {
+                        steps.push(Step {
+                            step: text,
+                            value: format_normalized(value),
+                        });
+                    }
+                }
+                steps.append(&mut trace.steps);
+            }
+            lines.push(Line {
+                charge: charge.id.clone(),
+                kind: charge.kind.clone(),
+                quantity,
+                amount,
+                trace: steps,
+            });
+        }
     }
 
-    let mut limit_lines = vec![Decimal::ZERO; program.limits.len()];
+    out.limits.clear();
+    out.limits.resize(program.limits.len(), Decimal::ZERO);
     for (j, limit) in program.limits.iter().enumerate() {
         eval.context = Context::Limit(j);
-        let mut trace = Trace::new(options.trace);
+        let mut trace = Trace::new(tracing);
         let mut base = Decimal::ZERO;
         for &c in &limit.charges {
             base = base
-                .checked_add(amounts[c])
+                .checked_add(out.charges[c])
                 .ok_or_else(|| eval.overflow())?;
         }
         for &k in &limit.nested {
             base = base
-                .checked_add(limit_lines[k])
+                .checked_add(out.limits[k])
                 .ok_or_else(|| eval.overflow())?;
         }
         let amount = rounding.round(eval.field("amount", &limit.amount)?);
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
         let zero = Decimal::ZERO;
-        let running = next.running[j];
+        let before = running[j];
         let line = match (limit.kind, limit.scope) {
             (LimitKind::Cap, Scope::Period) => {
                 let line = (amount - base).min(zero);
@@ -472,14 +531,17 @@ pub(crate) fn settle_period(
                 line
             }
             (LimitKind::Cap, _) => {
-                trace.step(|| "running total C before this period".into(), running);
-                let room = amount - running - base;
+                trace.step(|| "running total C before this period".into(), before);
+                let room = amount
+                    .checked_sub(before)
+                    .and_then(|r| r.checked_sub(base))
+                    .ok_or_else(|| eval.overflow())?;
                 let line = room.max(-base.max(zero)).min(zero);
                 trace.step(
                     || "min(0, max(amount - C - base, -max(base, 0)))".into(),
                     line,
                 );
-                next.running[j] = running
+                running[j] = before
                     .checked_add(base)
                     .and_then(|r| r.checked_add(line))
                     .ok_or_else(|| eval.overflow())?;
@@ -495,9 +557,13 @@ pub(crate) fn settle_period(
                     Scope::Term => index + 1 == periods.len(),
                     _ => cc.schedule.is_last_of_year(index),
                 };
-                trace.step(|| "running total C before this period".into(), running);
+                trace.step(|| "running total C before this period".into(), before);
                 let line = if last {
-                    let line = (amount - running - base).max(zero);
+                    let room = amount
+                        .checked_sub(before)
+                        .and_then(|r| r.checked_sub(base))
+                        .ok_or_else(|| eval.overflow())?;
+                    let line = room.max(zero);
                     trace.step(
                         || "true-up in the scope's last period: max(0, amount - C - base)".into(),
                         line,
@@ -506,44 +572,51 @@ pub(crate) fn settle_period(
                 } else {
                     zero
                 };
-                next.running[j] = running
+                running[j] = before
                     .checked_add(base)
                     .and_then(|r| r.checked_add(line))
                     .ok_or_else(|| eval.overflow())?;
                 line
             }
             (LimitKind::Credit, _) => {
-                let balance = (amount - running).max(zero);
-                trace.step(|| "credit drawn earlier in the scope".into(), running);
+                let balance = (amount - before).max(zero);
+                trace.step(|| "credit drawn earlier in the scope".into(), before);
                 trace.step(|| "balance: max(0, amount - drawn)".into(), balance);
                 let line = -(balance.min(base.max(zero)));
                 trace.step(|| "-min(balance, max(base, 0))".into(), line);
-                next.running[j] = running - line;
+                running[j] = before - line;
                 line
             }
         };
-        limit_lines[j] = line;
-        if !line.is_zero() {
-            let mut amount = rounding.round(line);
-            if amount.is_zero() {
-                amount.set_sign_positive(true);
+        out.limits[j] = line;
+        if let Some((lines, _)) = lines.as_mut() {
+            if !line.is_zero() {
+                lines.push(Line {
+                    charge: limit.name.clone(),
+                    kind: match limit.kind {
+                        LimitKind::Cap => "cap",
+                        LimitKind::Floor => "floor",
+                        LimitKind::Credit => "credit",
+                    }
+                    .to_string(),
+                    quantity: None,
+                    amount: line,
+                    trace: trace.steps,
+                });
             }
-            lines.push(Line {
-                charge: limit.name.clone(),
-                kind: match limit.kind {
-                    LimitKind::Cap => "cap",
-                    LimitKind::Floor => "floor",
-                    LimitKind::Credit => "credit",
-                }
-                .to_string(),
-                quantity: None,
-                amount,
-                trace: trace.steps,
-            });
         }
     }
 
+    let mut total = Decimal::ZERO;
+    for v in out.charges.iter().chain(out.limits.iter()) {
+        total = total
+            .checked_add(*v)
+            .ok_or_else(|| eval.fail("the statement total overflows"))?;
+    }
+    out.total = rounding.round(total);
+
     // High-water marks take this period's value of their metric, if any.
+    let mut new_marks: Option<Vec<(usize, Decimal)>> = None;
     for (b, baseline) in program.baselines.iter().enumerate() {
         if let CBaseline::HighWaterMark { metric, .. } = baseline {
             let m = &program.metrics[*metric];
@@ -551,27 +624,18 @@ pub(crate) fn settle_period(
             let reduced =
                 source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
             if let Some(v) = reduced.value {
-                next.marks[b] = Some(next.marks[b].map_or(v, |mark| mark.max(v)));
+                new_marks.get_or_insert_with(Vec::new).push((b, v));
             }
         }
     }
-
-    let mut total = Decimal::ZERO;
-    for line in &lines {
-        total = total
-            .checked_add(line.amount)
-            .ok_or_else(|| eval.fail("the statement total overflows"))?;
+    out.values = std::mem::take(&mut eval.values);
+    out.counts = std::mem::take(&mut eval.counts);
+    drop(eval);
+    for (b, v) in new_marks.into_iter().flatten() {
+        marks[b] = Some(marks[b].map_or(v, |mark| mark.max(v)));
     }
-    let total = rounding.round(total);
-    next.next_period = index + 1;
-    Ok((
-        Statement {
-            period: period.clone(),
-            lines,
-            total,
-        },
-        next,
-    ))
+    *next_period = index + 1;
+    Ok(())
 }
 
 fn base_names(program: &Program, limit: usize) -> String {
@@ -592,7 +656,7 @@ fn charge_amount<'a>(
     i: usize,
     body: &'a Body,
     t: &mut Trace,
-    next: &mut State,
+    year_to_date: &mut [Decimal],
 ) -> Result<(Decimal, Option<Decimal>, bool)> {
     let overflow = |e: &Eval<'_>| e.overflow();
     match body {
@@ -712,7 +776,7 @@ fn charge_amount<'a>(
                     Ok((v, Some(q), false))
                 }
                 Accumulate::ContractYear => {
-                    let before = next.year_to_date[i];
+                    let before = year_to_date[i];
                     let y = before.checked_add(q).ok_or_else(|| overflow(e))?;
                     let first = e.period.index == 0
                         || e.cc.periods()[e.period.index - 1].contract_year
@@ -729,7 +793,7 @@ fn charge_amount<'a>(
                                 .ok_or_else(|| overflow(e))?,
                         )
                     };
-                    next.year_to_date[i] = y;
+                    year_to_date[i] = y;
                     t.step(|| "year to date Y".into(), y);
                     t.step(|| "round(A(Y))".into(), a_y);
                     t.step(

@@ -15,6 +15,7 @@ mod compile;
 mod eval;
 
 pub(crate) use compile::Program;
+pub use eval::Amounts;
 
 /// How to settle: what was known when, and whether to write traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -244,6 +245,24 @@ impl CompiledContract {
         options: &SettleOptions,
     ) -> Result<(Statement, State)> {
         eval::settle_period(self, source, state, options)
+    }
+
+    /// Settles the period `state.next_period` into `out` and advances
+    /// `state` in place: the same amounts as [`CompiledContract::settle_next`],
+    /// without lines or traces and without allocating once `out` has been
+    /// used. For simulation and large batch runs.
+    ///
+    /// # Errors
+    /// As [`CompiledContract::settle_next`]; after an error `state` may be
+    /// partly advanced and should be discarded.
+    pub fn settle_next_amounts(
+        &self,
+        source: &dyn MetricSource,
+        state: &mut State,
+        out: &mut Amounts,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        eval::settle_core(self, source, state, as_of, out, None)
     }
 
     /// Settles periods `0..=last`, carrying state, and returns their
