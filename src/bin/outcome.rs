@@ -300,6 +300,11 @@ fn settle(
         return status;
     }
     items.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
+    // One contract that failed has said so on stderr; stdout stays empty
+    // rather than holding a document without statements.
+    if !several && items.iter().all(|i| matches!(i, RunItem::Failed { .. })) {
+        return status;
+    }
     let out = match format {
         Format::Json => match run_json(&items, several) {
             Ok(s) => s,
