@@ -166,7 +166,7 @@ impl Eval<'_> {
         let program = self.program;
         match &program.baselines[index] {
             CBaseline::Value(f) => {
-                self.field_in(&format!("baseline {}", self.baseline_name(index)), f)
+                self.field_in(|e| format!("baseline {}", e.baseline_name(index)), f)
             }
             CBaseline::Historical { metric, laid } => {
                 let m = &program.metrics[*metric];
@@ -200,7 +200,7 @@ impl Eval<'_> {
             }
             CBaseline::HighWaterMark { initial, .. } => {
                 let initial =
-                    self.field_in(&format!("baseline {}", self.baseline_name(index)), initial)?;
+                    self.field_in(|e| format!("baseline {}", e.baseline_name(index)), initial)?;
                 Ok(match self.marks.get(index).copied().flatten() {
                     Some(mark) => mark.max(initial),
                     None => initial,
@@ -218,11 +218,12 @@ impl Eval<'_> {
     }
 
     /// Evaluates a field, naming `what` and the expression in any error.
-    fn field_in(&mut self, what: &str, field: &Field) -> Result<Decimal> {
+    /// Evaluates a field; `what` names it in an error (built only then).
+    fn field_in(&mut self, what: impl FnOnce(&Self) -> String, field: &Field) -> Result<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(*e),
-            Err(e) => Err(self.fail(format!("{what} {:?}: {e}", field.text))),
+            Err(e) => Err(self.fail(format!("{} {:?}: {e}", what(self), field.text))),
         }
     }
 
@@ -310,7 +311,7 @@ impl Env for Eval<'_> {
         let v = match kind {
             SlotKind::Param => self.program.params[index],
             SlotKind::Metric => self.metric(index)?,
-            SlotKind::Kpi => self.field_in(&format!("kpi {}", s.name), &program.kpis[index])?,
+            SlotKind::Kpi => self.field_in(|_| format!("kpi {}", s.name), &program.kpis[index])?,
             SlotKind::Baseline => self.baseline(index)?,
             // Compilation lets a charge name only earlier charges, whose
             // values are set before this one runs; limits cannot be named.
