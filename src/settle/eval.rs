@@ -227,7 +227,7 @@ impl Eval<'_> {
         }
     }
 
-    fn field(&mut self, name: &str, field: &Field) -> Result<Decimal> {
+    fn field(&mut self, name: impl std::fmt::Display, field: &Field) -> Result<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(*e),
@@ -235,7 +235,7 @@ impl Eval<'_> {
         }
     }
 
-    fn opt(&mut self, name: &str, field: &Option<Field>) -> Result<Option<Decimal>> {
+    fn opt(&mut self, name: impl std::fmt::Display, field: &Option<Field>) -> Result<Option<Decimal>> {
         match field {
             Some(f) => self.field(name, f).map(Some),
             None => Ok(None),
@@ -343,7 +343,7 @@ impl ChargeContext for CustomCtx<'_, '_> {
             self.eval
                 .fail(format!("{}: no field {index}", self.eval.context()))
         })?;
-        self.eval.field(&format!("field {index}"), f)
+        self.eval.field(format_args!("field {index}"), f)
     }
 
     fn period(&self) -> &Period {
@@ -749,12 +749,12 @@ fn charge_amount<'a>(
             let mut values = Vec::with_capacity(tiers.len());
             for (j, tier) in tiers.iter().enumerate() {
                 values.push(tiered::TierValues {
-                    up_to: e.opt(&format!("tiers[{j}].up_to"), &tier.up_to)?,
+                    up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
                     unit_price: e
-                        .opt(&format!("tiers[{j}].unit_price"), &tier.unit_price)?
+                        .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
                         .unwrap_or_default(),
                     flat_fee: e
-                        .opt(&format!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                        .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
                         .unwrap_or_default(),
                 });
             }
@@ -950,8 +950,8 @@ fn charge_amount<'a>(
             let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> =
                 Vec::with_capacity(bands.len());
             for (j, band) in bands.iter().enumerate() {
-                let from = e.opt(&format!("bands[{j}].from"), &band.from)?;
-                let to = e.opt(&format!("bands[{j}].to"), &band.to)?;
+                let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
+                let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
                 if let (Some(f), Some(t)) = (from, to) {
                     if f >= t {
                         return Err(e.fail(format!(
@@ -981,12 +981,12 @@ fn charge_amount<'a>(
                 }
                 Some(j) => match &bands[j].value {
                     BandValue::Amount(a) => {
-                        let v = e.field(&format!("bands[{j}].amount"), a)?;
+                        let v = e.field(format_args!("bands[{j}].amount"), a)?;
                         t.step(|| format!("bands[{j}]: amount {}", a.text), v);
                         Ok((v, None, false))
                     }
                     BandValue::Percent(p, of) => {
-                        let pct = e.field(&format!("bands[{j}].percent"), p)?;
+                        let pct = e.field(format_args!("bands[{j}].percent"), p)?;
                         let mut sum = Decimal::ZERO;
                         for &c in of {
                             let amount =
@@ -1032,10 +1032,10 @@ fn charge_amount<'a>(
             for (j, band) in bands.iter().enumerate() {
                 values.push(corridor::BandValues {
                     from: e
-                        .opt(&format!("bands[{j}].from"), &band.from)?
+                        .opt(format_args!("bands[{j}].from"), &band.from)?
                         .unwrap_or_default(),
-                    to: e.opt(&format!("bands[{j}].to"), &band.to)?,
-                    share: e.field(&format!("bands[{j}].share"), &band.share)?,
+                    to: e.opt(format_args!("bands[{j}].to"), &band.to)?,
+                    share: e.field(format_args!("bands[{j}].share"), &band.share)?,
                 });
             }
             if let Err((j, m)) = corridor::check(&values) {
@@ -1082,12 +1082,12 @@ fn side(
     money_base: Decimal,
     t: &mut Trace,
 ) -> Result<gain_share::Side> {
-    let share = e.field(&format!("{prefix}share"), &s.share)?;
+    let share = e.field(format_args!("{prefix}share"), &s.share)?;
     let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> Result<Decimal> {
         match th {
-            CThreshold::Absolute(f) => e.field(&format!("{prefix}{name}"), f),
+            CThreshold::Absolute(f) => e.field(format_args!("{prefix}{name}"), f),
             CThreshold::Relative(f) => {
-                let r = e.field(&format!("{prefix}{name}.relative"), f)?;
+                let r = e.field(format_args!("{prefix}{name}.relative"), f)?;
                 r.checked_mul(money_base).ok_or_else(|| e.overflow())
             }
         }
