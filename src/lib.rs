@@ -37,6 +37,7 @@ mod expr;
 mod metric;
 mod money;
 mod period;
+mod reconcile;
 mod report;
 mod settle;
 
@@ -53,3 +54,4 @@ pub use period::{
 };
 pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
 pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
+pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconcile};
