@@ -44,8 +44,13 @@ fn examples() -> Result<Vec<Example>, String> {
         .collect();
     contracts.sort();
     for contract in contracts {
-        let name = contract.file_stem().and_then(|s| s.to_str()).unwrap_or_default().to_string();
-        let text = std::fs::read_to_string(&contract).map_err(|e| format!("{}: {e}", contract.display()))?;
+        let name = contract
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or_default()
+            .to_string();
+        let text = std::fs::read_to_string(&contract)
+            .map_err(|e| format!("{}: {e}", contract.display()))?;
         let as_of = text
             .lines()
             .filter_map(|l| l.trim().strip_prefix('#'))
@@ -105,7 +110,11 @@ fn diff(expected: &str, actual: &str) -> String {
     let mut lcs = vec![vec![0usize; act.len() + 1]; exp.len() + 1];
     for i in (0..exp.len()).rev() {
         for j in (0..act.len()).rev() {
-            lcs[i][j] = if exp[i] == act[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
+            lcs[i][j] = if exp[i] == act[j] {
+                lcs[i + 1][j + 1] + 1
+            } else {
+                lcs[i + 1][j].max(lcs[i][j + 1])
+            };
         }
     }
     let (mut i, mut j, mut out) = (0, 0, String::new());
@@ -128,15 +137,16 @@ fn diff(expected: &str, actual: &str) -> String {
 fn csv_total(text: &str) -> Result<Decimal, String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    let at = header.iter().position(|h| *h == "amount").ok_or("no amount column")?;
+    if header.last() != Some(&"amount") {
+        return Err("amount is not the last column".into());
+    }
     let mut total = Decimal::ZERO;
     for line in lines.filter(|l| !l.is_empty()) {
         // Amounts are the last column and never quoted.
         let field = line.rsplit(',').next().unwrap_or_default();
-        if header.len() != at + 1 {
-            return Err("amount is not the last column".into());
-        }
-        let amount: Decimal = field.parse().map_err(|e| format!("amount {field:?}: {e}"))?;
+        let amount: Decimal = field
+            .parse()
+            .map_err(|e| format!("amount {field:?}: {e}"))?;
         total = total.checked_add(amount).ok_or("amount sum overflows")?;
     }
     Ok(total)
@@ -153,9 +163,11 @@ fn check(example: &Example) -> Vec<String> {
     }
     match settle(example, "csv") {
         Err(e) => problems.push(e),
-        Ok(actual) if actual != expected => {
-            problems.push(format!("CSV differs from {}:\n{}", file_name(&example.expect), diff(&expected, &actual)))
-        }
+        Ok(actual) if actual != expected => problems.push(format!(
+            "CSV differs from {}:\n{}",
+            file_name(&example.expect),
+            diff(&expected, &actual)
+        )),
         Ok(_) => {}
     }
     match settle(example, "json") {
@@ -163,12 +175,15 @@ fn check(example: &Example) -> Vec<String> {
         Ok(json) => match serde_json::from_str::<serde_json::Value>(&json) {
             Err(e) => problems.push(format!("`--format json` does not parse: {e}")),
             Ok(doc) => {
-                let total = doc.get("total").and_then(|t| t.as_str()).map(str::parse::<Decimal>);
+                let total = doc
+                    .get("total")
+                    .and_then(|t| t.as_str())
+                    .map(str::parse::<Decimal>);
                 match (total, csv_total(&expected)) {
                     (Some(Ok(total)), Ok(sum)) if total == sum => {}
-                    (Some(Ok(total)), Ok(sum)) => {
-                        problems.push(format!("JSON total {total} is not the sum of the expected CSV amounts {sum}"))
-                    }
+                    (Some(Ok(total)), Ok(sum)) => problems.push(format!(
+                        "JSON total {total} is not the sum of the expected CSV amounts {sum}"
+                    )),
                     (_, Err(e)) => problems.push(format!("{}: {e}", file_name(&example.expect))),
                     _ => problems.push("JSON has no decimal-string `total`".into()),
                 }
@@ -179,7 +194,9 @@ fn check(example: &Example) -> Vec<String> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 #[test]
@@ -200,12 +217,20 @@ fn every_worked_example_settles_as_computed_by_hand() {
             }
         }
     }
-    assert!(failed == 0, "{failed} of {} worked examples failed:{report}", examples.len());
+    assert!(
+        failed == 0,
+        "{failed} of {} worked examples failed:{report}",
+        examples.len()
+    );
 }
 
 #[test]
 fn there_are_enough_worked_examples() {
     // Proves the worked-example set keeps at least its promised size.
     let examples = examples().unwrap_or_else(|e| panic!("{e}"));
-    assert!(examples.len() >= EXAMPLES_MIN, "only {} worked examples, want at least {EXAMPLES_MIN}", examples.len());
+    assert!(
+        examples.len() >= EXAMPLES_MIN,
+        "only {} worked examples, want at least {EXAMPLES_MIN}",
+        examples.len()
+    );
 }
