@@ -4,7 +4,9 @@
 //! Run: `cargo bench --bench settle`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use outcome_billing::{CompiledContract, Contract, MemorySource, Observation, SettleOptions, Stamp};
+use outcome_billing::{
+    CompiledContract, Contract, MemorySource, Observation, SettleOptions, Stamp,
+};
 use rust_decimal::Decimal;
 
 const CONTRACTS: usize = 10_000;
@@ -95,8 +97,14 @@ fn source() -> MemorySource {
             let stamp = Stamp::Date(date);
             for (series, value) in [
                 ("resolutions", Decimal::from((n as u32 * 7 + day * 3) % 40)),
-                ("conversations", Decimal::from((n as u32 * 5 + day) % 50 + 10)),
-                ("uptime", Decimal::new(9990 + i64::from((n as u32 + day) % 10), 2)),
+                (
+                    "conversations",
+                    Decimal::from((n as u32 * 5 + day) % 50 + 10),
+                ),
+                (
+                    "uptime",
+                    Decimal::new(9990 + i64::from((n as u32 + day) % 10), 2),
+                ),
             ] {
                 let mut o = Observation::new(series, stamp, value);
                 o.customer = Some(customer.clone());
@@ -108,18 +116,24 @@ fn source() -> MemorySource {
 }
 
 fn bench(c: &mut Criterion) {
-    let contracts: Vec<CompiledContract> =
-        (0..CONTRACTS).map(|n| CompiledContract::new(contract(n)).expect("compiles")).collect();
+    let contracts: Vec<CompiledContract> = (0..CONTRACTS)
+        .map(|n| CompiledContract::new(contract(n)).expect("compiles"))
+        .collect();
     let source = source();
     let mut group = c.benchmark_group("billing_run");
     group.sample_size(10);
-    for (name, trace) in [("10k_contracts_one_month_traced", true), ("10k_contracts_one_month_untraced", false)] {
+    for (name, trace) in [
+        ("10k_contracts_one_month_traced", true),
+        ("10k_contracts_one_month_untraced", false),
+    ] {
         let options = SettleOptions { as_of: None, trace };
         group.bench_function(name, |b| {
             b.iter(|| {
                 let mut total = Decimal::ZERO;
                 for c in &contracts {
-                    let (statement, _) = c.settle_next(&source, &c.initial_state(), &options).expect("settles");
+                    let (statement, _) = c
+                        .settle_next(&source, &c.initial_state(), &options)
+                        .expect("settles");
                     total += statement.total;
                 }
                 total

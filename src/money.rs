@@ -41,7 +41,11 @@ impl FromStr for Currency {
     fn from_str(code: &str) -> Result<Currency> {
         iso_currency::Currency::from_code(code)
             .map(Currency)
-            .ok_or_else(|| Error::usage(format!("unknown currency {code:?}: expected an ISO 4217 code")))
+            .ok_or_else(|| {
+                Error::usage(format!(
+                    "unknown currency {code:?}: expected an ISO 4217 code"
+                ))
+            })
     }
 }
 
@@ -60,9 +64,13 @@ impl Serialize for Currency {
 impl<'de> Deserialize<'de> for Currency {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Currency, D::Error> {
         let code = String::deserialize(d)?;
-        iso_currency::Currency::from_code(&code).map(Currency).ok_or_else(|| {
-            serde::de::Error::custom(format!("unknown currency {code:?}: expected an ISO 4217 code"))
-        })
+        iso_currency::Currency::from_code(&code)
+            .map(Currency)
+            .ok_or_else(|| {
+                serde::de::Error::custom(format!(
+                    "unknown currency {code:?}: expected an ISO 4217 code"
+                ))
+            })
     }
 }
 
@@ -252,7 +260,11 @@ impl Money {
             })
             .collect();
         let mut remainder = whole - parts.iter().copied().sum::<Decimal>();
-        let step = if remainder.is_sign_negative() { -unit } else { unit };
+        let step = if remainder.is_sign_negative() {
+            -unit
+        } else {
+            unit
+        };
         let mut i = 0;
         while !remainder.is_zero() {
             if shares[i % shares.len()] != 0 {
@@ -261,7 +273,10 @@ impl Money {
             }
             i += 1;
         }
-        Ok(parts.into_iter().map(|a| Money::new(a, self.currency)).collect())
+        Ok(parts
+            .into_iter()
+            .map(|a| Money::new(a, self.currency))
+            .collect())
     }
 }
 
@@ -289,7 +304,11 @@ const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
 /// assert!(parse_decimal(".5").is_err());
 /// ```
 pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
-    let bad = || format!("malformed decimal {text:?}: expected digits with an optional sign and fraction, no exponent");
+    let bad = || {
+        format!(
+            "malformed decimal {text:?}: expected digits with an optional sign and fraction, no exponent"
+        )
+    };
     let (negative, rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
         Some(b'+') => (false, &text[1..]),
@@ -307,21 +326,33 @@ pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
         return Err(bad());
     }
     let whole = whole.trim_start_matches('0');
-    if whole.len() > 29 || (whole.len() == 29 && whole.parse::<u128>().map_or(true, |w| w > COEFFICIENT_MAX)) {
-        return Err(format!("{text:?} is too large: its whole part does not fit a 96-bit decimal"));
+    if whole.len() > 29
+        || (whole.len() == 29 && whole.parse::<u128>().map_or(true, |w| w > COEFFICIENT_MAX))
+    {
+        return Err(format!(
+            "{text:?} is too large: its whole part does not fit a 96-bit decimal"
+        ));
     }
     // Keep as many fraction digits as fit (at most 28), rounding half even
     // on the digit string so no precision is lost before the decision.
     let mut kept = fraction.len().min(28);
     loop {
         let digits = format!("{whole}{}", &fraction[..kept]);
-        let mut coefficient: u128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| bad())? };
+        let mut coefficient: u128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| bad())?
+        };
         let dropped = &fraction[kept..];
         if round_up_half_even(coefficient, dropped) {
             coefficient += 1;
         }
         if coefficient <= COEFFICIENT_MAX {
-            let signed = if negative { -(coefficient as i128) } else { coefficient as i128 };
+            let signed = if negative {
+                -(coefficient as i128)
+            } else {
+                coefficient as i128
+            };
             // The coefficient fits 96 bits and the scale is at most 28.
             let mut value = Decimal::from_i128_with_scale(signed, kept as u32);
             if value.is_zero() {
@@ -330,7 +361,9 @@ pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
             return Ok(value);
         }
         if kept == 0 {
-            return Err(format!("{text:?} is too large: its whole part does not fit a 96-bit decimal"));
+            return Err(format!(
+                "{text:?} is too large: its whole part does not fit a 96-bit decimal"
+            ));
         }
         kept -= 1;
     }
@@ -376,19 +409,28 @@ mod tests {
             (RoundingMode::Floor, "-1.001", "-1.01"),
         ];
         for (mode, input, want) in cases {
-            assert_eq!(Rounding::new(2, mode).format(d(input)), want, "{mode:?} {input}");
+            assert_eq!(
+                Rounding::new(2, mode).format(d(input)),
+                want,
+                "{mode:?} {input}"
+            );
         }
     }
 
     #[test]
     fn rounding_never_yields_negative_zero() {
-        assert_eq!(Rounding::new(2, RoundingMode::HalfEven).format(d("-0.001")), "0.00");
+        assert_eq!(
+            Rounding::new(2, RoundingMode::HalfEven).format(d("-0.001")),
+            "0.00"
+        );
         assert_eq!(format_scaled(d("-0.00"), 2), "0.00");
     }
 
     #[test]
     fn strict_decimal_syntax_rejects_exponents_and_loose_forms() {
-        for bad in ["", "-", "1e3", ".5", "5.", "1,000", " 1", "1 ", "0x10", "--1", "1.2.3", "NaN"] {
+        for bad in [
+            "", "-", "1e3", ".5", "5.", "1,000", " 1", "1 ", "0x10", "--1", "1.2.3", "NaN",
+        ] {
             assert!(parse_decimal(bad).is_err(), "{bad:?} should be rejected");
         }
         assert_eq!(parse_decimal("+12.50").unwrap(), d("12.50"));

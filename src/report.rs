@@ -54,7 +54,8 @@ impl ContractStatements {
     /// When the sum overflows.
     pub fn total(&self) -> Result<Decimal> {
         self.statements.iter().try_fold(Decimal::ZERO, |acc, s| {
-            acc.checked_add(s.total).ok_or_else(|| Error::usage(format!("{}: the term total overflows", self.contract)))
+            acc.checked_add(s.total)
+                .ok_or_else(|| Error::usage(format!("{}: the term total overflows", self.contract)))
         })
     }
 
@@ -81,7 +82,10 @@ impl ContractStatements {
             .collect();
         let mut doc = Map::new();
         doc.insert("contract".into(), Value::String(self.contract.clone()));
-        doc.insert("currency".into(), Value::String(self.currency.code().into()));
+        doc.insert(
+            "currency".into(),
+            Value::String(self.currency.code().into()),
+        );
         doc.insert("statements".into(), Value::Array(statements));
         doc.insert("total".into(), Value::String(self.amount(self.total()?)));
         Ok(Value::Object(doc))
@@ -95,7 +99,11 @@ impl ContractStatements {
             m.insert("quantity".into(), Value::String(format_normalized(q)));
         }
         m.insert("amount".into(), Value::String(self.amount(l.amount)));
-        let trace: Vec<Value> = l.trace.iter().map(|s| json!({ "step": s.step, "value": s.value })).collect();
+        let trace: Vec<Value> = l
+            .trace
+            .iter()
+            .map(|s| json!({ "step": s.step, "value": s.value }))
+            .collect();
         m.insert("trace".into(), Value::Array(trace));
         Value::Object(m)
     }
@@ -111,7 +119,9 @@ pub fn run_json(items: &[RunItem], several: bool) -> Result<String> {
     for item in items {
         docs.push(match item {
             RunItem::Settled(s) => s.to_json()?,
-            RunItem::Failed { contract, error } => json!({ "contract": contract, "error": error.to_string() }),
+            RunItem::Failed { contract, error } => {
+                json!({ "contract": contract, "error": error.to_string() })
+            }
         });
     }
     let value = if several || docs.len() != 1 {
@@ -152,7 +162,15 @@ pub fn run_csv(items: &[RunItem]) -> String {
         }
     }
     // Writing to a Vec cannot fail.
-    let _ = w.write_record(["contract", "period_start", "period_end", "charge", "kind", "quantity", "amount"]);
+    let _ = w.write_record([
+        "contract",
+        "period_start",
+        "period_end",
+        "charge",
+        "kind",
+        "quantity",
+        "amount",
+    ]);
     for r in &rows {
         let _ = w.write_record(r);
     }
@@ -183,12 +201,32 @@ pub fn run_table(items: &[RunItem]) -> String {
                 for st in &s.statements {
                     let _ = writeln!(out, "  {} .. {}", st.period.start, st.period.end);
                     for l in &st.lines {
-                        let q = l.quantity.map(|q| format!("qty {}", format_normalized(q))).unwrap_or_default();
-                        let _ = writeln!(out, "    {:<width$}  {:<10}  {:>14}  {:>14}", l.charge, l.kind, q, s.amount(l.amount));
+                        let q = l
+                            .quantity
+                            .map(|q| format!("qty {}", format_normalized(q)))
+                            .unwrap_or_default();
+                        let _ = writeln!(
+                            out,
+                            "    {:<width$}  {:<10}  {:>14}  {:>14}",
+                            l.charge,
+                            l.kind,
+                            q,
+                            s.amount(l.amount)
+                        );
                     }
-                    let _ = writeln!(out, "    {:<width$}  {:<10}  {:>14}  {:>14}", "total", "", "", s.amount(st.total));
+                    let _ = writeln!(
+                        out,
+                        "    {:<width$}  {:<10}  {:>14}  {:>14}",
+                        "total",
+                        "",
+                        "",
+                        s.amount(st.total)
+                    );
                 }
-                let total = s.total().map(|t| s.amount(t)).unwrap_or_else(|_| "overflow".into());
+                let total = s
+                    .total()
+                    .map(|t| s.amount(t))
+                    .unwrap_or_else(|_| "overflow".into());
                 let _ = writeln!(out, "  term total {total} {}", s.currency);
             }
         }

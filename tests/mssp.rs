@@ -27,7 +27,12 @@ fn metric_csv_and_acos(text: &str) -> (String, Vec<Aco>) {
     let mut acos = Vec::new();
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().expect("header").split(',').collect();
-    let col = |name: &str| header.iter().position(|h| *h == name).unwrap_or_else(|| panic!("column {name}"));
+    let col = |name: &str| {
+        header
+            .iter()
+            .position(|h| *h == name)
+            .unwrap_or_else(|| panic!("column {name}"))
+    };
     let (id, t2, n, bench, exp, qual, perf, fin, earned) = (
         col("ACO_Num"),
         col("Track2"),
@@ -59,7 +64,10 @@ fn metric_csv_and_acos(text: &str) -> (String, Vec<Aco>) {
         ] {
             out.push_str(&format!("{},{series},2014-07-01,{value}\n", f[id]));
         }
-        acos.push(Aco { id: f[id].to_string(), earned: f[earned].parse().unwrap() });
+        acos.push(Aco {
+            id: f[id].to_string(),
+            earned: f[earned].parse().unwrap(),
+        });
     }
     (out, acos)
 }
@@ -68,11 +76,16 @@ fn metric_csv_and_acos(text: &str) -> (String, Vec<Aco>) {
 fn every_aco_payment_is_reproduced_within_one_dollar() {
     // Proves the shared-savings rules, expressed once as a contract, give
     // each of the 333 ACOs the payment CMS made, within $1.
-    let text = std::fs::read_to_string(shared_data()).expect("shared/data/mssp-2014 beside the repository");
+    let text = std::fs::read_to_string(shared_data())
+        .expect("shared/data/mssp-2014 beside the repository");
     let (csv, acos) = metric_csv_and_acos(&text);
     assert_eq!(acos.len(), 333);
     let source = CsvSource::from_reader("mssp-2014.csv", csv.as_bytes()).unwrap();
-    let template = Contract::from_path(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/mssp-2014.toml")).unwrap();
+    let template = Contract::from_path(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/mssp-2014.toml"
+    ))
+    .unwrap();
     let mut worst = Decimal::ZERO;
     let mut paid = 0;
     for aco in &acos {
@@ -80,10 +93,17 @@ fn every_aco_payment_is_reproduced_within_one_dollar() {
         contract.customer = aco.id.clone();
         contract.id = format!("mssp-2014-{}", aco.id);
         let compiled = CompiledContract::new(contract).unwrap();
-        let statements = compiled.settle_through(&source, 0, &SettleOptions::default()).unwrap();
+        let statements = compiled
+            .settle_through(&source, 0, &SettleOptions::default())
+            .unwrap();
         let total = statements[0].total;
         let diff = (total - aco.earned).abs();
-        assert!(diff <= Decimal::ONE, "{}: settled {total}, CMS paid {} (off by {diff})", aco.id, aco.earned);
+        assert!(
+            diff <= Decimal::ONE,
+            "{}: settled {total}, CMS paid {} (off by {diff})",
+            aco.id,
+            aco.earned
+        );
         worst = worst.max(diff);
         if !aco.earned.is_zero() {
             paid += 1;

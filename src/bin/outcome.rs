@@ -8,12 +8,16 @@ use std::process::ExitCode;
 use chrono::{NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use outcome_billing::{
-    CompiledContract, Contract, ContractStatements, CsvSource, Error, MetricSource, RunItem, SettleOptions,
-    parse_as_of, run_csv, run_json, run_table,
+    CompiledContract, Contract, ContractStatements, CsvSource, Error, MetricSource, RunItem,
+    SettleOptions, parse_as_of, run_csv, run_json, run_table,
 };
 
 #[derive(Parser)]
-#[command(name = "outcome", version, about = "Settle and explore outcome-based contracts")]
+#[command(
+    name = "outcome",
+    version,
+    about = "Settle and explore outcome-based contracts"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -67,9 +71,19 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Validate { contracts } => validate(&contracts),
-        Command::Settle { contracts, metrics, period, as_of, format } => {
-            settle(&contracts, &metrics, period.as_deref(), as_of.as_deref(), format)
-        }
+        Command::Settle {
+            contracts,
+            metrics,
+            period,
+            as_of,
+            format,
+        } => settle(
+            &contracts,
+            &metrics,
+            period.as_deref(),
+            as_of.as_deref(),
+            format,
+        ),
     };
     ExitCode::from(code as u8)
 }
@@ -88,8 +102,10 @@ fn contract_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut files = Vec::new();
     for arg in args {
         if arg.is_dir() {
-            let entries = std::fs::read_dir(arg)
-                .map_err(|e| Error::Io { path: arg.display().to_string(), message: e.to_string() })?;
+            let entries = std::fs::read_dir(arg).map_err(|e| Error::Io {
+                path: arg.display().to_string(),
+                message: e.to_string(),
+            })?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_contract_file(p))
@@ -99,17 +115,25 @@ fn contract_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
         } else if arg.exists() {
             files.push(arg.clone());
         } else {
-            return Err(Error::usage(format!("no such contract file or folder: {}", arg.display())));
+            return Err(Error::usage(format!(
+                "no such contract file or folder: {}",
+                arg.display()
+            )));
         }
     }
     if files.is_empty() {
-        return Err(Error::usage("no contract files found (expected .toml, .json, .yaml or .yml)"));
+        return Err(Error::usage(
+            "no contract files found (expected .toml, .json, .yaml or .yml)",
+        ));
     }
     Ok(files)
 }
 
 fn is_contract_file(p: &Path) -> bool {
-    matches!(p.extension().and_then(|e| e.to_str()), Some("toml" | "json" | "yaml" | "yml"))
+    matches!(
+        p.extension().and_then(|e| e.to_str()),
+        Some("toml" | "json" | "yaml" | "yml")
+    )
 }
 
 /// Loads and compiles a contract file.
@@ -157,16 +181,27 @@ fn validate(args: &[PathBuf]) -> i32 {
 }
 
 fn open_source(spec: &str) -> Result<Box<dyn MetricSource>, Error> {
-    if spec.starts_with("sqlite:") || spec.starts_with("postgres://") || spec.starts_with("postgresql://") {
+    if spec.starts_with("sqlite:")
+        || spec.starts_with("postgres://")
+        || spec.starts_with("postgresql://")
+    {
         return Err(Error::Io {
             path: spec.split('@').next_back().unwrap_or(spec).to_string(),
-            message: "database metric sources are not supported by this build; export the data to CSV".into(),
+            message:
+                "database metric sources are not supported by this build; export the data to CSV"
+                    .into(),
         });
     }
     Ok(Box::new(CsvSource::open(spec)?))
 }
 
-fn settle(args: &[PathBuf], metrics: &str, period: Option<&str>, as_of: Option<&str>, format: Format) -> i32 {
+fn settle(
+    args: &[PathBuf],
+    metrics: &str,
+    period: Option<&str>,
+    as_of: Option<&str>,
+    format: Format,
+) -> i32 {
     let files = match contract_files(args) {
         Ok(f) => f,
         Err(e) => {
@@ -179,7 +214,10 @@ fn settle(args: &[PathBuf], metrics: &str, period: Option<&str>, as_of: Option<&
         None => None,
         Some(Ok(d)) => Some(d),
         Some(Err(_)) => {
-            let e = Error::usage(format!("--period {:?} is not a date (YYYY-MM-DD)", period.unwrap_or_default()));
+            let e = Error::usage(format!(
+                "--period {:?} is not a date (YYYY-MM-DD)",
+                period.unwrap_or_default()
+            ));
             report(&e);
             return 2;
         }
@@ -231,7 +269,10 @@ fn settle(args: &[PathBuf], metrics: &str, period: Option<&str>, as_of: Option<&
             Err(e) => {
                 report(&e);
                 status = status.max(e.exit_code());
-                RunItem::Failed { contract: id_of(&file).unwrap_or_else(|| file.display().to_string()), error: e }
+                RunItem::Failed {
+                    contract: id_of(&file).unwrap_or_else(|| file.display().to_string()),
+                    error: e,
+                }
             }
             Ok(c) => match &source {
                 None => continue,
@@ -245,7 +286,10 @@ fn settle(args: &[PathBuf], metrics: &str, period: Option<&str>, as_of: Option<&
                     Err(e) => {
                         report(&e);
                         status = status.max(e.exit_code());
-                        RunItem::Failed { contract: c.contract().id.clone(), error: e }
+                        RunItem::Failed {
+                            contract: c.contract().id.clone(),
+                            error: e,
+                        }
                     }
                 },
             },
@@ -256,6 +300,11 @@ fn settle(args: &[PathBuf], metrics: &str, period: Option<&str>, as_of: Option<&
         return status;
     }
     items.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
+    // One contract that failed has said so on stderr; stdout stays empty
+    // rather than holding a document without statements.
+    if !several && items.iter().all(|i| matches!(i, RunItem::Failed { .. })) {
+        return status;
+    }
     let out = match format {
         Format::Json => match run_json(&items, several) {
             Ok(s) => s,
@@ -290,7 +339,12 @@ fn settle_one(
                 .periods()
                 .iter()
                 .position(|p| p.start == start)
-                .ok_or_else(|| Error::usage(format!("--period {start} is not the start of a period of contract {}", c.contract().id)))?;
+                .ok_or_else(|| {
+                    Error::usage(format!(
+                        "--period {start} is not the start of a period of contract {}",
+                        c.contract().id
+                    ))
+                })?;
             let mut all = c.settle_through(source, index, &options)?;
             Ok(all.split_off(index))
         }

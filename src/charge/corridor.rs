@@ -20,7 +20,10 @@ pub(crate) fn check(bands: &[BandValues]) -> Result<(), (usize, String)> {
         }
         if let Some(to) = b.to {
             if to <= b.from {
-                return Err((i, format!("a band's from must be below its to ({} then {to})", b.from)));
+                return Err((
+                    i,
+                    format!("a band's from must be below its to ({} then {to})", b.from),
+                ));
             }
         }
         for (j, o) in bands.iter().enumerate().take(i) {
@@ -51,7 +54,14 @@ pub(crate) fn amount(
         let part = (upper - b.from).max(Decimal::ZERO);
         if !part.is_zero() {
             let term = b.share.checked_mul(part)?;
-            describe(format!("bands[{i}]: share {} * {}", b.share.normalize(), part.normalize()), term);
+            describe(
+                format!(
+                    "bands[{i}]: share {} * {}",
+                    b.share.normalize(),
+                    part.normalize()
+                ),
+                term,
+            );
             sum = sum.checked_add(term)?;
         }
     }
@@ -62,7 +72,13 @@ pub(crate) fn amount(
         CorridorDirection::PayUnderrun => !over,
     };
     let amount = if sign_positive { magnitude } else { -magnitude };
-    describe(format!("target * sum, {}", if over { "overrun" } else { "underrun" }), amount);
+    describe(
+        format!(
+            "target * sum, {}",
+            if over { "overrun" } else { "underrun" }
+        ),
+        amount,
+    );
     Some(amount)
 }
 
@@ -79,15 +95,45 @@ mod tests {
         // Target 100, actual 110: d = 0.1; bands 0-0.03 share 0, 0.03-0.08 share 0.5, 0.08+ share 0.8:
         // 100 * (0.5 * 0.05 + 0.8 * 0.02) = 4.1.
         let bands = [
-            BandValues { from: d("0"), to: Some(d("0.03")), share: d("0") },
-            BandValues { from: d("0.03"), to: Some(d("0.08")), share: d("0.5") },
-            BandValues { from: d("0.08"), to: None, share: d("0.8") },
+            BandValues {
+                from: d("0"),
+                to: Some(d("0.03")),
+                share: d("0"),
+            },
+            BandValues {
+                from: d("0.03"),
+                to: Some(d("0.08")),
+                share: d("0.5"),
+            },
+            BandValues {
+                from: d("0.08"),
+                to: None,
+                share: d("0.8"),
+            },
         ];
-        let a = amount(d("110"), d("100"), &bands, CorridorDirection::PayOverrun, &mut |_, _| {});
+        let a = amount(
+            d("110"),
+            d("100"),
+            &bands,
+            CorridorDirection::PayOverrun,
+            &mut |_, _| {},
+        );
         assert_eq!(a, Some(d("4.1")));
-        let a = amount(d("90"), d("100"), &bands, CorridorDirection::PayOverrun, &mut |_, _| {});
+        let a = amount(
+            d("90"),
+            d("100"),
+            &bands,
+            CorridorDirection::PayOverrun,
+            &mut |_, _| {},
+        );
         assert_eq!(a, Some(d("-4.1")));
-        let a = amount(d("90"), d("100"), &bands, CorridorDirection::PayUnderrun, &mut |_, _| {});
+        let a = amount(
+            d("90"),
+            d("100"),
+            &bands,
+            CorridorDirection::PayUnderrun,
+            &mut |_, _| {},
+        );
         assert_eq!(a, Some(d("4.1")));
     }
 
@@ -95,8 +141,16 @@ mod tests {
     fn overlapping_bands_are_rejected() {
         // [0, 0.05) and [0.03, ∞) overlap.
         let bands = [
-            BandValues { from: d("0"), to: Some(d("0.05")), share: d("0") },
-            BandValues { from: d("0.03"), to: None, share: d("1") },
+            BandValues {
+                from: d("0"),
+                to: Some(d("0.05")),
+                share: d("0"),
+            },
+            BandValues {
+                from: d("0.03"),
+                to: None,
+                share: d("1"),
+            },
         ];
         assert_eq!(check(&bands).unwrap_err().0, 1);
     }

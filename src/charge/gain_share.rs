@@ -30,7 +30,14 @@ pub(crate) fn amount(
             Sharing::AboveThreshold => v.checked_sub(gains.threshold)?,
         };
         let mut amount = gains.share.checked_mul(shared)?;
-        describe(format!("gain: share {} * {}", gains.share.normalize(), shared.normalize()), amount);
+        describe(
+            format!(
+                "gain: share {} * {}",
+                gains.share.normalize(),
+                shared.normalize()
+            ),
+            amount,
+        );
         if let Some(cap) = gains.cap {
             if amount > cap {
                 amount = cap;
@@ -47,11 +54,21 @@ pub(crate) fn amount(
                 Sharing::AboveThreshold => loss.checked_sub(l.threshold)?,
             };
             let mut amount = -(l.share.checked_mul(shared)?);
-            describe(format!("loss: -(share {} * {})", l.share.normalize(), shared.normalize()), amount);
+            describe(
+                format!(
+                    "loss: -(share {} * {})",
+                    l.share.normalize(),
+                    shared.normalize()
+                ),
+                amount,
+            );
             if let Some(cap) = l.cap {
                 if amount < -cap {
                     amount = -cap;
-                    describe(format!("at least minus the loss cap {}", cap.normalize()), amount);
+                    describe(
+                        format!("at least minus the loss cap {}", cap.normalize()),
+                        amount,
+                    );
                 }
             }
             return Some(amount);
@@ -71,7 +88,12 @@ mod tests {
     }
 
     fn side(share: &str, threshold: &str, sharing: Sharing, cap: Option<&str>) -> Side {
-        Side { share: d(share), threshold: d(threshold), sharing, cap: cap.map(d) }
+        Side {
+            share: d(share),
+            threshold: d(threshold),
+            sharing,
+            cap: cap.map(d),
+        }
     }
 
     #[test]
@@ -96,8 +118,14 @@ mod tests {
         let g = side("0.5", "0", Sharing::FirstDollar, None);
         assert_eq!(amount(d("-500"), &g, None, &mut |_, _| {}), Some(d("0")));
         let l = side("0.6", "0", Sharing::FirstDollar, Some("200"));
-        assert_eq!(amount(d("-100"), &g, Some(&l), &mut |_, _| {}), Some(d("-60")));
-        assert_eq!(amount(d("-1000"), &g, Some(&l), &mut |_, _| {}), Some(d("-200")));
+        assert_eq!(
+            amount(d("-100"), &g, Some(&l), &mut |_, _| {}),
+            Some(d("-60"))
+        );
+        assert_eq!(
+            amount(d("-1000"), &g, Some(&l), &mut |_, _| {}),
+            Some(d("-200"))
+        );
     }
 
     proptest! {

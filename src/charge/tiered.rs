@@ -56,7 +56,9 @@ pub(crate) fn amount(
                 }
                 let upper = tier.up_to.map_or(quantity, |u| u.min(quantity));
                 let units = (upper - previous).max(Decimal::ZERO);
-                let part = units.checked_mul(tier.unit_price)?.checked_add(tier.flat_fee)?;
+                let part = units
+                    .checked_mul(tier.unit_price)?
+                    .checked_add(tier.flat_fee)?;
                 describe(tier_step(i, units, tier), part);
                 total = total.checked_add(part)?;
                 match tier.up_to {
@@ -72,7 +74,9 @@ pub(crate) fn amount(
                 .position(|t| t.up_to.is_none_or(|u| quantity <= u))
                 .unwrap_or(tiers.len().saturating_sub(1));
             let tier = tiers.get(i)?;
-            let total = quantity.checked_mul(tier.unit_price)?.checked_add(tier.flat_fee)?;
+            let total = quantity
+                .checked_mul(tier.unit_price)?
+                .checked_add(tier.flat_fee)?;
             describe(tier_step(i, quantity, tier), total);
             Some(total)
         }
@@ -101,7 +105,11 @@ mod tests {
 
     fn tiers(spec: &[(Option<&str>, &str, &str)]) -> Vec<TierValues> {
         spec.iter()
-            .map(|(u, p, f)| TierValues { up_to: u.map(d), unit_price: d(p), flat_fee: d(f) })
+            .map(|(u, p, f)| TierValues {
+                up_to: u.map(d),
+                unit_price: d(p),
+                flat_fee: d(f),
+            })
             .collect()
     }
 
@@ -113,7 +121,11 @@ mod tests {
     fn graduated_prices_each_unit_in_its_tier_and_fees_of_reached_tiers() {
         // Stripe's graduated example: first 5 units at 5.00, next 5 at 4.00
         // with a flat fee... here with a 1.00 fee on the second tier.
-        let t = tiers(&[(Some("5"), "5", "0"), (Some("10"), "4", "1"), (None, "3", "0")]);
+        let t = tiers(&[
+            (Some("5"), "5", "0"),
+            (Some("10"), "4", "1"),
+            (None, "3", "0"),
+        ]);
         assert_eq!(amt(TierMode::Graduated, &t, "0"), d("0"));
         assert_eq!(amt(TierMode::Graduated, &t, "5"), d("25"));
         assert_eq!(amt(TierMode::Graduated, &t, "6"), d("30"));
@@ -123,7 +135,11 @@ mod tests {
     #[test]
     fn volume_prices_all_units_at_the_tier_of_the_total() {
         // A quantity on an up_to belongs to that tier (inclusive).
-        let t = tiers(&[(Some("5"), "5", "0"), (Some("10"), "4", "2"), (None, "3", "0")]);
+        let t = tiers(&[
+            (Some("5"), "5", "0"),
+            (Some("10"), "4", "2"),
+            (None, "3", "0"),
+        ]);
         assert_eq!(amt(TierMode::Volume, &t, "5"), d("25"));
         assert_eq!(amt(TierMode::Volume, &t, "6"), d("26"));
         assert_eq!(amt(TierMode::Volume, &t, "11"), d("33"));
@@ -141,8 +157,15 @@ mod tests {
     #[test]
     fn malformed_tiers_are_named() {
         // Decreasing up_to and a last tier with up_to are rejected with the tier's position.
-        let bad = tiers(&[(Some("100"), "1", "0"), (Some("50"), "1", "0"), (None, "1", "0")]);
-        assert_eq!(check(&bad).unwrap_err(), (1, "tiers must increase (100 then 50)".to_string()));
+        let bad = tiers(&[
+            (Some("100"), "1", "0"),
+            (Some("50"), "1", "0"),
+            (None, "1", "0"),
+        ]);
+        assert_eq!(
+            check(&bad).unwrap_err(),
+            (1, "tiers must increase (100 then 50)".to_string())
+        );
         let bad = tiers(&[(Some("100"), "1", "0")]);
         assert_eq!(check(&bad).unwrap_err().0, 0);
     }

@@ -1206,7 +1206,7 @@ threshold = { relative = "0.0.2" }
     }
 
     #[test]
-    #[ignore = "needs the expression parser (branch expr)"]
+
     fn spec_example_round_trips_through_toml_and_json() {
         // Writing the complete example and reading it back gives it again.
         let c = example();
@@ -1410,7 +1410,7 @@ set = { "charges.unit.unit_price" = 0.89, "params.p" = "40", "charges.fixed.desc
     }
 
     #[test]
-    #[ignore = "needs the expression parser (branch expr)"]
+
     fn example_file_loads() {
         // The complete contract of the format page loads as it stands.
         let c = example();

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use chrono::{Datelike, Months, NaiveDate};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::load::path_key;
@@ -19,7 +19,6 @@ use crate::error::{Error, Result};
 use crate::expr::{Env, Expr};
 use crate::metric::Aggregate;
 use crate::money::{Rounding, RoundingMode};
-use crate::period::Cadence;
 
 /// The most decimal places a decimal holds.
 const SCALE_MAX: u32 = 28;
@@ -216,12 +215,12 @@ fn baselines(contract: &Contract) -> Result<()> {
                         format!("{to} is not after from {from}"),
                     ));
                 }
-                if whole_cadences(*from, *to, contract.cadence).is_none() {
+                if crate::period::lay(*from, *to, contract.cadence, contract.timezone).is_err() {
                     return Err(Error::contract(
                         format!("{at}.to"),
                         format!(
                             "{to} is not {from} plus a whole number of {} periods",
-                            cadence_name(contract.cadence)
+                            contract.cadence.name()
                         ),
                     ));
                 }
@@ -243,74 +242,18 @@ fn metric_name(contract: &Contract, path: &str, name: &str) -> Result<()> {
     }
 }
 
-fn cadence_name(cadence: Cadence) -> &'static str {
-    match cadence {
-        Cadence::Monthly => "monthly",
-        Cadence::Quarterly => "quarterly",
-        Cadence::Semiannual => "semiannual",
-        Cadence::Annual => "annual",
-    }
-}
-
-/// `date` plus `months` months (negative for earlier), clamped to the end
-/// of a shorter month, or none beyond chrono's range.
-///
-/// Local stand-in for `crate::period::add_months` (branch `period`): swap
-/// it in once that is merged.
-pub(crate) fn add_months(date: NaiveDate, months: i64) -> Option<NaiveDate> {
-    let magnitude = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
-    if months >= 0 {
-        date.checked_add_months(magnitude)
-    } else {
-        date.checked_sub_months(magnitude)
-    }
-}
-
-/// Months from `a`'s month to `b`'s month (days ignored).
-fn month_difference(a: NaiveDate, b: NaiveDate) -> i64 {
-    (i64::from(b.year()) - i64::from(a.year())) * 12 + i64::from(b.month()) - i64::from(a.month())
-}
-
-/// The number of whole cadences from `from` to `to`, each laid from `from`,
-/// when `to` is one of those boundaries.
-fn whole_cadences(from: NaiveDate, to: NaiveDate, cadence: Cadence) -> Option<i64> {
-    let step = i64::from(cadence.months());
-    let months = month_difference(from, to);
-    if months <= 0 || months % step != 0 {
-        return None;
-    }
-    (add_months(from, months)? == to).then_some(months / step)
-}
-
-/// The first day of every period of the term, in order.
-///
-/// Without `anchor`, `start + n * cadence` (each from `start`); with it,
-/// `start` and then every `anchor + n * cadence` after it. Before `end`.
-///
-/// Local stand-in for the `Schedule` of branch `period`: swap it in once
-/// that is merged.
+/// The first day of every period of the term, in order (empty when the
+/// term itself is invalid, which `top_level` reports).
 pub(crate) fn period_starts(contract: &Contract) -> Vec<NaiveDate> {
-    let step = i64::from(contract.cadence.months());
-    let mut starts = vec![contract.start];
-    let (origin, mut n) = match contract.anchor {
-        None => (contract.start, 1),
-        // One step before the anchored boundary in `start`'s month, so the
-        // loop below finds the first boundary after `start`.
-        Some(anchor) => (
-            anchor,
-            month_difference(anchor, contract.start).div_euclid(step) - 1,
-        ),
-    };
-    while let Some(boundary) = add_months(origin, n * step) {
-        if boundary >= contract.end {
-            break;
-        }
-        if boundary > contract.start {
-            starts.push(boundary);
-        }
-        n += 1;
-    }
-    starts
+    crate::period::Schedule::new(
+        contract.start,
+        contract.end,
+        contract.cadence,
+        contract.anchor,
+        contract.timezone,
+    )
+    .map(|s| s.periods().iter().map(|p| p.start).collect())
+    .unwrap_or_default()
 }
 
 /// The value of `expr` when it reads only literals and params.
@@ -847,7 +790,7 @@ cadence = "monthly"
     }
 
     #[test]
-    #[ignore = "needs the expression parser (branch expr)"]
+
     fn params_must_be_literals() {
         // A param holding an expression is named at its key.
         rejected("[params]\na = 1\nb = \"a + 1\"\n", "params.b", "\"a + 1\"");
@@ -952,7 +895,7 @@ cadence = "monthly"
     }
 
     #[test]
-    #[ignore = "needs the expression parser (branch expr)"]
+
     fn tier_edges_from_params_are_checked_and_expressions_are_not() {
         // A param is a constant; an expression reading a metric waits for settlement.
         rejected(

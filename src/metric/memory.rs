@@ -370,6 +370,7 @@ impl MetricSource for MemorySource {
             own.window(own_index, query),
             shared.window(shared_index, query),
         );
+        let dates = DateWindow::of(query);
         // Merge the two runs by (key, push order), so the scan order is
         // the same on every call.
         loop {
@@ -391,8 +392,7 @@ impl MetricSource for MemorySource {
                 (shared, shared_index, i)
             };
             let obs = &bucket.rows[i].obs;
-            let at = obs.timestamp.instant(query.timezone);
-            if at < query.start || at >= query.end {
+            if !dates.holds(&obs.timestamp, query) {
                 continue;
             }
             if self.counts(bucket, index, i, query)? && matches(obs, query.filter) {
@@ -415,6 +415,40 @@ impl MetricSource for MemorySource {
 
     fn name(&self) -> &str {
         &self.name
+    }
+}
+
+/// A query's window as local dates, so a date-only stamp is placed without
+/// converting it to an instant: `local_midnight` is increasing in the date,
+/// so `local_midnight(d)` lies in `[start, end)` exactly when `first <= d <
+/// after`.
+struct DateWindow {
+    first: chrono::NaiveDate,
+    after: chrono::NaiveDate,
+}
+
+impl DateWindow {
+    fn of(query: &Query<'_>) -> DateWindow {
+        let first_at_or_after = |at: DateTime<Utc>| {
+            let midnight = |d| crate::period::local_midnight(d, query.timezone);
+            let mut d = at.with_timezone(&query.timezone).date_naive();
+            if midnight(d) < at {
+                d = d.succ_opt().unwrap_or(d);
+            }
+            // A skipped date shares its midnight with the next one.
+            while let Some(p) = d.pred_opt().filter(|&p| midnight(p) >= at) {
+                d = p;
+            }
+            d
+        };
+        DateWindow { first: first_at_or_after(query.start), after: first_at_or_after(query.end) }
+    }
+
+    fn holds(&self, stamp: &Stamp, query: &Query<'_>) -> bool {
+        match *stamp {
+            Stamp::At(at) => at >= query.start && at < query.end,
+            Stamp::Date(d) => d >= self.first && d < self.after,
+        }
     }
 }
 
@@ -950,6 +984,43 @@ mod tests {
                         (Err(_), Err(_)) => {}
                         (x, y) => prop_assert!(false, "{:?} vs {:?}", x, y),
                     }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn date_window_agrees_with_converting_each_date() {
+        // The date shortcut in `scan` places every date exactly where its
+        // local midnight falls, across DST changes and skipped midnights.
+        use chrono::NaiveDate;
+        let zones: [chrono_tz::Tz; 4] = [
+            chrono_tz::America::New_York,
+            chrono_tz::America::Sao_Paulo,
+            chrono_tz::Pacific::Apia,
+            chrono_tz::UTC,
+        ];
+        let day0 = NaiveDate::from_ymd_opt(2011, 12, 20).unwrap();
+        for tz in zones {
+            for (a, b) in [(0i64, 31i64), (3, 4), (10, 40)] {
+                let start = crate::period::local_midnight(day0 + chrono::Days::new(a as u64), tz);
+                let end = crate::period::local_midnight(day0 + chrono::Days::new(b as u64), tz)
+                    + chrono::Duration::hours(5);
+                let query = Query {
+                    customer: "",
+                    series: "s",
+                    start,
+                    end,
+                    timezone: tz,
+                    filter: &[],
+                    as_of: None,
+                };
+                let window = DateWindow::of(&query);
+                for k in -5..60 {
+                    let d = day0 + chrono::Duration::days(k);
+                    let at = crate::period::local_midnight(d, tz);
+                    let want = at >= start && at < end;
+                    assert_eq!(window.holds(&Stamp::Date(d), &query), want, "{tz} {d}");
                 }
             }
         }

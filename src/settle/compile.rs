@@ -8,8 +8,8 @@ use rust_decimal::Decimal;
 
 use crate::charge::ChargeRule;
 use crate::contract::{
-    Accumulate, BaselineKind, ChargeKind, Contract, CorridorDirection, Direction, LimitKind, Missing,
-    PackageRound, Scope, ShareCap, Sharing, Threshold, TierMode, Window,
+    Accumulate, BaselineKind, ChargeKind, Contract, CorridorDirection, Direction, LimitKind,
+    Missing, PackageRound, Scope, ShareCap, Sharing, Threshold, TierMode, Window,
 };
 use crate::error::{Error, Result};
 use crate::expr::{Compiled, Expr};
@@ -42,12 +42,6 @@ pub(crate) struct Field {
     pub code: Compiled,
 }
 
-impl Field {
-    pub fn constant(&self) -> Option<Decimal> {
-        self.code.constant()
-    }
-}
-
 #[derive(Debug, Clone)]
 pub(crate) struct CMetric {
     pub name: String,
@@ -62,8 +56,14 @@ pub(crate) struct CMetric {
 #[derive(Debug, Clone)]
 pub(crate) enum CBaseline {
     Value(Field),
-    Historical { metric: usize, laid: Vec<(chrono::NaiveDate, chrono::NaiveDate)> },
-    HighWaterMark { metric: usize, initial: Field },
+    Historical {
+        metric: usize,
+        laid: Vec<(chrono::NaiveDate, chrono::NaiveDate)>,
+    },
+    HighWaterMark {
+        metric: usize,
+        initial: Field,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -107,13 +107,36 @@ pub(crate) struct CSide {
     pub cap: Option<CThreshold>,
 }
 
+// Bodies are built once per contract version and read in place; boxing the
+// large gain-share variant would add an indirection to every settlement.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub(crate) enum Body {
-    Fixed { amount: Field, prorate: bool },
-    Unit { quantity: Field, unit_price: Field },
-    Package { quantity: Field, size: Field, price: Field, round: PackageRound },
-    Tiered { quantity: Field, mode: TierMode, tiers: Vec<CTier>, accumulate: Accumulate },
-    Percentage { base: Field, rate: Field, per_observation: Option<PerObs> },
+    Fixed {
+        amount: Field,
+        prorate: bool,
+    },
+    Unit {
+        quantity: Field,
+        unit_price: Field,
+    },
+    Package {
+        quantity: Field,
+        size: Field,
+        price: Field,
+        round: PackageRound,
+    },
+    Tiered {
+        quantity: Field,
+        mode: TierMode,
+        tiers: Vec<CTier>,
+        accumulate: Accumulate,
+    },
+    Percentage {
+        base: Field,
+        rate: Field,
+        per_observation: Option<PerObs>,
+    },
     GainShare {
         actual: Field,
         baseline: Field,
@@ -122,10 +145,23 @@ pub(crate) enum Body {
         gains: CSide,
         losses: Option<CSide>,
     },
-    Bands { kpi: Field, bands: Vec<CBand> },
-    Corridor { actual: Field, target: Field, bands: Vec<CCorridorBand>, direction: CorridorDirection },
-    Expr { amount: Field },
-    Custom { rule: Arc<dyn ChargeRule>, fields: Vec<Field> },
+    Bands {
+        kpi: Field,
+        bands: Vec<CBand>,
+    },
+    Corridor {
+        actual: Field,
+        target: Field,
+        bands: Vec<CCorridorBand>,
+        direction: CorridorDirection,
+    },
+    Expr {
+        amount: Field,
+    },
+    Custom {
+        rule: Arc<dyn ChargeRule>,
+        fields: Vec<Field>,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -180,7 +216,10 @@ struct Names {
 
 impl Names {
     fn of(contract: &Contract) -> Result<Names> {
-        let mut names = Names { slots: Vec::new(), index: HashMap::new() };
+        let mut names = Names {
+            slots: Vec::new(),
+            index: HashMap::new(),
+        };
         for (i, name) in contract.params.keys().enumerate() {
             names.add(format!("params.{name}"), name, SlotKind::Param, i)?;
         }
@@ -213,7 +252,11 @@ impl Names {
             ));
         }
         self.index.insert(name.to_string(), self.slots.len() as u32);
-        self.slots.push(Slot { name: name.to_string(), kind, index });
+        self.slots.push(Slot {
+            name: name.to_string(),
+            kind,
+            index,
+        });
         Ok(())
     }
 }
@@ -274,15 +317,23 @@ impl Compiler<'_> {
         if let Some(p) = problem {
             return Err(Error::contract(path, p));
         }
-        Ok(Field { text: expr.text().to_string(), code })
+        Ok(Field {
+            text: expr.text().to_string(),
+            code,
+        })
     }
 
     fn opt(&mut self, path: &str, expr: &Option<Expr>, allowed: Allowed) -> Result<Option<Field>> {
-        expr.as_ref().map(|e| self.field(path, e, allowed)).transpose()
+        expr.as_ref()
+            .map(|e| self.field(path, e, allowed))
+            .transpose()
     }
 
     fn slots_of(&self, expr: &Expr) -> Vec<u32> {
-        expr.names().iter().filter_map(|n| self.names.index.get(*n).copied()).collect()
+        expr.names()
+            .iter()
+            .filter_map(|n| self.names.index.get(*n).copied())
+            .collect()
     }
 }
 
@@ -290,12 +341,18 @@ impl Compiler<'_> {
 /// `contract` may be an amended version of it.
 pub(crate) fn compile(contract: &Contract) -> Result<Program> {
     let names = Names::of(contract)?;
-    let mut c = Compiler { names: &names, deps: vec![Vec::new(); names.slots.len()] };
+    let mut c = Compiler {
+        names: &names,
+        deps: vec![Vec::new(); names.slots.len()],
+    };
 
     let mut params = Vec::new();
     for (name, value) in &contract.params {
         let v = value.as_literal().ok_or_else(|| {
-            Error::contract(format!("params.{name}"), format!("a param is a constant decimal, not {:?}", value.text()))
+            Error::contract(
+                format!("params.{name}"),
+                format!("a param is a constant decimal, not {:?}", value.text()),
+            )
         })?;
         params.push(v);
     }
@@ -307,7 +364,11 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
             series: m.series.clone().unwrap_or_else(|| name.clone()),
             aggregate: m.aggregate,
             window: m.window,
-            filter: m.filter.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            filter: m
+                .filter
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
             missing: m.missing_rule(),
             of: m.of.clone(),
         });
@@ -335,11 +396,19 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         let compiled = match &b.kind {
             BaselineKind::Fixed { value } => {
                 c.deps[slot] = c.slots_of(value);
-                CBaseline::Value(c.field(&format!("baselines.{name}.value"), value, Allowed::NoCharges)?)
+                CBaseline::Value(c.field(
+                    &format!("baselines.{name}.value"),
+                    value,
+                    Allowed::NoCharges,
+                )?)
             }
             BaselineKind::Expr { expr } => {
                 c.deps[slot] = c.slots_of(expr);
-                CBaseline::Value(c.field(&format!("baselines.{name}.expr"), expr, Allowed::NoCharges)?)
+                CBaseline::Value(c.field(
+                    &format!("baselines.{name}.expr"),
+                    expr,
+                    Allowed::NoCharges,
+                )?)
             }
             BaselineKind::Historical { metric, from, to } => {
                 let m = metric_index(format!("baselines.{name}.metric"), metric)?;
@@ -353,7 +422,11 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                 c.deps[slot] = c.slots_of(initial);
                 CBaseline::HighWaterMark {
                     metric: m,
-                    initial: c.field(&format!("baselines.{name}.initial"), initial, Allowed::NoCharges)?,
+                    initial: c.field(
+                        &format!("baselines.{name}.initial"),
+                        initial,
+                        Allowed::NoCharges,
+                    )?,
                 }
             }
         };
@@ -370,7 +443,10 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         let body = match &charge.kind {
             ChargeKind::Fixed(f) => {
                 read(&c, &f.amount);
-                Body::Fixed { amount: c.field(&p("amount"), &f.amount, here)?, prorate: f.prorate }
+                Body::Fixed {
+                    amount: c.field(&p("amount"), &f.amount, here)?,
+                    prorate: f.prorate,
+                }
             }
             ChargeKind::Unit(u) => {
                 read(&c, &u.quantity);
@@ -395,17 +471,31 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                 read(&c, &t.quantity);
                 let mut tiers = Vec::new();
                 for (j, tier) in t.tiers.iter().enumerate() {
-                    for e in [&tier.up_to, &tier.unit_price, &tier.flat_fee].into_iter().flatten() {
+                    for e in [&tier.up_to, &tier.unit_price, &tier.flat_fee]
+                        .into_iter()
+                        .flatten()
+                    {
                         read(&c, e);
                     }
                     tiers.push(CTier {
                         up_to: c.opt(&p(&format!("tiers[{j}].up_to")), &tier.up_to, here)?,
-                        unit_price: c.opt(&p(&format!("tiers[{j}].unit_price")), &tier.unit_price, here)?,
-                        flat_fee: c.opt(&p(&format!("tiers[{j}].flat_fee")), &tier.flat_fee, here)?,
+                        unit_price: c.opt(
+                            &p(&format!("tiers[{j}].unit_price")),
+                            &tier.unit_price,
+                            here,
+                        )?,
+                        flat_fee: c.opt(
+                            &p(&format!("tiers[{j}].flat_fee")),
+                            &tier.flat_fee,
+                            here,
+                        )?,
                     });
                 }
                 if tiers.is_empty() {
-                    return Err(Error::contract(p("tiers"), "a tiered charge needs at least one tier"));
+                    return Err(Error::contract(
+                        p("tiers"),
+                        "a tiered charge needs at least one tier",
+                    ));
                 }
                 Body::Tiered {
                     quantity: c.field(&p("quantity"), &t.quantity, here)?,
@@ -456,18 +546,40 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                 read(&c, &g.actual);
                 read(&c, &g.baseline);
                 read(&c, &g.share);
-                let threshold = |c: &mut Compiler<'_>, path: String, t: &Option<Threshold>| -> Result<Option<CThreshold>> {
+                let threshold = |c: &mut Compiler<'_>,
+                                 path: String,
+                                 t: &Option<Threshold>|
+                 -> Result<Option<CThreshold>> {
                     Ok(match t {
                         None => None,
-                        Some(Threshold::Relative(e)) => Some(CThreshold::Relative(c.field(&format!("{path}.relative"), e, here)?)),
-                        Some(Threshold::Absolute(e)) => Some(CThreshold::Absolute(c.field(&format!("{path}.absolute"), e, here)?)),
+                        Some(Threshold::Relative(e)) => Some(CThreshold::Relative(c.field(
+                            &format!("{path}.relative"),
+                            e,
+                            here,
+                        )?)),
+                        Some(Threshold::Absolute(e)) => Some(CThreshold::Absolute(c.field(
+                            &format!("{path}.absolute"),
+                            e,
+                            here,
+                        )?)),
                     })
                 };
-                let cap = |c: &mut Compiler<'_>, path: String, t: &Option<ShareCap>| -> Result<Option<CThreshold>> {
+                let cap = |c: &mut Compiler<'_>,
+                           path: String,
+                           t: &Option<ShareCap>|
+                 -> Result<Option<CThreshold>> {
                     Ok(match t {
                         None => None,
-                        Some(ShareCap::Relative(e)) => Some(CThreshold::Relative(c.field(&format!("{path}.relative"), e, here)?)),
-                        Some(ShareCap::Amount(e)) => Some(CThreshold::Absolute(c.field(&format!("{path}.amount"), e, here)?)),
+                        Some(ShareCap::Relative(e)) => Some(CThreshold::Relative(c.field(
+                            &format!("{path}.relative"),
+                            e,
+                            here,
+                        )?)),
+                        Some(ShareCap::Amount(e)) => Some(CThreshold::Absolute(c.field(
+                            &format!("{path}.amount"),
+                            e,
+                            here,
+                        )?)),
                     })
                 };
                 for t in [&g.threshold].into_iter().flatten() {
@@ -525,32 +637,55 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                 let mut bands = Vec::new();
                 for (j, band) in b.bands.iter().enumerate() {
                     let bp = |f: &str| p(&format!("bands[{j}].{f}"));
-                    for e in [&band.from, &band.to, &band.amount, &band.percent].into_iter().flatten() {
+                    for e in [&band.from, &band.to, &band.amount, &band.percent]
+                        .into_iter()
+                        .flatten()
+                    {
                         read(&c, e);
                     }
                     let value = match (&band.amount, &band.percent, &band.of) {
-                        (Some(a), None, None) => BandValue::Amount(c.field(&bp("amount"), a, here)?),
+                        (Some(a), None, None) => {
+                            BandValue::Amount(c.field(&bp("amount"), a, here)?)
+                        }
                         (None, Some(pct), Some(of)) => {
                             let mut idx = Vec::new();
                             for (k, id) in of.iter().enumerate() {
-                                let pos = contract.charges[..i].iter().position(|ch| &ch.id == id).ok_or_else(|| {
-                                    Error::contract(bp(&format!("of[{k}]")), format!("{id} is not an earlier charge"))
-                                })?;
+                                let pos = contract.charges[..i]
+                                    .iter()
+                                    .position(|ch| &ch.id == id)
+                                    .ok_or_else(|| {
+                                        Error::contract(
+                                            bp(&format!("of[{k}]")),
+                                            format!("{id} is not an earlier charge"),
+                                        )
+                                    })?;
                                 idx.push(pos);
                             }
                             BandValue::Percent(c.field(&bp("percent"), pct, here)?, idx)
                         }
                         (None, Some(_), None) => {
-                            return Err(Error::contract(bp("of"), "a band with percent needs of, the charges it is a percentage of"));
+                            return Err(Error::contract(
+                                bp("of"),
+                                "a band with percent needs of, the charges it is a percentage of",
+                            ));
                         }
                         (Some(_), Some(_), _) => {
-                            return Err(Error::contract(bp("percent"), "a band has either amount or percent, not both"));
+                            return Err(Error::contract(
+                                bp("percent"),
+                                "a band has either amount or percent, not both",
+                            ));
                         }
                         (None, None, _) => {
-                            return Err(Error::contract(bp("amount"), "a band needs amount, or percent with of"));
+                            return Err(Error::contract(
+                                bp("amount"),
+                                "a band needs amount, or percent with of",
+                            ));
                         }
                         (Some(_), None, Some(_)) => {
-                            return Err(Error::contract(bp("of"), "of goes with percent, not with amount"));
+                            return Err(Error::contract(
+                                bp("of"),
+                                "of goes with percent, not with amount",
+                            ));
                         }
                     };
                     bands.push(CBand {
@@ -559,7 +694,10 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                         value,
                     });
                 }
-                Body::Bands { kpi: c.field(&p("kpi"), &b.kpi, here)?, bands }
+                Body::Bands {
+                    kpi: c.field(&p("kpi"), &b.kpi, here)?,
+                    bands,
+                }
             }
             ChargeKind::Corridor(k) => {
                 read(&c, &k.actual);
@@ -586,7 +724,9 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
             }
             ChargeKind::Expr(k) => {
                 read(&c, &k.amount);
-                Body::Expr { amount: c.field(&p("amount"), &k.amount, here)? }
+                Body::Expr {
+                    amount: c.field(&p("amount"), &k.amount, here)?,
+                }
             }
             ChargeKind::Custom(custom) => {
                 let rule = custom.0.clone();
@@ -614,9 +754,16 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
             Some(ids) => {
                 let mut set = Vec::new();
                 for (k, id) in ids.iter().enumerate() {
-                    let pos = contract.charges.iter().position(|ch| &ch.id == id).ok_or_else(|| {
-                        Error::contract(format!("limits[{i}].applies_to[{k}]"), format!("{id} is not a charge"))
-                    })?;
+                    let pos = contract
+                        .charges
+                        .iter()
+                        .position(|ch| &ch.id == id)
+                        .ok_or_else(|| {
+                            Error::contract(
+                                format!("limits[{i}].applies_to[{k}]"),
+                                format!("{id} is not a charge"),
+                            )
+                        })?;
                     set.push(pos);
                 }
                 set
@@ -634,14 +781,31 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
             name: limit.id.clone().unwrap_or_else(|| format!("limits[{i}]")),
             kind: limit.kind,
             scope: limit.scope,
-            amount: c.field(&format!("limits[{i}].amount"), &limit.amount, Allowed::AnyCharge)?,
+            amount: c.field(
+                &format!("limits[{i}].amount"),
+                &limit.amount,
+                Allowed::AnyCharge,
+            )?,
             charges: set,
             nested,
         });
     }
 
-    let charge_slot0 = names.slots.iter().position(|s| s.kind == SlotKind::Charge).unwrap_or(names.slots.len()) as u32;
-    Ok(Program { slots: names.slots, params, metrics, kpis, baselines, charges, limits, charge_slot0 })
+    let charge_slot0 = names
+        .slots
+        .iter()
+        .position(|s| s.kind == SlotKind::Charge)
+        .unwrap_or(names.slots.len()) as u32;
+    Ok(Program {
+        slots: names.slots,
+        params,
+        metrics,
+        kpis,
+        baselines,
+        charges,
+        limits,
+        charge_slot0,
+    })
 }
 
 /// The slots `direct` reads, directly or through KPIs and baselines, sorted.
@@ -653,14 +817,21 @@ fn closure(deps: &[Vec<u32>], direct: &[u32]) -> Vec<u32> {
             stack.extend(&deps[s as usize]);
         }
     }
-    (0..deps.len() as u32).filter(|&s| seen[s as usize]).collect()
+    (0..deps.len() as u32)
+        .filter(|&s| seen[s as usize])
+        .collect()
 }
 
 /// Rejects a cycle among KPIs and baselines, naming it.
 fn check_cycles(names: &Names, deps: &[Vec<u32>]) -> Result<()> {
     // 0 = unvisited, 1 = on the path, 2 = done.
     let mut mark = vec![0u8; deps.len()];
-    fn visit(s: usize, deps: &[Vec<u32>], mark: &mut [u8], path: &mut Vec<usize>) -> Option<Vec<usize>> {
+    fn visit(
+        s: usize,
+        deps: &[Vec<u32>],
+        mark: &mut [u8],
+        path: &mut Vec<usize>,
+    ) -> Option<Vec<usize>> {
         match mark[s] {
             2 => return None,
             1 => {
@@ -690,8 +861,14 @@ fn check_cycles(names: &Names, deps: &[Vec<u32>]) -> Result<()> {
                 SlotKind::Kpi => format!("kpis.{}", first.name),
                 _ => format!("baselines.{}", first.name),
             };
-            let text: Vec<&str> = cycle.iter().map(|&i| names.slots[i].name.as_str()).collect();
-            return Err(Error::contract(place, format!("cycle among kpis and baselines: {}", text.join(" -> "))));
+            let text: Vec<&str> = cycle
+                .iter()
+                .map(|&i| names.slots[i].name.as_str())
+                .collect();
+            return Err(Error::contract(
+                place,
+                format!("cycle among kpis and baselines: {}", text.join(" -> ")),
+            ));
         }
     }
     Ok(())

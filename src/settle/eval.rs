@@ -4,6 +4,7 @@ use rust_decimal::Decimal;
 
 use super::compile::{BandValue, Body, CBaseline, CSide, CThreshold, Field, Program, SlotKind};
 use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
+
 use crate::charge::{ChargeContext, corridor, gain_share, tiered};
 use crate::contract::{Accumulate, Direction, LimitKind, Missing, PackageRound, Scope, Window};
 use crate::error::{Error, Result};
@@ -20,19 +21,29 @@ pub(crate) struct Trace {
 
 impl Trace {
     fn new(on: bool) -> Trace {
-        Trace { on, steps: Vec::new() }
+        Trace {
+            on,
+            steps: Vec::new(),
+        }
     }
 
     fn step(&mut self, step: impl FnOnce() -> String, value: Decimal) {
         if self.on {
-            self.steps.push(Step { step: step(), value: format_normalized(value) });
+            self.steps.push(Step {
+                step: step(),
+                value: format_normalized(value),
+            });
         }
     }
 
     fn rounded(&mut self, rounding: Rounding, value: Decimal) {
         if self.on {
             self.steps.push(Step {
-                step: format!("rounded {} to {} places", mode_name(rounding), rounding.scale),
+                step: format!(
+                    "rounded {} to {} places",
+                    mode_name(rounding),
+                    rounding.scale
+                ),
                 value: rounding.format(value),
             });
         }
@@ -58,8 +69,9 @@ struct Eval<'a> {
     program: &'a Program,
     source: &'a dyn MetricSource,
     period: &'a Period,
-    options: &'a SettleOptions,
-    state: &'a State,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// High-water marks as carried into this period.
+    marks: &'a [Option<Decimal>],
     values: Vec<Option<Decimal>>,
     /// Observations read per metric (for traces).
     counts: Vec<u64>,
@@ -94,7 +106,12 @@ impl Eval<'_> {
         }
     }
 
-    fn query<'q>(&'q self, metric: &'q super::compile::CMetric, start: chrono::DateTime<chrono::Utc>, end: chrono::DateTime<chrono::Utc>) -> Query<'q> {
+    fn query<'q>(
+        &'q self,
+        metric: &'q super::compile::CMetric,
+        start: chrono::DateTime<chrono::Utc>,
+        end: chrono::DateTime<chrono::Utc>,
+    ) -> Query<'q> {
         Query {
             customer: &self.cc.contract.customer,
             series: &metric.series,
@@ -102,17 +119,24 @@ impl Eval<'_> {
             end,
             timezone: self.cc.contract.timezone,
             filter: &metric.filter,
-            as_of: self.options.as_of,
+            as_of: self.as_of,
         }
     }
 
     /// The window a metric reads in this period.
-    fn window(&self, window: Window) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
+    fn window(
+        &self,
+        window: Window,
+    ) -> (chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>) {
         let periods = self.cc.periods();
         let start = match window {
             Window::Period => self.period.start_at,
             Window::ContractYearToDate => {
-                let first = self.cc.schedule.year_periods(self.period.contract_year).start;
+                let first = self
+                    .cc
+                    .schedule
+                    .year_periods(self.period.contract_year)
+                    .start;
                 periods[first].start_at
             }
             Window::TermToDate => periods[0].start_at,
@@ -124,7 +148,9 @@ impl Eval<'_> {
         let program = self.program;
         let m = &program.metrics[index];
         let (start, end) = self.window(m.window);
-        let reduced = self.source.aggregate(&self.query(m, start, end), m.aggregate, m.of.as_deref())?;
+        let reduced =
+            self.source
+                .aggregate(&self.query(m, start, end), m.aggregate, m.of.as_deref())?;
         self.counts[index] = reduced.count;
         match (reduced.value, m.missing) {
             (Some(v), _) => Ok(v),
@@ -139,13 +165,19 @@ impl Eval<'_> {
     fn baseline(&mut self, index: usize) -> Result<Decimal> {
         let program = self.program;
         match &program.baselines[index] {
-            CBaseline::Value(f) => self.field_in(&format!("baseline {}", self.baseline_name(index)), f),
+            CBaseline::Value(f) => {
+                self.field_in(|e| format!("baseline {}", e.baseline_name(index)), f)
+            }
             CBaseline::Historical { metric, laid } => {
                 let m = &program.metrics[*metric];
                 let tz = self.cc.contract.timezone;
                 let mut sum = Decimal::ZERO;
                 for (from, to) in laid {
-                    let q = self.query(m, crate::period::local_midnight(*from, tz), crate::period::local_midnight(*to, tz));
+                    let q = self.query(
+                        m,
+                        crate::period::local_midnight(*from, tz),
+                        crate::period::local_midnight(*to, tz),
+                    );
                     let reduced = self.source.aggregate(&q, m.aggregate, m.of.as_deref())?;
                     let v = match (reduced.value, m.missing) {
                         (Some(v), _) => v,
@@ -158,14 +190,18 @@ impl Eval<'_> {
                             )));
                         }
                     };
-                    sum = sum.checked_add(v).ok_or_else(|| self.fail("baseline sum overflows"))?;
+                    sum = sum
+                        .checked_add(v)
+                        .ok_or_else(|| self.fail("baseline sum overflows"))?;
                 }
                 let n = Decimal::from(laid.len() as u64);
-                sum.checked_div(n).ok_or_else(|| self.fail("historical baseline has no period"))
+                sum.checked_div(n)
+                    .ok_or_else(|| self.fail("historical baseline has no period"))
             }
             CBaseline::HighWaterMark { initial, .. } => {
-                let initial = self.field_in(&format!("baseline {}", self.baseline_name(index)), initial)?;
-                Ok(match self.state.marks.get(index).copied().flatten() {
+                let initial =
+                    self.field_in(|e| format!("baseline {}", e.baseline_name(index)), initial)?;
+                Ok(match self.marks.get(index).copied().flatten() {
                     Some(mark) => mark.max(initial),
                     None => initial,
                 })
@@ -182,11 +218,12 @@ impl Eval<'_> {
     }
 
     /// Evaluates a field, naming `what` and the expression in any error.
-    fn field_in(&mut self, what: &str, field: &Field) -> Result<Decimal> {
+    /// Evaluates a field; `what` names it in an error (built only then).
+    fn field_in(&mut self, what: impl FnOnce(&Self) -> String, field: &Field) -> Result<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(*e),
-            Err(e) => Err(self.fail(format!("{what} {:?}: {e}", field.text))),
+            Err(e) => Err(self.fail(format!("{} {:?}: {e}", what(self), field.text))),
         }
     }
 
@@ -206,7 +243,10 @@ impl Eval<'_> {
     }
 
     fn overflow(&self) -> Error {
-        self.fail(format!("{}: the amount overflows a decimal", self.context()))
+        self.fail(format!(
+            "{}: the amount overflows a decimal",
+            self.context()
+        ))
     }
 
     /// Describes an input slot for a trace.
@@ -218,13 +258,22 @@ impl Eval<'_> {
             SlotKind::Metric => {
                 let m = &self.program.metrics[s.index];
                 let n = self.counts[s.index];
-                let obs = if n == 1 { "observation" } else { "observations" };
+                let obs = if n == 1 {
+                    "observation"
+                } else {
+                    "observations"
+                };
                 let window = match m.window {
                     Window::Period => "",
                     Window::ContractYearToDate => ", contract year to date",
                     Window::TermToDate => ", term to date",
                 };
-                format!("metric {}: {} of {} ({n} {obs}{window})", s.name, m.aggregate.name(), m.series)
+                format!(
+                    "metric {}: {} of {} ({n} {obs}{window})",
+                    s.name,
+                    m.aggregate.name(),
+                    m.series
+                )
             }
             SlotKind::Kpi => format!("kpi {} = {}", s.name, self.program.kpis[s.index].text),
             SlotKind::Baseline => match &self.program.baselines[s.index] {
@@ -238,7 +287,10 @@ impl Eval<'_> {
                     laid.last().map(|l| l.1.to_string()).unwrap_or_default()
                 ),
                 CBaseline::HighWaterMark { metric, .. } => {
-                    format!("baseline {}: high-water mark of {}", s.name, self.program.metrics[*metric].name)
+                    format!(
+                        "baseline {}: high-water mark of {}",
+                        s.name, self.program.metrics[*metric].name
+                    )
                 }
             },
             SlotKind::Charge => format!("charge {} (rounded)", s.name),
@@ -259,9 +311,7 @@ impl Env for Eval<'_> {
         let v = match kind {
             SlotKind::Param => self.program.params[index],
             SlotKind::Metric => self.metric(index)?,
-            SlotKind::Kpi => {
-                self.field_in(&format!("kpi {}", s.name), &program.kpis[index])?
-            }
+            SlotKind::Kpi => self.field_in(|_| format!("kpi {}", s.name), &program.kpis[index])?,
             SlotKind::Baseline => self.baseline(index)?,
             // Compilation lets a charge name only earlier charges, whose
             // values are set before this one runs; limits cannot be named.
@@ -289,9 +339,10 @@ struct CustomCtx<'e, 'a> {
 impl ChargeContext for CustomCtx<'_, '_> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
-        let f = fields
-            .get(index)
-            .ok_or_else(|| self.eval.fail(format!("{}: no field {index}", self.eval.context())))?;
+        let f = fields.get(index).ok_or_else(|| {
+            self.eval
+                .fail(format!("{}: no field {index}", self.eval.context()))
+        })?;
         self.eval.field(&format!("field {index}"), f)
     }
 
@@ -314,16 +365,74 @@ pub(crate) fn settle_period(
     state: &State,
     options: &SettleOptions,
 ) -> Result<(Statement, State)> {
+    let mut next = state.clone();
+    let mut amounts = Amounts::default();
+    let mut lines = Vec::new();
+    let trace = options.trace;
+    settle_core(
+        cc,
+        source,
+        &mut next,
+        options.as_of,
+        &mut amounts,
+        Some((&mut lines, trace)),
+    )?;
+    let period = cc.periods()[state.next_period].clone();
+    Ok((
+        Statement {
+            period,
+            lines,
+            total: amounts.total,
+        },
+        next,
+    ))
+}
+
+/// One period's amounts, without lines or traces: what simulation and
+/// batch runs read. Reuse one value across periods and runs: its buffers are
+/// kept, so settling does not allocate.
+#[derive(Debug, Clone, Default)]
+pub struct Amounts {
+    /// Each charge's rounded amount, in the order written.
+    pub charges: Vec<Decimal>,
+    /// Each limit's line, 0 where the limit did not act.
+    pub limits: Vec<Decimal>,
+    /// The statement total.
+    pub total: Decimal,
+    values: Vec<Option<Decimal>>,
+    counts: Vec<u64>,
+}
+
+/// Settles period `state.next_period` into `out`, updating `state` in
+/// place, and writes lines when `lines` is given (with traces when its flag
+/// is set). The one settlement formula: every entry point comes here.
+pub(crate) fn settle_core(
+    cc: &CompiledContract,
+    source: &dyn MetricSource,
+    state: &mut State,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    out: &mut Amounts,
+    mut lines: Option<(&mut Vec<Line>, bool)>,
+) -> Result<()> {
     let index = state.next_period;
     let periods = cc.periods();
     let period = periods.get(index).ok_or_else(|| {
-        Error::usage(format!("contract {} has {} periods; all are settled", cc.contract.id, periods.len()))
+        Error::usage(format!(
+            "contract {} has {} periods; all are settled",
+            cc.contract.id,
+            periods.len()
+        ))
     })?;
     let program = cc.program_for(index);
-    let mut next = state.clone();
+    let State {
+        next_period,
+        year_to_date,
+        running,
+        marks,
+    } = state;
     let year_starts = index == 0 || periods[index - 1].contract_year != period.contract_year;
     if year_starts {
-        next.year_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
+        year_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
     }
     for (j, limit) in program.limits.iter().enumerate() {
         let reset = match limit.scope {
@@ -332,67 +441,90 @@ pub(crate) fn settle_period(
             Scope::Term => index == 0,
         };
         if reset {
-            next.running[j] = Decimal::ZERO;
+            running[j] = Decimal::ZERO;
         }
     }
 
     let rounding = cc.rounding;
-    // Evaluation reads the state as carried into this period; `next`
-    // collects what this period changes.
-    let carried = next.clone();
+    let tracing = matches!(lines, Some((_, true)));
+    let mut values = std::mem::take(&mut out.values);
+    values.clear();
+    values.resize(program.slots.len(), None);
+    let mut counts = std::mem::take(&mut out.counts);
+    counts.clear();
+    counts.resize(program.metrics.len(), 0);
     let mut eval = Eval {
         cc,
         program,
         source,
         period,
-        options,
-        state: &carried,
-        values: vec![None; program.slots.len()],
-        counts: vec![0; program.metrics.len()],
+        as_of,
+        marks: marks.as_slice(),
+        values,
+        counts,
         context: Context::None,
     };
 
-    let mut lines = Vec::with_capacity(program.charges.len() + program.limits.len());
-    let mut amounts = Vec::with_capacity(program.charges.len());
+    out.charges.clear();
     for (i, charge) in program.charges.iter().enumerate() {
         eval.context = Context::Charge(i);
-        let mut trace = Trace::new(options.trace);
-        let (exact, quantity, already_rounded) = charge_amount(&mut eval, i, &charge.body, &mut trace, &mut next)?;
-        let amount = if already_rounded { exact } else { rounding.round(exact) };
+        let mut trace = Trace::new(tracing);
+        let (exact, quantity, already_rounded) =
+            charge_amount(&mut eval, i, &charge.body, &mut trace, year_to_date)?;
+        let amount = if already_rounded {
+            exact
+        } else {
+            rounding.round(exact)
+        };
         if !already_rounded {
             trace.rounded(rounding, exact);
         }
-        if options.trace {
-            let mut steps = Vec::new();
-            for &slot in &charge.inputs {
-                if let Some((text, value)) = eval.describe_input(slot) {
-                    steps.push(Step { step: text, value: format_normalized(value) });
-                }
-            }
-            steps.append(&mut trace.steps);
-            trace.steps = steps;
-        }
         eval.values[program.charge_slot0 as usize + i] = Some(amount);
-        amounts.push(amount);
-        lines.push(Line { charge: charge.id.clone(), kind: charge.kind.clone(), quantity, amount, trace: trace.steps });
+        out.charges.push(amount);
+        if let Some((lines, _)) = lines.as_mut() {
+            let mut steps = Vec::new();
+            if tracing {
+                for &slot in &charge.inputs {
+                    if let Some((text, value)) = eval.describe_input(slot) {
+                        steps.push(Step {
+                            step: text,
+                            value: format_normalized(value),
+                        });
+                    }
+                }
+                steps.append(&mut trace.steps);
+            }
+            lines.push(Line {
+                charge: charge.id.clone(),
+                kind: charge.kind.clone(),
+                quantity,
+                amount,
+                trace: steps,
+            });
+        }
     }
 
-    let mut limit_lines = vec![Decimal::ZERO; program.limits.len()];
+    out.limits.clear();
+    out.limits.resize(program.limits.len(), Decimal::ZERO);
     for (j, limit) in program.limits.iter().enumerate() {
         eval.context = Context::Limit(j);
-        let mut trace = Trace::new(options.trace);
+        let mut trace = Trace::new(tracing);
         let mut base = Decimal::ZERO;
         for &c in &limit.charges {
-            base = base.checked_add(amounts[c]).ok_or_else(|| eval.overflow())?;
+            base = base
+                .checked_add(out.charges[c])
+                .ok_or_else(|| eval.overflow())?;
         }
         for &k in &limit.nested {
-            base = base.checked_add(limit_lines[k]).ok_or_else(|| eval.overflow())?;
+            base = base
+                .checked_add(out.limits[k])
+                .ok_or_else(|| eval.overflow())?;
         }
         let amount = rounding.round(eval.field("amount", &limit.amount)?);
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
         let zero = Decimal::ZERO;
-        let running = next.running[j];
+        let before = running[j];
         let line = match (limit.kind, limit.scope) {
             (LimitKind::Cap, Scope::Period) => {
                 let line = (amount - base).min(zero);
@@ -400,11 +532,20 @@ pub(crate) fn settle_period(
                 line
             }
             (LimitKind::Cap, _) => {
-                trace.step(|| "running total C before this period".into(), running);
-                let room = amount - running - base;
+                trace.step(|| "running total C before this period".into(), before);
+                let room = amount
+                    .checked_sub(before)
+                    .and_then(|r| r.checked_sub(base))
+                    .ok_or_else(|| eval.overflow())?;
                 let line = room.max(-base.max(zero)).min(zero);
-                trace.step(|| "min(0, max(amount - C - base, -max(base, 0)))".into(), line);
-                next.running[j] = running.checked_add(base).and_then(|r| r.checked_add(line)).ok_or_else(|| eval.overflow())?;
+                trace.step(
+                    || "min(0, max(amount - C - base, -max(base, 0)))".into(),
+                    line,
+                );
+                running[j] = before
+                    .checked_add(base)
+                    .and_then(|r| r.checked_add(line))
+                    .ok_or_else(|| eval.overflow())?;
                 line
             }
             (LimitKind::Floor, Scope::Period) => {
@@ -417,72 +558,94 @@ pub(crate) fn settle_period(
                     Scope::Term => index + 1 == periods.len(),
                     _ => cc.schedule.is_last_of_year(index),
                 };
-                trace.step(|| "running total C before this period".into(), running);
+                trace.step(|| "running total C before this period".into(), before);
                 let line = if last {
-                    let line = (amount - running - base).max(zero);
-                    trace.step(|| "true-up in the scope's last period: max(0, amount - C - base)".into(), line);
+                    let room = amount
+                        .checked_sub(before)
+                        .and_then(|r| r.checked_sub(base))
+                        .ok_or_else(|| eval.overflow())?;
+                    let line = room.max(zero);
+                    trace.step(
+                        || "true-up in the scope's last period: max(0, amount - C - base)".into(),
+                        line,
+                    );
                     line
                 } else {
                     zero
                 };
-                next.running[j] = running.checked_add(base).and_then(|r| r.checked_add(line)).ok_or_else(|| eval.overflow())?;
+                running[j] = before
+                    .checked_add(base)
+                    .and_then(|r| r.checked_add(line))
+                    .ok_or_else(|| eval.overflow())?;
                 line
             }
             (LimitKind::Credit, _) => {
-                let balance = (amount - running).max(zero);
-                trace.step(|| "credit drawn earlier in the scope".into(), running);
+                let balance = (amount - before).max(zero);
+                trace.step(|| "credit drawn earlier in the scope".into(), before);
                 trace.step(|| "balance: max(0, amount - drawn)".into(), balance);
                 let line = -(balance.min(base.max(zero)));
                 trace.step(|| "-min(balance, max(base, 0))".into(), line);
-                next.running[j] = running - line;
+                running[j] = before - line;
                 line
             }
         };
-        limit_lines[j] = line;
-        if !line.is_zero() {
-            let mut amount = rounding.round(line);
-            if amount.is_zero() {
-                amount.set_sign_positive(true);
-            }
-            lines.push(Line {
-                charge: limit.name.clone(),
-                kind: match limit.kind {
-                    LimitKind::Cap => "cap",
-                    LimitKind::Floor => "floor",
-                    LimitKind::Credit => "credit",
-                }
-                .to_string(),
-                quantity: None,
-                amount,
-                trace: trace.steps,
-            });
-        }
-    }
-
-    // High-water marks take this period's value of their metric, if any.
-    for (b, baseline) in program.baselines.iter().enumerate() {
-        if let CBaseline::HighWaterMark { metric, .. } = baseline {
-            let m = &program.metrics[*metric];
-            let (start, end) = eval.window(m.window);
-            let reduced = source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
-            if let Some(v) = reduced.value {
-                next.marks[b] = Some(next.marks[b].map_or(v, |mark| mark.max(v)));
+        out.limits[j] = line;
+        if let Some((lines, _)) = lines.as_mut() {
+            if !line.is_zero() {
+                lines.push(Line {
+                    charge: limit.name.clone(),
+                    kind: match limit.kind {
+                        LimitKind::Cap => "cap",
+                        LimitKind::Floor => "floor",
+                        LimitKind::Credit => "credit",
+                    }
+                    .to_string(),
+                    quantity: None,
+                    amount: line,
+                    trace: trace.steps,
+                });
             }
         }
     }
 
     let mut total = Decimal::ZERO;
-    for line in &lines {
-        total = total.checked_add(line.amount).ok_or_else(|| eval.fail("the statement total overflows"))?;
+    for v in out.charges.iter().chain(out.limits.iter()) {
+        total = total
+            .checked_add(*v)
+            .ok_or_else(|| eval.fail("the statement total overflows"))?;
     }
-    let total = rounding.round(total);
-    next.next_period = index + 1;
-    Ok((Statement { period: period.clone(), lines, total }, next))
+    out.total = rounding.round(total);
+
+    // High-water marks take this period's value of their metric, if any.
+    let mut new_marks: Option<Vec<(usize, Decimal)>> = None;
+    for (b, baseline) in program.baselines.iter().enumerate() {
+        if let CBaseline::HighWaterMark { metric, .. } = baseline {
+            let m = &program.metrics[*metric];
+            let (start, end) = eval.window(m.window);
+            let reduced =
+                source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
+            if let Some(v) = reduced.value {
+                new_marks.get_or_insert_with(Vec::new).push((b, v));
+            }
+        }
+    }
+    out.values = std::mem::take(&mut eval.values);
+    out.counts = std::mem::take(&mut eval.counts);
+    drop(eval);
+    for (b, v) in new_marks.into_iter().flatten() {
+        marks[b] = Some(marks[b].map_or(v, |mark| mark.max(v)));
+    }
+    *next_period = index + 1;
+    Ok(())
 }
 
 fn base_names(program: &Program, limit: usize) -> String {
     let l = &program.limits[limit];
-    let mut names: Vec<&str> = l.charges.iter().map(|&c| program.charges[c].id.as_str()).collect();
+    let mut names: Vec<&str> = l
+        .charges
+        .iter()
+        .map(|&c| program.charges[c].id.as_str())
+        .collect();
     names.extend(l.nested.iter().map(|&k| program.limits[k].name.as_str()));
     names.join(", ")
 }
@@ -494,7 +657,7 @@ fn charge_amount<'a>(
     i: usize,
     body: &'a Body,
     t: &mut Trace,
-    next: &mut State,
+    year_to_date: &mut [Decimal],
 ) -> Result<(Decimal, Option<Decimal>, bool)> {
     let overflow = |e: &Eval<'_>| e.overflow();
     match body {
@@ -502,23 +665,43 @@ fn charge_amount<'a>(
             let a = e.field("amount", amount)?;
             t.step(|| format!("amount {}", amount.text), a);
             if *prorate && e.period.is_stub() {
-                let (d, full) = (Decimal::from(e.period.days()), Decimal::from(e.period.full_days()));
-                let v = a.checked_mul(d).and_then(|x| x.checked_div(full)).ok_or_else(|| overflow(e))?;
-                t.step(|| format!("prorated for a stub: amount * {d} / {full} days"), v);
+                let (d, full) = (
+                    Decimal::from(e.period.days()),
+                    Decimal::from(e.period.full_days()),
+                );
+                let v = a
+                    .checked_mul(d)
+                    .and_then(|x| x.checked_div(full))
+                    .ok_or_else(|| overflow(e))?;
+                t.step(
+                    || format!("prorated for a stub: amount * {d} / {full} days"),
+                    v,
+                );
                 Ok((v, None, false))
             } else {
                 Ok((a, None, false))
             }
         }
-        Body::Unit { quantity, unit_price } => {
+        Body::Unit {
+            quantity,
+            unit_price,
+        } => {
             let q = e.field("quantity", quantity)?;
             let p = e.field("unit_price", unit_price)?;
             t.step(|| format!("quantity: {}", quantity.text), q);
             let v = q.checked_mul(p).ok_or_else(|| overflow(e))?;
-            t.step(|| format!("quantity * unit_price {}", format_normalized(p)), v);
+            t.step(
+                || format!("quantity * unit_price {}", format_normalized(p)),
+                v,
+            );
             Ok((v, Some(q), false))
         }
-        Body::Package { quantity, size, price, round } => {
+        Body::Package {
+            quantity,
+            size,
+            price,
+            round,
+        } => {
             let q = e.field("quantity", quantity)?;
             let s = e.field("size", size)?;
             let p = e.field("price", price)?;
@@ -534,12 +717,30 @@ fn charge_amount<'a>(
                 PackageRound::Up => ratio.ceil(),
                 PackageRound::Down => ratio.floor(),
             };
-            t.step(|| format!("packages of {}: {}", format_normalized(s), if *round == PackageRound::Up { "ceil(quantity / size)" } else { "floor(quantity / size)" }), packages);
+            t.step(
+                || {
+                    format!(
+                        "packages of {}: {}",
+                        format_normalized(s),
+                        if *round == PackageRound::Up {
+                            "ceil(quantity / size)"
+                        } else {
+                            "floor(quantity / size)"
+                        }
+                    )
+                },
+                packages,
+            );
             let v = packages.checked_mul(p).ok_or_else(|| overflow(e))?;
             t.step(|| format!("packages * price {}", format_normalized(p)), v);
             Ok((v, Some(q), false))
         }
-        Body::Tiered { quantity, mode, tiers, accumulate } => {
+        Body::Tiered {
+            quantity,
+            mode,
+            tiers,
+            accumulate,
+        } => {
             let q = e.field("quantity", quantity)?;
             t.step(|| format!("quantity: {}", quantity.text), q);
             if q.is_sign_negative() && !q.is_zero() {
@@ -549,8 +750,12 @@ fn charge_amount<'a>(
             for (j, tier) in tiers.iter().enumerate() {
                 values.push(tiered::TierValues {
                     up_to: e.opt(&format!("tiers[{j}].up_to"), &tier.up_to)?,
-                    unit_price: e.opt(&format!("tiers[{j}].unit_price"), &tier.unit_price)?.unwrap_or_default(),
-                    flat_fee: e.opt(&format!("tiers[{j}].flat_fee"), &tier.flat_fee)?.unwrap_or_default(),
+                    unit_price: e
+                        .opt(&format!("tiers[{j}].unit_price"), &tier.unit_price)?
+                        .unwrap_or_default(),
+                    flat_fee: e
+                        .opt(&format!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                        .unwrap_or_default(),
                 });
             }
             if let Err((j, m)) = tiered::check(&values) {
@@ -559,39 +764,65 @@ fn charge_amount<'a>(
             let on = t.on;
             let mut describe = |s: String, v: Decimal| {
                 if on {
-                    t.steps.push(Step { step: s, value: format_normalized(v) });
+                    t.steps.push(Step {
+                        step: s,
+                        value: format_normalized(v),
+                    });
                 }
             };
             match accumulate {
                 Accumulate::Period => {
-                    let v = tiered::amount(*mode, &values, q, &mut describe).ok_or_else(|| overflow(e))?;
+                    let v = tiered::amount(*mode, &values, q, &mut describe)
+                        .ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
                 Accumulate::ContractYear => {
-                    let before = next.year_to_date[i];
+                    let before = year_to_date[i];
                     let y = before.checked_add(q).ok_or_else(|| overflow(e))?;
-                    let first = e.period.index == 0 || e.cc.periods()[e.period.index - 1].contract_year != e.period.contract_year;
+                    let first = e.period.index == 0
+                        || e.cc.periods()[e.period.index - 1].contract_year
+                            != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = tiered::amount(*mode, &values, y, &mut describe).ok_or_else(|| overflow(e))?;
+                    let a_y = tiered::amount(*mode, &values, y, &mut describe)
+                        .ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
                         Decimal::ZERO
                     } else {
-                        r.round(tiered::amount(*mode, &values, before, &mut |_, _| {}).ok_or_else(|| overflow(e))?)
+                        r.round(
+                            tiered::amount(*mode, &values, before, &mut |_, _| {})
+                                .ok_or_else(|| overflow(e))?,
+                        )
                     };
-                    next.year_to_date[i] = y;
+                    year_to_date[i] = y;
                     t.step(|| "year to date Y".into(), y);
                     t.step(|| "round(A(Y))".into(), a_y);
-                    t.step(|| if first { "round(A(Y - q)): 0 in the year's first period".into() } else { "round(A(Y - q))".into() }, a_before);
+                    t.step(
+                        || {
+                            if first {
+                                "round(A(Y - q)): 0 in the year's first period".into()
+                            } else {
+                                "round(A(Y - q))".into()
+                            }
+                        },
+                        a_before,
+                    );
                     let v = a_y - a_before;
                     if t.on {
-                        t.steps.push(Step { step: "round(A(Y)) - round(A(Y - q))".into(), value: r.format(v) });
+                        t.steps.push(Step {
+                            step: "round(A(Y)) - round(A(Y - q))".into(),
+                            value: r.format(v),
+                        });
                     }
                     Ok((r.round(v), Some(q), true))
                 }
             }
         }
-        Body::Percentage { base, rate, per_observation } => {
+        Body::Percentage {
+            base,
+            rate,
+            per_observation,
+        } => {
             let r = e.field("rate", rate)?;
             match per_observation {
                 None => {
@@ -602,7 +833,9 @@ fn charge_amount<'a>(
                     Ok((v, None, false))
                 }
                 Some(po) => {
-                    let fixed = e.opt("per_observation.fixed", &po.fixed)?.unwrap_or_default();
+                    let fixed = e
+                        .opt("per_observation.fixed", &po.fixed)?
+                        .unwrap_or_default();
                     let min = e.opt("per_observation.min", &po.min)?;
                     let max = e.opt("per_observation.max", &po.max)?;
                     let program = e.program;
@@ -655,10 +888,19 @@ fn charge_amount<'a>(
                 }
             }
         }
-        Body::GainShare { actual, baseline, direction, value_per_unit, gains, losses } => {
+        Body::GainShare {
+            actual,
+            baseline,
+            direction,
+            value_per_unit,
+            gains,
+            losses,
+        } => {
             let a = e.field("actual", actual)?;
             let b = e.field("baseline", baseline)?;
-            let vpu = e.opt("value_per_unit", value_per_unit)?.unwrap_or(Decimal::ONE);
+            let vpu = e
+                .opt("value_per_unit", value_per_unit)?
+                .unwrap_or(Decimal::ONE);
             t.step(|| format!("actual: {}", actual.text), a);
             t.step(|| format!("baseline: {}", baseline.text), b);
             let improvement = match direction {
@@ -674,7 +916,15 @@ fn charge_amount<'a>(
                 improvement,
             );
             let v = improvement.checked_mul(vpu).ok_or_else(|| overflow(e))?;
-            t.step(|| format!("value: improvement * value_per_unit {}", format_normalized(vpu)), v);
+            t.step(
+                || {
+                    format!(
+                        "value: improvement * value_per_unit {}",
+                        format_normalized(vpu)
+                    )
+                },
+                v,
+            );
             let money_base = b.checked_mul(vpu).ok_or_else(|| overflow(e))?;
             let g = side(e, "", gains, money_base, t)?;
             let l = match losses {
@@ -684,29 +934,39 @@ fn charge_amount<'a>(
             let on = t.on;
             let mut describe = |s: String, v: Decimal| {
                 if on {
-                    t.steps.push(Step { step: s, value: format_normalized(v) });
+                    t.steps.push(Step {
+                        step: s,
+                        value: format_normalized(v),
+                    });
                 }
             };
-            let amount = gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
+            let amount =
+                gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
             Ok((amount, None, false))
         }
         Body::Bands { kpi, bands } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
-            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> = Vec::with_capacity(bands.len());
+            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> =
+                Vec::with_capacity(bands.len());
             for (j, band) in bands.iter().enumerate() {
                 let from = e.opt(&format!("bands[{j}].from"), &band.from)?;
                 let to = e.opt(&format!("bands[{j}].to"), &band.to)?;
                 if let (Some(f), Some(t)) = (from, to) {
                     if f >= t {
-                        return Err(e.fail(format!("{}: bands[{j}]: from must be below to ({f} then {t})", e.context())));
+                        return Err(e.fail(format!(
+                            "{}: bands[{j}]: from must be below to ({f} then {t})",
+                            e.context()
+                        )));
                     }
                 }
                 for (o, (of, ot)) in edges.iter().enumerate() {
                     let overlap = to.is_none_or(|t| of.is_none_or(|f: Decimal| f < t))
                         && ot.is_none_or(|t: Decimal| from.is_none_or(|f| f < t));
                     if overlap {
-                        return Err(e.fail(format!("{}: bands[{j}] overlaps bands[{o}]", e.context())));
+                        return Err(
+                            e.fail(format!("{}: bands[{j}] overlaps bands[{o}]", e.context()))
+                        );
                     }
                 }
                 edges.push((from, to));
@@ -729,33 +989,51 @@ fn charge_amount<'a>(
                         let pct = e.field(&format!("bands[{j}].percent"), p)?;
                         let mut sum = Decimal::ZERO;
                         for &c in of {
-                            let amount = e.values[e.program.charge_slot0 as usize + c].unwrap_or_default();
+                            let amount =
+                                e.values[e.program.charge_slot0 as usize + c].unwrap_or_default();
                             sum = sum.checked_add(amount).ok_or_else(|| overflow(e))?;
                         }
-                        let names: Vec<&str> = of.iter().map(|&c| e.program.charges[c].id.as_str()).collect();
+                        let names: Vec<&str> = of
+                            .iter()
+                            .map(|&c| e.program.charges[c].id.as_str())
+                            .collect();
                         t.step(|| format!("sum of {}", names.join(", ")), sum);
                         let v = pct
                             .checked_mul(sum)
                             .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))
                             .ok_or_else(|| overflow(e))?;
-                        t.step(|| format!("bands[{j}]: {}% of the sum", format_normalized(pct)), v);
+                        t.step(
+                            || format!("bands[{j}]: {}% of the sum", format_normalized(pct)),
+                            v,
+                        );
                         Ok((v, None, false))
                     }
                 },
             }
         }
-        Body::Corridor { actual, target, bands, direction } => {
+        Body::Corridor {
+            actual,
+            target,
+            bands,
+            direction,
+        } => {
             let a = e.field("actual", actual)?;
             let tg = e.field("target", target)?;
             t.step(|| format!("actual: {}", actual.text), a);
             t.step(|| format!("target: {}", target.text), tg);
             if tg.is_zero() {
-                return Err(e.fail(format!("{}: target {:?} is 0: division by zero", e.context(), target.text)));
+                return Err(e.fail(format!(
+                    "{}: target {:?} is 0: division by zero",
+                    e.context(),
+                    target.text
+                )));
             }
             let mut values = Vec::with_capacity(bands.len());
             for (j, band) in bands.iter().enumerate() {
                 values.push(corridor::BandValues {
-                    from: e.opt(&format!("bands[{j}].from"), &band.from)?.unwrap_or_default(),
+                    from: e
+                        .opt(&format!("bands[{j}].from"), &band.from)?
+                        .unwrap_or_default(),
                     to: e.opt(&format!("bands[{j}].to"), &band.to)?,
                     share: e.field(&format!("bands[{j}].share"), &band.share)?,
                 });
@@ -766,10 +1044,14 @@ fn charge_amount<'a>(
             let on = t.on;
             let mut describe = |s: String, v: Decimal| {
                 if on {
-                    t.steps.push(Step { step: s, value: format_normalized(v) });
+                    t.steps.push(Step {
+                        step: s,
+                        value: format_normalized(v),
+                    });
                 }
             };
-            let v = corridor::amount(a, tg, &values, *direction, &mut describe).ok_or_else(|| overflow(e))?;
+            let v = corridor::amount(a, tg, &values, *direction, &mut describe)
+                .ok_or_else(|| overflow(e))?;
             Ok((v, None, false))
         }
         Body::Expr { amount } => {
@@ -779,7 +1061,12 @@ fn charge_amount<'a>(
         }
         Body::Custom { rule, fields } => {
             let rule = rule.clone();
-            let mut ctx = CustomCtx { eval: e, fields, trace: t, quantity: None };
+            let mut ctx = CustomCtx {
+                eval: e,
+                fields,
+                trace: t,
+                quantity: None,
+            };
             let v = rule.amount(&mut ctx)?;
             let q = ctx.quantity;
             Ok((v, q, false))
@@ -788,7 +1075,13 @@ fn charge_amount<'a>(
 }
 
 /// A gain-share side's terms in money for this period.
-fn side(e: &mut Eval<'_>, prefix: &str, s: &CSide, money_base: Decimal, t: &mut Trace) -> Result<gain_share::Side> {
+fn side(
+    e: &mut Eval<'_>,
+    prefix: &str,
+    s: &CSide,
+    money_base: Decimal,
+    t: &mut Trace,
+) -> Result<gain_share::Side> {
     let share = e.field(&format!("{prefix}share"), &s.share)?;
     let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> Result<Decimal> {
         match th {
@@ -815,5 +1108,10 @@ fn side(e: &mut Eval<'_>, prefix: &str, s: &CSide, money_base: Decimal, t: &mut 
     if let Some(c) = cap {
         t.step(|| format!("{side_name}: cap in money"), c);
     }
-    Ok(gain_share::Side { share, threshold, sharing: s.sharing, cap })
+    Ok(gain_share::Side {
+        share,
+        threshold,
+        sharing: s.sharing,
+        cap,
+    })
 }

@@ -15,6 +15,7 @@ mod compile;
 mod eval;
 
 pub(crate) use compile::Program;
+pub use eval::Amounts;
 
 /// How to settle: what was known when, and whether to write traces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +29,10 @@ pub struct SettleOptions {
 
 impl Default for SettleOptions {
     fn default() -> SettleOptions {
-        SettleOptions { as_of: None, trace: true }
+        SettleOptions {
+            as_of: None,
+            trace: true,
+        }
     }
 }
 
@@ -147,17 +151,27 @@ impl CompiledContract {
     /// # Errors
     /// An invalid contract, with the field path.
     pub fn new(contract: Contract) -> Result<CompiledContract> {
-        let schedule = Schedule::new(contract.start, contract.end, contract.cadence, contract.anchor, contract.timezone)
-            .map_err(|m| Error::contract("end", m))?;
+        let versions = contract.check_rules()?;
+        let schedule = Schedule::new(
+            contract.start,
+            contract.end,
+            contract.cadence,
+            contract.anchor,
+            contract.timezone,
+        )
+        .map_err(|m| Error::contract("end", m))?;
         let rounding = rounding_of(&contract)?;
-        let mut versions = Vec::new();
-        for (k, version) in contract.check_rules()?.into_iter().enumerate() {
-            let first = schedule.period_starting(version.effective).map(|p| p.index).ok_or_else(|| {
-                Error::contract(
-                    format!("amendments[{}].effective", k.saturating_sub(1)),
-                    format!("{} is not a period start", version.effective),
-                )
-            })?;
+        let mut programs = Vec::new();
+        for (k, version) in versions.into_iter().enumerate() {
+            let first = schedule
+                .period_starting(version.effective)
+                .map(|p| p.index)
+                .ok_or_else(|| {
+                    Error::contract(
+                        format!("amendments[{}].effective", k.saturating_sub(1)),
+                        format!("{} is not a period start", version.effective),
+                    )
+                })?;
             let program = compile::compile(&version.contract).map_err(|e| match (k, e) {
                 (0, e) => e,
                 (k, Error::Contract { path, message, .. }) => Error::contract(
@@ -166,9 +180,14 @@ impl CompiledContract {
                 ),
                 (_, e) => e,
             })?;
-            versions.push((first, program));
+            programs.push((first, program));
         }
-        Ok(CompiledContract { contract, schedule, rounding, versions })
+        Ok(CompiledContract {
+            contract,
+            schedule,
+            rounding,
+            versions: programs,
+        })
     }
 
     /// The contract as written.
@@ -228,6 +247,24 @@ impl CompiledContract {
         eval::settle_period(self, source, state, options)
     }
 
+    /// Settles the period `state.next_period` into `out` and advances
+    /// `state` in place: the same amounts as [`CompiledContract::settle_next`],
+    /// without lines or traces and without allocating once `out` has been
+    /// used. For simulation and large batch runs.
+    ///
+    /// # Errors
+    /// As [`CompiledContract::settle_next`]; after an error `state` may be
+    /// partly advanced and should be discarded.
+    pub fn settle_next_amounts(
+        &self,
+        source: &dyn MetricSource,
+        state: &mut State,
+        out: &mut Amounts,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        eval::settle_core(self, source, state, as_of, out, None)
+    }
+
     /// Settles periods `0..=last`, carrying state, and returns their
     /// statements.
     ///
@@ -240,7 +277,10 @@ impl CompiledContract {
         options: &SettleOptions,
     ) -> Result<Vec<Statement>> {
         if last >= self.periods().len() {
-            return Err(Error::usage(format!("the term has {} periods; there is no period {last}", self.periods().len())));
+            return Err(Error::usage(format!(
+                "the term has {} periods; there is no period {last}",
+                self.periods().len()
+            )));
         }
         let mut state = self.initial_state();
         let mut out = Vec::with_capacity(last + 1);
@@ -258,7 +298,12 @@ impl CompiledContract {
     ///
     /// # Errors
     /// A data error from the source.
-    pub fn last_due(&self, source: &dyn MetricSource, now: DateTime<Utc>, as_of: Option<DateTime<Utc>>) -> Result<Option<usize>> {
+    pub fn last_due(
+        &self,
+        source: &dyn MetricSource,
+        now: DateTime<Utc>,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Option<usize>> {
         let periods = self.periods();
         let ended = periods.iter().rposition(|p| p.end_at <= now);
         let program = self.program_for(0);
@@ -288,7 +333,12 @@ impl CompiledContract {
     ///
     /// # Errors
     /// As [`CompiledContract::settle_next`].
-    pub fn settle_due(&self, source: &dyn MetricSource, now: DateTime<Utc>, options: &SettleOptions) -> Result<Vec<Statement>> {
+    pub fn settle_due(
+        &self,
+        source: &dyn MetricSource,
+        now: DateTime<Utc>,
+        options: &SettleOptions,
+    ) -> Result<Vec<Statement>> {
         match self.last_due(source, now, options.as_of)? {
             Some(last) => self.settle_through(source, last, options),
             None => Ok(Vec::new()),
@@ -297,16 +347,30 @@ impl CompiledContract {
 }
 
 fn rounding_of(contract: &Contract) -> Result<Rounding> {
-    let spec = contract.rounding.unwrap_or(crate::contract::RoundingSpec { scale: None, mode: None });
+    let spec = contract.rounding.unwrap_or(crate::contract::RoundingSpec {
+        scale: None,
+        mode: None,
+    });
     let scale = match spec.scale {
-        Some(s) if s > 28 => return Err(Error::contract("rounding.scale", format!("scale must be at most 28, not {s}"))),
+        Some(s) if s > 28 => {
+            return Err(Error::contract(
+                "rounding.scale",
+                format!("scale must be at most 28, not {s}"),
+            ));
+        }
         Some(s) => s,
         None => contract.currency.minor_units().ok_or_else(|| {
             Error::contract(
                 "rounding.scale",
-                format!("{} has no minor units: set rounding.scale", contract.currency),
+                format!(
+                    "{} has no minor units: set rounding.scale",
+                    contract.currency
+                ),
             )
         })?,
     };
-    Ok(Rounding::new(scale, spec.mode.unwrap_or(RoundingMode::HalfEven)))
+    Ok(Rounding::new(
+        scale,
+        spec.mode.unwrap_or(RoundingMode::HalfEven),
+    ))
 }
