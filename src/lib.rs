@@ -52,6 +52,6 @@ pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
 pub use period::{
     Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,
 };
+pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconcile};
 pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
 pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
-pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconcile};

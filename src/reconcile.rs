@@ -23,7 +23,7 @@ pub struct IssuedLine {
     pub charge: String,
     /// Its kind.
     pub kind: String,
-    /// The amount issued, with earlier adjustments added.
+    /// The amount issued.
     pub amount: Decimal,
 }
 
@@ -86,15 +86,19 @@ impl Reconciliation {
 }
 
 /// Reads the issued lines of `contract` from a document printed by `settle
-/// --format json` (a single contract's, or a run's `{ "contracts": [...] }`),
-/// adding the amounts of any `"adjustments"` it carries.
+/// --format json` (a single contract's, or a run's `{ "contracts": [...] }`).
+///
+/// A document printed by `reconcile` holds statements already settled
+/// again, so its `"adjustments"` are not added to them: reconciling its
+/// output once more finds nothing to adjust.
 ///
 /// # Errors
 /// A data error naming `name` when the document is not of that shape, or
 /// holds no statement of the contract.
 pub fn issued_lines(name: &str, text: &str, contract: &str) -> Result<Vec<IssuedLine>> {
     let bad = |m: String| Error::data(name, m);
-    let doc: Value = serde_json::from_str(text).map_err(|e| bad(format!("not a settle document: {e}")))?;
+    let doc: Value =
+        serde_json::from_str(text).map_err(|e| bad(format!("not a settle document: {e}")))?;
     let doc = match doc.get("contracts").and_then(Value::as_array) {
         Some(list) => list
             .iter()
@@ -105,17 +109,27 @@ pub fn issued_lines(name: &str, text: &str, contract: &str) -> Result<Vec<Issued
     };
     match doc.get("contract").and_then(Value::as_str) {
         Some(id) if id == contract => {}
-        Some(id) => return Err(bad(format!("holds statements of contract {id}, not {contract}"))),
+        Some(id) => {
+            return Err(bad(format!(
+                "holds statements of contract {id}, not {contract}"
+            )));
+        }
         None => return Err(bad("has no \"contract\"".into())),
     }
     let str_of = |v: &Value, key: &str, at: &str| -> Result<String> {
-        v.get(key).and_then(Value::as_str).map(str::to_string).ok_or_else(|| bad(format!("{at}: missing {key:?}")))
+        v.get(key)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+            .ok_or_else(|| bad(format!("{at}: missing {key:?}")))
     };
     let date_of = |v: &Value, at: &str| -> Result<(NaiveDate, NaiveDate)> {
-        let p = v.get("period").ok_or_else(|| bad(format!("{at}: missing \"period\"")))?;
+        let p = v
+            .get("period")
+            .ok_or_else(|| bad(format!("{at}: missing \"period\"")))?;
         let parse = |k: &str| -> Result<NaiveDate> {
             let t = str_of(p, k, &format!("{at}.period"))?;
-            NaiveDate::parse_from_str(&t, "%Y-%m-%d").map_err(|_| bad(format!("{at}.period.{k}: {t:?} is not a date")))
+            NaiveDate::parse_from_str(&t, "%Y-%m-%d")
+                .map_err(|_| bad(format!("{at}.period.{k}: {t:?} is not a date")))
         };
         Ok((parse("start")?, parse("end")?))
     };
@@ -124,11 +138,20 @@ pub fn issued_lines(name: &str, text: &str, contract: &str) -> Result<Vec<Issued
         parse_decimal(&t).map_err(|m| bad(format!("{at}.{key}: {m}")))
     };
     let mut lines: Vec<IssuedLine> = Vec::new();
-    let statements = doc.get("statements").and_then(Value::as_array).ok_or_else(|| bad("has no \"statements\"".into()))?;
+    let statements = doc
+        .get("statements")
+        .and_then(Value::as_array)
+        .ok_or_else(|| bad("has no \"statements\"".into()))?;
     for (i, s) in statements.iter().enumerate() {
         let at = format!("statements[{i}]");
         let (start, end) = date_of(s, &at)?;
-        for (j, l) in s.get("lines").and_then(Value::as_array).into_iter().flatten().enumerate() {
+        for (j, l) in s
+            .get("lines")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .enumerate()
+        {
             let at = format!("{at}.lines[{j}]");
             lines.push(IssuedLine {
                 period_start: start,
@@ -137,22 +160,6 @@ pub fn issued_lines(name: &str, text: &str, contract: &str) -> Result<Vec<Issued
                 kind: str_of(l, "kind", &at)?,
                 amount: amount_of(l, "amount", &at)?,
             });
-        }
-    }
-    for (i, a) in doc.get("adjustments").and_then(Value::as_array).into_iter().flatten().enumerate() {
-        let at = format!("adjustments[{i}]");
-        let (start, end) = date_of(a, &at)?;
-        let charge = str_of(a, "charge", &at)?;
-        let amount = amount_of(a, "amount", &at)?;
-        match lines.iter_mut().find(|l| l.period_start == start && l.charge == charge) {
-            Some(l) => l.amount += amount,
-            None => lines.push(IssuedLine {
-                period_start: start,
-                period_end: end,
-                charge,
-                kind: str_of(a, "kind", &at)?,
-                amount,
-            }),
         }
     }
     Ok(lines)
@@ -191,10 +198,15 @@ pub fn reconcile(
     }
     wanted.sort_unstable();
     let statements = match wanted.last() {
-        Some(&last) => contract.settle_through(source, last, &SettleOptions { as_of, trace: true })?,
+        Some(&last) => {
+            contract.settle_through(source, last, &SettleOptions { as_of, trace: true })?
+        }
         None => Vec::new(),
     };
-    let statements: Vec<_> = statements.into_iter().filter(|s| wanted.contains(&s.period.index)).collect();
+    let statements: Vec<_> = statements
+        .into_iter()
+        .filter(|s| wanted.contains(&s.period.index))
+        .collect();
     let mut adjustments = Vec::new();
     for s in &statements {
         let mut seen = vec![false; issued.len()];
@@ -225,7 +237,10 @@ pub fn reconcile(
         }
         let mut only_issued: Map<String, Value> = Map::new();
         for (k, l) in issued.iter().enumerate() {
-            if l.period_start == s.period.start && !seen[k] && !s.lines.iter().any(|x| x.charge == l.charge) {
+            if l.period_start == s.period.start
+                && !seen[k]
+                && !s.lines.iter().any(|x| x.charge == l.charge)
+            {
                 if only_issued.contains_key(&l.charge) {
                     continue;
                 }

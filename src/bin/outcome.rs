@@ -58,6 +58,26 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Settle issued periods again and list what changed as adjustments.
+    Reconcile {
+        /// The contract file.
+        contract: PathBuf,
+        /// Metric data: a CSV file.
+        #[arg(long)]
+        metrics: String,
+        /// The issued statements: a document printed by `settle --format json`.
+        #[arg(long, required_unless_present = "ledger", conflicts_with = "ledger")]
+        issued: Option<PathBuf>,
+        /// A ledger store (`sqlite:PATH` or a `postgres://` URL).
+        #[arg(long)]
+        ledger: Option<String>,
+        /// Settle with what was recorded by this time (RFC 3339 or a date).
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
 }
 
 fn main() -> ExitCode {
@@ -84,6 +104,29 @@ fn main() -> ExitCode {
             as_of.as_deref(),
             format,
         ),
+        Command::Reconcile {
+            contract,
+            metrics,
+            issued,
+            ledger,
+            as_of,
+            format,
+        } => {
+            match reconcile(
+                &contract,
+                &metrics,
+                issued.as_deref(),
+                ledger.as_deref(),
+                as_of.as_deref(),
+                format,
+            ) {
+                Ok(()) => 0,
+                Err(e) => {
+                    report(&e);
+                    e.exit_code()
+                }
+            }
+        }
     };
     ExitCode::from(code as u8)
 }
@@ -349,5 +392,98 @@ fn settle_one(
             Ok(all.split_off(index))
         }
         None => c.settle_due(source, as_of.unwrap_or(now), &options),
+    }
+}
+
+fn reconcile(
+    contract: &Path,
+    metrics: &str,
+    issued: Option<&Path>,
+    ledger: Option<&str>,
+    as_of: Option<&str>,
+    format: Format,
+) -> Result<(), Error> {
+    let c = load(contract)?;
+    if let Some(store) = ledger {
+        return Err(Error::Io {
+            path: store.split('@').next_back().unwrap_or(store).to_string(),
+            message:
+                "ledger stores are not supported by this build; use --issued with a settle document"
+                    .into(),
+        });
+    }
+    let source = open_source(metrics)?;
+    let issued_path = issued.ok_or_else(|| Error::usage("give --issued or --ledger"))?;
+    let text = std::fs::read_to_string(issued_path).map_err(|e| Error::Io {
+        path: issued_path.display().to_string(),
+        message: e.to_string(),
+    })?;
+    let lines =
+        outcome_billing::issued_lines(&issued_path.display().to_string(), &text, &c.contract().id)?;
+    let as_of = match as_of {
+        Some(t) => Some(
+            parse_as_of(t, c.contract().timezone)
+                .map_err(|m| Error::usage(format!("--as-of: {m}")))?,
+        ),
+        None => None,
+    };
+    let result = outcome_billing::reconcile(&c, source.as_ref(), &lines, as_of)?;
+    let scale = c.rounding().scale;
+    let amount = |v: rust_decimal::Decimal| {
+        let mut v = v.round_dp(scale);
+        if v.is_zero() {
+            v.set_sign_positive(true);
+        }
+        format!("{:.*}", scale as usize, v)
+    };
+    match format {
+        Format::Json => {
+            let mut s = serde_json::to_string_pretty(&result.to_json()?).unwrap_or_default();
+            s.push('\n');
+            print!("{s}");
+        }
+        Format::Csv => {
+            println!("contract,period_start,period_end,charge,kind,issued,settled,amount");
+            for a in &result.adjustments {
+                println!(
+                    "{},{},{},{},{},{},{},{}",
+                    csv_field(&c.contract().id),
+                    a.period_start,
+                    a.period_end,
+                    csv_field(&a.charge),
+                    csv_field(&a.kind),
+                    amount(a.issued),
+                    amount(a.settled),
+                    amount(a.amount)
+                );
+            }
+        }
+        Format::Table => {
+            if result.adjustments.is_empty() {
+                println!("{}: no adjustments", c.contract().id);
+            }
+            for a in &result.adjustments {
+                println!(
+                    "{} .. {}  {:<20} {:<10} issued {:>12}  settled {:>12}  adjustment {:>12}",
+                    a.period_start,
+                    a.period_end,
+                    a.charge,
+                    a.kind,
+                    amount(a.issued),
+                    amount(a.settled),
+                    amount(a.amount)
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
     }
 }

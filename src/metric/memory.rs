@@ -441,7 +441,10 @@ impl DateWindow {
             }
             d
         };
-        DateWindow { first: first_at_or_after(query.start), after: first_at_or_after(query.end) }
+        DateWindow {
+            first: first_at_or_after(query.start),
+            after: first_at_or_after(query.end),
+        }
     }
 
     fn holds(&self, stamp: &Stamp, query: &Query<'_>) -> bool {

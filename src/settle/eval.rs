@@ -235,7 +235,11 @@ impl Eval<'_> {
         }
     }
 
-    fn opt(&mut self, name: impl std::fmt::Display, field: &Option<Field>) -> Result<Option<Decimal>> {
+    fn opt(
+        &mut self,
+        name: impl std::fmt::Display,
+        field: &Option<Field>,
+    ) -> Result<Option<Decimal>> {
         match field {
             Some(f) => self.field(name, f).map(Some),
             None => Ok(None),
