@@ -5,11 +5,15 @@
 
 use std::path::PathBuf;
 
-use outcome_billing::{CompiledContract, Contract, CsvSource, MemorySource, Observation, SettleOptions, Stamp};
+use outcome_billing::{
+    CompiledContract, Contract, CsvSource, MemorySource, Observation, SettleOptions, Stamp,
+};
 use rust_decimal::Decimal;
 
 fn spec(page: &str) -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec").join(page);
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/spec")
+        .join(page);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -62,7 +66,10 @@ fn data() -> MemorySource {
                 ("savings", 1000),
             ] {
                 let mut o = Observation::new(series, Stamp::Date(date), Decimal::from(value));
-                o.dimensions = vec![("region".into(), "eu".into()), ("user_id".into(), format!("u{month}"))];
+                o.dimensions = vec![
+                    ("region".into(), "eu".into()),
+                    ("user_id".into(), format!("u{month}")),
+                ];
                 s.push(o);
             }
         }
@@ -125,10 +132,19 @@ fn the_complete_contract_settles_on_its_data() {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/examples");
     let contract = Contract::from_path(dir.join("support-agent-2026.toml")).unwrap();
     let in_page = Contract::from_toml_str(&blocks("contract-format.md", "toml")[6]).unwrap();
-    assert_eq!(contract, in_page, "the page and the example file are the same contract");
+    assert_eq!(
+        contract, in_page,
+        "the page and the example file are the same contract"
+    );
     let compiled = CompiledContract::new(contract).unwrap();
     let source = CsvSource::open(dir.join("support-agent-2026.csv")).unwrap();
-    let statements = compiled.settle_through(&source, compiled.periods().len() - 1, &SettleOptions::default()).unwrap();
+    let statements = compiled
+        .settle_through(
+            &source,
+            compiled.periods().len() - 1,
+            &SettleOptions::default(),
+        )
+        .unwrap();
     assert_eq!(statements.len(), 13);
     // The leading stub Jan 15 - Feb 1 of a monthly term anchored on the 1st:
     // 49 * 17 / 31 = 26.87 (the figure the spec's simulate example shows).
