@@ -73,6 +73,10 @@ struct Eval<'a> {
     /// High-water marks as carried into this period.
     marks: &'a [Option<Decimal>],
     values: Vec<Option<Decimal>>,
+    /// Reused buffers, so evaluating tiers and bands does not allocate.
+    tier_buf: Vec<tiered::TierValues>,
+    band_buf: Vec<corridor::BandValues>,
+    edge_buf: Vec<(Option<Decimal>, Option<Decimal>)>,
     /// Observations read per metric (for traces).
     counts: Vec<u64>,
     /// Where an error is being reported from.
@@ -405,6 +409,9 @@ pub struct Amounts {
     pub total: Decimal,
     values: Vec<Option<Decimal>>,
     counts: Vec<u64>,
+    tiers: Vec<tiered::TierValues>,
+    bands: Vec<corridor::BandValues>,
+    edges: Vec<(Option<Decimal>, Option<Decimal>)>,
 }
 
 /// Settles period `state.next_period` into `out`, updating `state` in
@@ -465,6 +472,9 @@ pub(crate) fn settle_core(
         as_of,
         marks: marks.as_slice(),
         values,
+        tier_buf: std::mem::take(&mut out.tiers),
+        band_buf: std::mem::take(&mut out.bands),
+        edge_buf: std::mem::take(&mut out.edges),
         counts,
         context: Context::None,
     };
@@ -635,6 +645,9 @@ pub(crate) fn settle_core(
     }
     out.values = std::mem::take(&mut eval.values);
     out.counts = std::mem::take(&mut eval.counts);
+    out.tiers = std::mem::take(&mut eval.tier_buf);
+    out.bands = std::mem::take(&mut eval.band_buf);
+    out.edges = std::mem::take(&mut eval.edge_buf);
     drop(eval);
     for (b, v) in new_marks.into_iter().flatten() {
         marks[b] = Some(marks[b].map_or(v, |mark| mark.max(v)));
@@ -750,7 +763,8 @@ fn charge_amount<'a>(
             if q.is_sign_negative() && !q.is_zero() {
                 return Err(e.fail(format!("{}: quantity is negative ({q})", e.context())));
             }
-            let mut values = Vec::with_capacity(tiers.len());
+            let mut values = std::mem::take(&mut e.tier_buf);
+            values.clear();
             for (j, tier) in tiers.iter().enumerate() {
                 values.push(tiered::TierValues {
                     up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
@@ -774,7 +788,7 @@ fn charge_amount<'a>(
                     });
                 }
             };
-            match accumulate {
+            let result = match accumulate {
                 Accumulate::Period => {
                     let v = tiered::amount(*mode, &values, q, &mut describe)
                         .ok_or_else(|| overflow(e))?;
@@ -820,7 +834,9 @@ fn charge_amount<'a>(
                     }
                     Ok((r.round(v), Some(q), true))
                 }
-            }
+            };
+            e.tier_buf = values;
+            result
         }
         Body::Percentage {
             base,
@@ -951,8 +967,8 @@ fn charge_amount<'a>(
         Body::Bands { kpi, bands } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
-            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> =
-                Vec::with_capacity(bands.len());
+            let mut edges = std::mem::take(&mut e.edge_buf);
+            edges.clear();
             for (j, band) in bands.iter().enumerate() {
                 let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
                 let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
@@ -978,6 +994,7 @@ fn charge_amount<'a>(
             let chosen = edges
                 .iter()
                 .position(|(f, to)| f.is_none_or(|f| f <= k) && to.is_none_or(|to| k < to));
+            e.edge_buf = edges;
             match chosen {
                 None => {
                     t.step(|| "in no band".into(), Decimal::ZERO);
@@ -1032,7 +1049,8 @@ fn charge_amount<'a>(
                     target.text
                 )));
             }
-            let mut values = Vec::with_capacity(bands.len());
+            let mut values = std::mem::take(&mut e.band_buf);
+            values.clear();
             for (j, band) in bands.iter().enumerate() {
                 values.push(corridor::BandValues {
                     from: e
@@ -1054,9 +1072,9 @@ fn charge_amount<'a>(
                     });
                 }
             };
-            let v = corridor::amount(a, tg, &values, *direction, &mut describe)
-                .ok_or_else(|| overflow(e))?;
-            Ok((v, None, false))
+            let v = corridor::amount(a, tg, &values, *direction, &mut describe);
+            e.band_buf = values;
+            Ok((v.ok_or_else(|| overflow(e))?, None, false))
         }
         Body::Expr { amount } => {
             let v = e.field("amount", amount)?;
