@@ -36,6 +36,19 @@ impl Trace {
         }
     }
 
+    /// A step writer for the charge-kind functions, which report steps as
+    /// they compute.
+    fn describer(&mut self) -> impl FnMut(String, Decimal) + '_ {
+        move |step, value| {
+            if self.on {
+                self.steps.push(Step {
+                    step,
+                    value: format_normalized(value),
+                });
+            }
+        }
+    }
+
     fn rounded(&mut self, rounding: Rounding, value: Decimal) {
         if self.on {
             self.steps.push(Step {
@@ -779,18 +792,9 @@ fn charge_amount<'a>(
             if let Err((j, m)) = tiered::check(&values) {
                 return Err(e.fail(format!("{}: tiers[{j}]: {m}", e.context())));
             }
-            let on = t.on;
-            let mut describe = |s: String, v: Decimal| {
-                if on {
-                    t.steps.push(Step {
-                        step: s,
-                        value: format_normalized(v),
-                    });
-                }
-            };
             let result = match accumulate {
                 Accumulate::Period => {
-                    let v = tiered::amount(*mode, &values, q, &mut describe)
+                    let v = tiered::amount(*mode, &values, q, &mut t.describer())
                         .ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
@@ -801,7 +805,7 @@ fn charge_amount<'a>(
                         || e.cc.periods()[e.period.index - 1].contract_year
                             != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = tiered::amount(*mode, &values, y, &mut describe)
+                    let a_y = tiered::amount(*mode, &values, y, &mut t.describer())
                         .ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
@@ -951,15 +955,7 @@ fn charge_amount<'a>(
                 Some(l) => Some(side(e, "losses.", l, money_base, t)?),
                 None => None,
             };
-            let on = t.on;
-            let mut describe = |s: String, v: Decimal| {
-                if on {
-                    t.steps.push(Step {
-                        step: s,
-                        value: format_normalized(v),
-                    });
-                }
-            };
+            let mut describe = t.describer();
             let amount =
                 gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
             Ok((amount, None, false))
@@ -1063,15 +1059,7 @@ fn charge_amount<'a>(
             if let Err((j, m)) = corridor::check(&values) {
                 return Err(e.fail(format!("{}: bands[{j}]: {m}", e.context())));
             }
-            let on = t.on;
-            let mut describe = |s: String, v: Decimal| {
-                if on {
-                    t.steps.push(Step {
-                        step: s,
-                        value: format_normalized(v),
-                    });
-                }
-            };
+            let mut describe = t.describer();
             let v = corridor::amount(a, tg, &values, *direction, &mut describe);
             e.band_buf = values;
             Ok((v.ok_or_else(|| overflow(e))?, None, false))
