@@ -679,7 +679,6 @@ fn settle_a_contract_whose_id_cannot_be_read_is_listed_under_its_path() {
 }
 
 #[test]
-#[ignore = "bug: a failing YAML contract whose id is readable is listed under its file path, not its id"]
 fn settle_a_failing_yaml_contract_is_listed_under_its_id() {
     // Proves the rule holds for YAML too: an invalid YAML contract whose id
     // can be read is listed under that id (the path is only for contracts
@@ -786,7 +785,9 @@ fn csv_rows_are_ordered_with_exact_scales_and_no_negative_zero() {
         let amount = row.rsplit(',').next().unwrap();
         assert!(
             !amount.starts_with('-')
-                || !amount.trim_matches(|c| c == '-' || c == '0' || c == '.').is_empty(),
+                || !amount
+                    .trim_matches(|c| c == '-' || c == '0' || c == '.')
+                    .is_empty(),
             "negative zero in {row}"
         );
     }
@@ -988,7 +989,6 @@ fn settle_of_one_file_prints_one_document() {
 }
 
 #[test]
-#[ignore = "bug: two files with one id are not caught when one is an invalid YAML contract"]
 fn settle_two_files_with_one_id_is_caught_when_one_is_invalid_yaml() {
     // Proves the one-id rule reads the id of an invalid YAML contract too:
     // a valid TOML contract and an invalid YAML one, both with id `same`,

@@ -844,7 +844,6 @@ fn baseline_high_water_mark_with_an_amended_initial() {
 }
 
 #[test]
-#[ignore = "bug: a lowered amended `initial` lowers a high-water mark below the mark it already held"]
 fn baseline_high_water_mark_never_falls_when_initial_is_lowered() {
     // Proves a high-water mark never falls: it "becomes the greater of its
     // state and a new initial", and its state already holds the old initial

@@ -643,17 +643,21 @@ pub(crate) fn settle_core(
     }
     out.total = rounding.round(total);
 
-    // High-water marks take this period's value of their metric, if any.
+    // A high-water mark carries the greater of its value in this period
+    // (which holds the initial in force, so an amendment lowering `initial`
+    // never lowers the mark) and this period's value of its metric.
     let mut new_marks: Option<Vec<(usize, Decimal)>> = None;
     for (b, baseline) in program.baselines.iter().enumerate() {
         if let CBaseline::HighWaterMark { metric, .. } = baseline {
+            let mut mark = eval.baseline(b)?;
             let m = &program.metrics[*metric];
             let (start, end) = eval.window(m.window);
             let reduced =
                 source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
             if let Some(v) = reduced.value {
-                new_marks.get_or_insert_with(Vec::new).push((b, v));
+                mark = mark.max(v);
             }
+            new_marks.get_or_insert_with(Vec::new).push((b, mark));
         }
     }
     out.values = std::mem::take(&mut eval.values);
@@ -663,7 +667,7 @@ pub(crate) fn settle_core(
     out.edges = std::mem::take(&mut eval.edge_buf);
     drop(eval);
     for (b, v) in new_marks.into_iter().flatten() {
-        marks[b] = Some(marks[b].map_or(v, |mark| mark.max(v)));
+        marks[b] = Some(v);
     }
     *next_period = index + 1;
     Ok(())
