@@ -786,7 +786,9 @@ fn csv_rows_are_ordered_with_exact_scales_and_no_negative_zero() {
         let amount = row.rsplit(',').next().unwrap();
         assert!(
             !amount.starts_with('-')
-                || !amount.trim_matches(|c| c == '-' || c == '0' || c == '.').is_empty(),
+                || !amount
+                    .trim_matches(|c| c == '-' || c == '0' || c == '.')
+                    .is_empty(),
             "negative zero in {row}"
         );
     }
