@@ -1861,3 +1861,23 @@ fn versions_sharing_the_latest_recorded_at_count_once_or_conflict() {
         "{text}"
     );
 }
+
+#[test]
+fn a_quarterly_stub_is_prorated_over_the_anchored_quarter() {
+    // Proves D is the days of the anchored period the stub is cut from for
+    // any cadence: Feb 15 – Apr 1 2026 is cut from the quarter Jan 1 – Apr 1
+    // (90 days), d = 45, so 900 * 45 / 90 = 450.
+    let c = compile(&format!(
+        "{}[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = \"900\"\n",
+        head(
+            "2026-02-15",
+            "2026-07-01",
+            "quarterly",
+            "anchor = \"2026-04-01\""
+        )
+    ));
+    let p = c.periods();
+    assert_eq!(p[0].full_start.to_string(), "2026-01-01");
+    let sts = settle_all(&c, &MemorySource::new());
+    assert_eq!(amounts(&sts, "plan"), ds(&["450", "900"]));
+}
