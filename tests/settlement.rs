@@ -1618,3 +1618,265 @@ fn the_spec_example_settles_its_first_period_as_computed_by_hand() {
     // The rest of the credit, 42.43, goes in February.
     assert_eq!(amt(&sts[1], "onboarding_credit"), d("-42.43"));
 }
+
+// ---------------------------------------------------------------------------
+// metric windows and aggregates
+
+#[test]
+fn to_date_windows_reset_with_the_contract_year_or_run_the_term() {
+    // Proves window = contract_year_to_date sums from the year's first
+    // period and term_to_date from the term's: quarterly over 18 months with
+    // 1..6 per quarter gives 1, 3, 6, 10 | 5, 11 and 1, 3, 6, 10, 15, 21.
+    let c = compile(&format!(
+        "{}[metrics.ytd]\nseries = \"s\"\naggregate = \"sum\"\nwindow = \"contract_year_to_date\"\n\
+         [metrics.ttd]\nseries = \"s\"\naggregate = \"sum\"\nwindow = \"term_to_date\"\n\
+         [[charges]]\nid = \"y\"\nkind = \"expr\"\namount = \"ytd\"\n\
+         [[charges]]\nid = \"t\"\nkind = \"expr\"\namount = \"ttd\"\n",
+        head("2026-01-01", "2027-07-01", "quarterly", "")
+    ));
+    let src = source(series(
+        "s",
+        &[
+            ("2026-01-02", "1"),
+            ("2026-04-02", "2"),
+            ("2026-07-02", "3"),
+            ("2026-10-02", "4"),
+            ("2027-01-02", "5"),
+            ("2027-04-02", "6"),
+        ],
+    ));
+    let sts = settle_all(&c, &src);
+    assert_eq!(amounts(&sts, "y"), ds(&["1", "3", "6", "10", "5", "11"]));
+    assert_eq!(amounts(&sts, "t"), ds(&["1", "3", "6", "10", "15", "21"]));
+}
+
+#[test]
+fn unique_count_first_last_and_filters() {
+    // Proves unique_count counts distinct non-empty values of `of`, first
+    // and last take the earliest and latest timestamps (not the order
+    // given), and a filter keeps only matching observations.
+    let c = compile(&format!(
+        "{}[metrics.users]\nseries = \"login\"\naggregate = \"unique_count\"\nof = \"user\"\n\
+         [metrics.eu_logins]\nseries = \"login\"\naggregate = \"count\"\nfilter = {{ region = \"eu\" }}\n\
+         [metrics.opening]\nseries = \"nav\"\naggregate = \"first\"\n\
+         [metrics.closing]\nseries = \"nav\"\naggregate = \"last\"\n\
+         [[charges]]\nid = \"u\"\nkind = \"expr\"\namount = \"users\"\n\
+         [[charges]]\nid = \"e\"\nkind = \"expr\"\namount = \"eu_logins\"\n\
+         [[charges]]\nid = \"o\"\nkind = \"expr\"\namount = \"opening\"\n\
+         [[charges]]\nid = \"c\"\nkind = \"expr\"\namount = \"closing\"\n",
+        head("2026-01-01", "2026-02-01", "monthly", "")
+    ));
+    let login = |user: &str, region: &str| Observation {
+        dimensions: vec![
+            ("region".into(), region.into()),
+            ("user".into(), user.into()),
+        ],
+        ..ob("login", "2026-01-05", "1")
+    };
+    let src = source(vec![
+        login("a", "eu"),
+        login("b", "us"),
+        login("a", "eu"),
+        login("", "eu"),
+        ob("nav", "2026-01-20", "7"),
+        ob("nav", "2026-01-05", "10"),
+        ob("nav", "2026-01-12T10:00:00Z", "8"),
+    ]);
+    let sts = settle_all(&c, &src);
+    assert_eq!(amt(&sts[0], "u"), d("2"));
+    assert_eq!(amt(&sts[0], "e"), d("3"));
+    assert_eq!(amt(&sts[0], "o"), d("10"));
+    assert_eq!(amt(&sts[0], "c"), d("7"));
+}
+
+#[test]
+fn a_last_tie_is_a_data_error_naming_both_rows() {
+    // Proves `last` with two different observations at the latest instant
+    // fails with a data error naming both rows (FILE:LINE).
+    let c = compile(&format!(
+        "{}[metrics.closing]\nseries = \"nav\"\naggregate = \"last\"\n\
+         [[charges]]\nid = \"c\"\nkind = \"expr\"\namount = \"closing\"\n",
+        head("2026-01-01", "2026-02-01", "monthly", "")
+    ));
+    let data =
+        "series,timestamp,value\nnav,2026-01-05,1\nnav,2026-01-20T00:00:00Z,7\nnav,2026-01-20,8\n";
+    let src = outcome_billing::CsvSource::from_reader("nav.csv", data.as_bytes()).unwrap();
+    let err = c
+        .settle_through(&src, 0, &SettleOptions::default())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("nav.csv:3") && text.contains("nav.csv:4"),
+        "{text}"
+    );
+}
+
+#[test]
+fn contract_years_begin_at_the_first_period_on_or_after_each_anniversary() {
+    // Proves with an anchor the second contract year begins with the first
+    // period starting on or after the anniversary of start: start Jan 15,
+    // anchor Feb 1 → year two starts Feb 1 2027 (Jan 1 2027 is before the
+    // anniversary); a contract-year cap restarts there.
+    let c = compile(&format!(
+        "{}{Q_SUM}[[charges]]\nid = \"usage\"\nkind = \"unit\"\nquantity = \"q\"\nunit_price = \"1\"\n\
+         [[limits]]\nid = \"cap\"\nkind = \"cap\"\namount = \"1250\"\nscope = \"contract_year\"\n",
+        head(
+            "2026-01-15",
+            "2027-04-01",
+            "monthly",
+            "anchor = \"2026-02-01\""
+        )
+    ));
+    let p = c.periods();
+    let years: Vec<usize> = p.iter().map(|p| p.contract_year).collect();
+    assert_eq!(years, [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1]);
+    assert_eq!(p[13].start.to_string(), "2027-02-01");
+    let mut obs = Vec::new();
+    for period in p {
+        obs.push(Observation::new("q", Stamp::Date(period.start), d("100")));
+    }
+    let sts = settle_all(&c, &source(obs));
+    // 13 periods of 100 in year one: the 13th is cut by 50; year two is fresh.
+    let cap = amounts(&sts, "cap");
+    assert_eq!(cap[12], d("-50"));
+    assert_eq!(cap[13], d("0"));
+}
+
+#[test]
+fn a_limit_amount_is_not_prorated_in_a_stub() {
+    // Proves a limit's amount is not prorated for a short period: a stub of
+    // 15/30 days bills a fixed 30 as 15, and a period floor of 100 tops it
+    // up by 85 (not to 50).
+    let c = compile(&format!(
+        "{}[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = \"30\"\n\
+         [[limits]]\nid = \"min\"\nkind = \"floor\"\namount = \"100\"\nscope = \"period\"\n",
+        head(
+            "2026-04-16",
+            "2026-06-01",
+            "monthly",
+            "anchor = \"2026-05-01\""
+        )
+    ));
+    let sts = settle_all(&c, &MemorySource::new());
+    assert_eq!(amt(&sts[0], "plan"), d("15"));
+    assert_eq!(amt(&sts[0], "min"), d("85"));
+    assert_eq!(amt(&sts[1], "min"), d("70"));
+}
+
+#[test]
+fn historical_baseline_with_missing_error_names_the_empty_laid_period() {
+    // Proves a historical baseline whose metric has missing = "error" fails
+    // settlement when a laid period has no observation, naming the metric.
+    let c = compile(&format!(
+        "{}[metrics.peak]\nseries = \"load\"\naggregate = \"max\"\n\
+         [baselines.before]\nkind = \"historical\"\nmetric = \"peak\"\nfrom = \"2025-10-01\"\nto = \"2026-01-01\"\n\
+         [[charges]]\nid = \"b\"\nkind = \"expr\"\namount = \"before\"\n",
+        head("2026-01-01", "2026-02-01", "monthly", "")
+    ));
+    let src = source(series(
+        "load",
+        &[("2025-10-03", "10"), ("2025-12-03", "30")],
+    ));
+    let err = c
+        .settle_through(&src, 0, &SettleOptions::default())
+        .unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(err.message().contains("peak"), "{err}");
+    // With November filled in, the mean of 10, 20, 30 is 20.
+    let src = source(series(
+        "load",
+        &[
+            ("2025-10-03", "10"),
+            ("2025-11-03", "20"),
+            ("2025-12-03", "30"),
+        ],
+    ));
+    assert_eq!(amt(&settle_all(&c, &src)[0], "b"), d("20"));
+}
+
+#[test]
+fn a_recorded_at_date_is_local_midnight_in_the_contracts_zone() {
+    // Proves a date-only recorded_at means local midnight of the reading
+    // contract: a correction recorded "2026-02-01" is known in New York
+    // from 05:00Z, so as of 03:00Z it is not yet known (under UTC it
+    // would be).
+    let c = compile(&format!(
+        "{}{Q_SUM}[[charges]]\nid = \"usage\"\nkind = \"unit\"\nquantity = \"q\"\nunit_price = \"1\"\n",
+        head(
+            "2026-01-01",
+            "2026-02-01",
+            "monthly",
+            "timezone = \"America/New_York\""
+        )
+    ));
+    let src = source(vec![
+        version("q", "x", "2026-01-10", "10", "2026-01-10"),
+        version("q", "x", "2026-01-10", "15", "2026-02-01"),
+    ]);
+    let early = SettleOptions::default().as_of(utc("2026-02-01T03:00:00Z"));
+    assert_eq!(
+        amounts(&c.settle_through(&src, 0, &early).unwrap(), "usage"),
+        ds(&["10"])
+    );
+    let late = SettleOptions::default().as_of(utc("2026-02-01T05:00:00Z"));
+    assert_eq!(
+        amounts(&c.settle_through(&src, 0, &late).unwrap(), "usage"),
+        ds(&["15"])
+    );
+}
+
+#[test]
+fn versions_sharing_the_latest_recorded_at_count_once_or_conflict() {
+    // Proves rows of one id sharing the latest recorded_at count once when
+    // equal in every column, and are a data error naming both lines when
+    // they differ.
+    let c = compile(&format!(
+        "{}{Q_SUM}[[charges]]\nid = \"usage\"\nkind = \"unit\"\nquantity = \"q\"\nunit_price = \"1\"\n",
+        head("2026-01-01", "2026-02-01", "monthly", "")
+    ));
+    let same = "series,timestamp,value,id,recorded_at\n\
+                q,2026-01-10,5,x,2026-01-11\n\
+                q,2026-01-10,5.0,x,2026-01-11\n\
+                q,2026-01-12,1,,\n\
+                q,2026-01-12,1,,\n";
+    let src = outcome_billing::CsvSource::from_reader("same.csv", same.as_bytes()).unwrap();
+    // x counts once (5 and 5.0 are equal after parsing); rows without id
+    // are all counted.
+    let sts = c
+        .settle_through(&src, 0, &SettleOptions::default())
+        .unwrap();
+    assert_eq!(amt(&sts[0], "usage"), d("7"));
+    let clash = "series,timestamp,value,id,recorded_at\n\
+                 q,2026-01-10,5,x,2026-01-11\n\
+                 q,2026-01-10,6,x,2026-01-11\n";
+    let result = outcome_billing::CsvSource::from_reader("clash.csv", clash.as_bytes())
+        .and_then(|src| c.settle_through(&src, 0, &SettleOptions::default()));
+    let err = result.unwrap_err();
+    assert_eq!(err.exit_code(), 1, "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("clash.csv:2") && text.contains("clash.csv:3"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_quarterly_stub_is_prorated_over_the_anchored_quarter() {
+    // Proves D is the days of the anchored period the stub is cut from for
+    // any cadence: Feb 15 – Apr 1 2026 is cut from the quarter Jan 1 – Apr 1
+    // (90 days), d = 45, so 900 * 45 / 90 = 450.
+    let c = compile(&format!(
+        "{}[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = \"900\"\n",
+        head(
+            "2026-02-15",
+            "2026-07-01",
+            "quarterly",
+            "anchor = \"2026-04-01\""
+        )
+    ));
+    let p = c.periods();
+    assert_eq!(p[0].full_start.to_string(), "2026-01-01");
+    let sts = settle_all(&c, &MemorySource::new());
+    assert_eq!(amounts(&sts, "plan"), ds(&["450", "900"]));
+}
