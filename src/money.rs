@@ -164,12 +164,26 @@ pub(crate) fn round_dp(value: Decimal, scale: u32, mode: RoundingMode) -> Decima
 }
 
 /// Text of `value` with exactly `scale` decimal places and no `-0`.
+///
+/// Pads the decimal's own text with zeros rather than using a formatting
+/// precision, which rust_decimal cannot honour past 32 characters.
 pub(crate) fn format_scaled(value: Decimal, scale: u32) -> String {
     let mut v = value;
+    if v.scale() > scale {
+        v = v.round_dp_with_strategy(scale, RoundingStrategy::MidpointNearestEven);
+    }
     if v.is_zero() {
         v.set_sign_positive(true);
     }
-    format!("{:.*}", scale as usize, v)
+    let mut text = v.to_string();
+    let have = text.split_once('.').map_or(0, |(_, f)| f.len());
+    if scale > 0 && have == 0 {
+        text.push('.');
+    }
+    for _ in have..scale as usize {
+        text.push('0');
+    }
+    text
 }
 
 /// A value normalised for display: no trailing zeros, no exponent, no `-0`.
@@ -415,6 +429,20 @@ mod tests {
                 "{mode:?} {input}"
             );
         }
+    }
+
+    #[test]
+    fn amounts_print_at_any_scale_without_panicking() {
+        // 28 places on a five-digit whole part, and the largest coefficient at 4 places.
+        assert_eq!(
+            format_scaled(d("12345"), 28),
+            format!("12345.{}", "0".repeat(28))
+        );
+        assert_eq!(
+            format_scaled(d("79228162514264337593543950335"), 4),
+            "79228162514264337593543950335.0000"
+        );
+        assert_eq!(format_scaled(d("-1.5"), 0), "-2");
     }
 
     #[test]

@@ -1067,7 +1067,6 @@ fn invalid_amendment_that_breaks_a_rule() {
 }
 
 #[test]
-#[ignore = "bug: a constant negative tier up_to passes validate but fails every settlement"]
 fn a_contract_that_validates_settles_its_constant_tiers() {
     // Proves rules on constant values are checked at load, as the format
     // page says: tiers with a constant up_to of -5 either fail `validate`

@@ -1688,8 +1688,7 @@ proptest! {
     }
 
     #[test]
-    #[ignore = "bug: limits over extreme bases and scales above 2 with 29-digit amounts panic (see the pinned tests below)"]
-    fn extreme_values_with_limits_and_any_scale_never_panic_settlement(
+        fn extreme_values_with_limits_and_any_scale_never_panic_settlement(
         g in contract_gen(),
         values in proptest::collection::vec(extreme(), 1..12),
         data in proptest::collection::vec((obs_gen(), extreme()), 0..30),
@@ -1761,7 +1760,6 @@ fn settle_due_never_panics_on_an_empty_term_source() {
 }
 
 #[test]
-#[ignore = "bug: formatting an amount whose whole digits plus the scale exceed 32 panics (rust_decimal display buffer)"]
 fn amounts_print_at_any_scale() {
     // Proves an amount prints with exactly the contract's scale however many
     // digits it has: 12345 at scale 28 (the largest scale allowed) and a
@@ -1793,7 +1791,6 @@ fn amounts_print_at_any_scale() {
 }
 
 #[test]
-#[ignore = "bug: limit arithmetic (amount - base, amount - C - base, running - line) is unchecked and panics on overflow"]
 fn limits_with_extreme_amounts_do_not_panic() {
     // Proves a limit whose amount or base is near the largest decimal
     // settles or fails with an overflow error, never a panic: a cap of 100

@@ -432,14 +432,8 @@ fn reconcile(
         None => None,
     };
     let result = outcome_billing::reconcile(&c, source.as_ref(), &lines, as_of)?;
-    let scale = c.rounding().scale;
-    let amount = |v: rust_decimal::Decimal| {
-        let mut v = v.round_dp(scale);
-        if v.is_zero() {
-            v.set_sign_positive(true);
-        }
-        format!("{:.*}", scale as usize, v)
-    };
+    let rounding = c.rounding();
+    let amount = |v: rust_decimal::Decimal| rounding.format(v);
     match format {
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&result.to_json()?).unwrap_or_default();

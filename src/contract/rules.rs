@@ -329,6 +329,12 @@ fn tiers(contract: &Contract, at: &str, charge: &TieredCharge) -> Result<()> {
             }
             (Some(up_to), false) => {
                 if let Some(value) = constant(contract, &path, up_to)? {
+                    if value.is_sign_negative() && !value.is_zero() {
+                        return Err(Error::contract(
+                            path,
+                            format!("up_to must not be negative ({value})"),
+                        ));
+                    }
                     if let Some(before) = previous {
                         if value <= before {
                             return Err(Error::contract(
@@ -869,7 +875,13 @@ cadence = "monthly"
 
     #[test]
     fn tiers_are_shaped_and_increase() {
-        // Tier lists need a tier, up_to on all but the last, and increasing constants.
+        // Tier lists need a tier, up_to on all but the last, and increasing,
+        // non-negative constants.
+        rejected(
+            &tiered("{ up_to = \"-5\", unit_price = 1 }, { unit_price = 2 }"),
+            "charges[0].tiers[0].up_to",
+            "must not be negative",
+        );
         rejected(&tiered(""), "charges[0].tiers", "at least one tier");
         rejected(
             &tiered("{ up_to = 10 }"),

@@ -554,7 +554,10 @@ pub(crate) fn settle_core(
         let before = running[j];
         let line = match (limit.kind, limit.scope) {
             (LimitKind::Cap, Scope::Period) => {
-                let line = (amount - base).min(zero);
+                let line = amount
+                    .checked_sub(base)
+                    .ok_or_else(|| eval.overflow())?
+                    .min(zero);
                 trace.step(|| "min(0, amount - base)".into(), line);
                 line
             }
@@ -576,7 +579,10 @@ pub(crate) fn settle_core(
                 line
             }
             (LimitKind::Floor, Scope::Period) => {
-                let line = (amount - base).max(zero);
+                let line = amount
+                    .checked_sub(base)
+                    .ok_or_else(|| eval.overflow())?
+                    .max(zero);
                 trace.step(|| "max(0, amount - base)".into(), line);
                 line
             }
@@ -607,12 +613,15 @@ pub(crate) fn settle_core(
                 line
             }
             (LimitKind::Credit, _) => {
-                let balance = (amount - before).max(zero);
+                let balance = amount
+                    .checked_sub(before)
+                    .ok_or_else(|| eval.overflow())?
+                    .max(zero);
                 trace.step(|| "credit drawn earlier in the scope".into(), before);
                 trace.step(|| "balance: max(0, amount - drawn)".into(), balance);
                 let line = -(balance.min(base.max(zero)));
                 trace.step(|| "-min(balance, max(base, 0))".into(), line);
-                running[j] = before - line;
+                running[j] = before.checked_sub(line).ok_or_else(|| eval.overflow())?;
                 line
             }
         };
