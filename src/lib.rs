@@ -48,6 +48,8 @@ pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
 pub use metric::{
     Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced, reduce,
 };
+#[cfg(feature = "sqlite")]
+pub use metric::{SqliteSource, import_csv, import_observations};
 pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
 pub use period::{
     Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,

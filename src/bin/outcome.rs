@@ -43,7 +43,7 @@ enum Command {
         /// Contract files or folders of them.
         #[arg(required = true)]
         contracts: Vec<PathBuf>,
-        /// Metric data: a CSV file.
+        /// Metric data: a CSV file or `sqlite:PATH`.
         #[arg(long)]
         metrics: String,
         /// Settle only the period that starts on this date (earlier periods
@@ -62,7 +62,7 @@ enum Command {
     Reconcile {
         /// The contract file.
         contract: PathBuf,
-        /// Metric data: a CSV file.
+        /// Metric data: a CSV file or `sqlite:PATH`.
         #[arg(long)]
         metrics: String,
         /// The issued statements: a document printed by `settle --format json`.
@@ -77,6 +77,14 @@ enum Command {
         /// Output format.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
+    },
+    /// Append the rows of a metric CSV file to a store.
+    Import {
+        /// The metric CSV file.
+        data: PathBuf,
+        /// The store: `sqlite:PATH` (created if missing) or a `postgres://` URL.
+        #[arg(long)]
+        into: String,
     },
 }
 
@@ -127,6 +135,13 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Import { data, into } => match import(&data, &into) {
+            Ok(()) => 0,
+            Err(e) => {
+                report(&e);
+                e.exit_code()
+            }
+        },
     };
     ExitCode::from(code as u8)
 }
@@ -228,10 +243,10 @@ fn validate(args: &[PathBuf]) -> i32 {
 }
 
 fn open_source(spec: &str) -> Result<Box<dyn MetricSource>, Error> {
-    if spec.starts_with("sqlite:")
-        || spec.starts_with("postgres://")
-        || spec.starts_with("postgresql://")
-    {
+    if let Some(path) = spec.strip_prefix("sqlite:") {
+        return open_sqlite(path);
+    }
+    if is_postgres(spec) {
         return Err(Error::Io {
             path: spec.split('@').next_back().unwrap_or(spec).to_string(),
             message:
@@ -240,6 +255,54 @@ fn open_source(spec: &str) -> Result<Box<dyn MetricSource>, Error> {
         });
     }
     Ok(Box::new(CsvSource::open(spec)?))
+}
+
+fn is_postgres(spec: &str) -> bool {
+    spec.starts_with("postgres://") || spec.starts_with("postgresql://")
+}
+
+#[cfg(feature = "sqlite")]
+fn open_sqlite(path: &str) -> Result<Box<dyn MetricSource>, Error> {
+    Ok(Box::new(outcome_billing::SqliteSource::open(path)?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn open_sqlite(path: &str) -> Result<Box<dyn MetricSource>, Error> {
+    Err(no_sqlite(path))
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn no_sqlite(path: &str) -> Error {
+    Error::Io {
+        path: path.to_string(),
+        message: "this build has no SQLite support (build with the sqlite feature)".into(),
+    }
+}
+
+/// `import DATA.csv --into STORE`.
+fn import(data: &Path, into: &str) -> Result<(), Error> {
+    if let Some(path) = into.strip_prefix("sqlite:") {
+        #[cfg(feature = "sqlite")]
+        {
+            let n = outcome_billing::import_csv(data, path)?;
+            println!("imported {n} rows into {path}");
+            return Ok(());
+        }
+        #[cfg(not(feature = "sqlite"))]
+        {
+            let _ = data;
+            return Err(no_sqlite(path));
+        }
+    }
+    if is_postgres(into) {
+        return Err(Error::Io {
+            path: into.split('@').next_back().unwrap_or(into).to_string(),
+            message: "this build has no PostgreSQL support".into(),
+        });
+    }
+    Err(Error::usage(format!(
+        "--into {into:?} is not a store: expected sqlite:PATH or a postgres:// URL"
+    )))
 }
 
 fn settle(

@@ -65,9 +65,7 @@ impl CsvSource {
     /// An I/O error when the file cannot be read; a data error at
     /// `FILE:LINE:COLUMN` for a missing required column or a malformed row.
     pub fn open(path: impl AsRef<Path>) -> Result<CsvSource> {
-        let name = path.as_ref().display().to_string();
-        let file = File::open(path.as_ref()).map_err(|e| io_error(&name, &e))?;
-        CsvSource::from_reader(&name, file)
+        CsvSource::from_rows(CsvRows::open(path.as_ref())?)
     }
 
     /// Reads and checks CSV data from `reader`, calling it `name` in
@@ -76,25 +74,16 @@ impl CsvSource {
     /// # Errors
     /// As [`CsvSource::open`].
     pub fn from_reader(name: &str, reader: impl Read) -> Result<CsvSource> {
-        let reader = skip_bom(name, reader)?;
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(LineCounter::new(reader));
-        let mut record = ByteRecord::new();
-        let Some(line) = read(name, &mut csv, &mut record)? else {
-            return Err(Error::data(
-                format!("{name}:1:1"),
-                "the file is empty: expected a header with columns series, timestamp and value",
-            ));
-        };
-        let columns = header(name, line, &record)?;
-        let mut memory = MemorySource::new().with_name(name);
-        for (dimension, _) in &columns.dimensions {
+        CsvSource::from_rows(CsvRows::from_reader(name, reader)?)
+    }
+
+    fn from_rows<R: Read>(mut rows: CsvRows<R>) -> Result<CsvSource> {
+        let mut memory = MemorySource::new().with_name(rows.name());
+        for dimension in rows.dimensions() {
             memory.declare_dimension(dimension);
         }
-        while let Some(line) = read(name, &mut csv, &mut record)? {
-            memory.push(row(name, line, &columns, &record)?);
+        while let Some(obs) = rows.next_row()? {
+            memory.push(obs);
         }
         memory.build_indexes();
         Ok(CsvSource { memory })
@@ -139,8 +128,72 @@ impl MetricSource for CsvSource {
     }
 }
 
+/// A metric CSV read one checked row at a time, for every reader of the
+/// format (the CSV source, imports into a store), so all of them apply the
+/// same rules and name the same `FILE:LINE:COLUMN`.
+pub(crate) struct CsvRows<R> {
+    name: String,
+    csv: csv::Reader<LineCounter<io::Chain<io::Cursor<Vec<u8>>, R>>>,
+    record: ByteRecord,
+    columns: Columns,
+}
+
+impl CsvRows<File> {
+    /// Opens the CSV file at `path` and reads its header; the file is
+    /// named by `path` as displayed.
+    pub(crate) fn open(path: &Path) -> Result<CsvRows<File>> {
+        let name = path.display().to_string();
+        let file = File::open(path).map_err(|e| io_error(&name, &e))?;
+        CsvRows::from_reader(&name, file)
+    }
+}
+
+impl<R: Read> CsvRows<R> {
+    /// Reads the header of CSV data from `reader`, called `name` in
+    /// messages.
+    pub(crate) fn from_reader(name: &str, reader: R) -> Result<CsvRows<R>> {
+        let reader = skip_bom(name, reader)?;
+        let mut csv = csv::ReaderBuilder::new()
+            .has_headers(false)
+            .flexible(true)
+            .from_reader(LineCounter::new(reader));
+        let mut record = ByteRecord::new();
+        let Some(line) = read(name, &mut csv, &mut record)? else {
+            return Err(Error::data(
+                format!("{name}:1:1"),
+                "the file is empty: expected a header with columns series, timestamp and value",
+            ));
+        };
+        let columns = header(name, line, &record)?;
+        Ok(CsvRows {
+            name: name.to_owned(),
+            csv,
+            record,
+            columns,
+        })
+    }
+
+    /// The name used in messages and origins.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The dimension columns of the header, sorted by name.
+    pub(crate) fn dimensions(&self) -> impl Iterator<Item = &str> {
+        self.columns.dimensions.iter().map(|(d, _)| d.as_str())
+    }
+
+    /// The next row, checked, or none at the end of the data.
+    pub(crate) fn next_row(&mut self) -> Result<Option<Observation>> {
+        match read(&self.name, &mut self.csv, &mut self.record)? {
+            Some(line) => row(&self.name, line, &self.columns, &self.record).map(Some),
+            None => Ok(None),
+        }
+    }
+}
+
 /// An I/O error on `name`, worded in lowercase like every message.
-fn io_error(name: &str, error: &io::Error) -> Error {
+pub(super) fn io_error(name: &str, error: &io::Error) -> Error {
     let message = error.to_string();
     let mut chars = message.chars();
     let message = match chars.next() {

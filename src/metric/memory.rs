@@ -24,7 +24,7 @@ use crate::period::Stamp;
 /// How far a date-only stamp's local midnight can be from its UTC
 /// midnight, with room to spare: zone offsets stay within ±14 hours, and a
 /// zone that skips midnight moves it by at most a few hours more.
-const WIDEN_SECONDS: i64 = 2 * 24 * 60 * 60;
+pub(super) const WIDEN_SECONDS: i64 = 2 * 24 * 60 * 60;
 
 /// Observations held in memory, indexed by customer and series.
 ///
@@ -457,7 +457,7 @@ impl DateWindow {
 
 /// A stamp's sort key: its instant, or for a date its UTC midnight, in
 /// seconds.
-fn approximate_key(stamp: &Stamp) -> i64 {
+pub(super) fn approximate_key(stamp: &Stamp) -> i64 {
     match stamp {
         Stamp::At(at) => at.timestamp(),
         Stamp::Date(date) => date.and_time(chrono::NaiveTime::MIN).and_utc().timestamp(),

@@ -1,5 +1,5 @@
-//! Metric data: observations, the `MetricSource` trait, and its in-memory
-//! and CSV implementations.
+//! Metric data: observations, the `MetricSource` trait, and its in-memory,
+//! CSV and (with the `sqlite` feature) SQLite implementations.
 //!
 //! A source answers one question: what do the winning versions of a
 //! customer's observations of one series, inside a window, reduce to? A
@@ -20,9 +20,13 @@ use crate::period::Stamp;
 
 mod csv_source;
 mod memory;
+#[cfg(feature = "sqlite")]
+mod sqlite;
 
 pub use csv_source::CsvSource;
 pub use memory::MemorySource;
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteSource, import_csv, import_observations};
 
 /// How a metric reduces its window's observations to one value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

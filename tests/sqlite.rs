@@ -1,0 +1,448 @@
+//! The SQLite metric store: `outcome import` then `settle --metrics
+//! sqlite:PATH` gives the bytes settling the CSV gives; random data gives
+//! the aggregates of the in-memory source; missing stores and malformed
+//! imports fail cleanly.
+#![cfg(feature = "sqlite")]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
+use chrono_tz::Tz;
+use outcome_billing::{
+    Aggregate, MemorySource, MetricSource, Observation, Query, SqliteSource, Stamp,
+    import_observations,
+};
+use proptest::prelude::*;
+use rust_decimal::Decimal;
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn outcome(args: &[&str]) -> Run {
+    let out = Command::new(env!("CARGO_BIN_EXE_outcome"))
+        .args(args)
+        .output()
+        .expect("run outcome");
+    Run {
+        code: out.status.code().expect("exit status"),
+        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
+        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
+    }
+}
+
+fn example(file: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("examples/support-agent")
+        .join(file)
+        .display()
+        .to_string()
+}
+
+fn path_text(p: &Path) -> String {
+    p.display().to_string()
+}
+
+/// Imports the example metrics into a new store in `dir`; its path.
+fn imported_example(dir: &Path) -> String {
+    let store = path_text(&dir.join("metrics.db"));
+    let run = outcome(&[
+        "import",
+        &example("metrics.csv"),
+        "--into",
+        &format!("sqlite:{store}"),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let rows = std::fs::read_to_string(example("metrics.csv"))
+        .unwrap()
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count()
+        - 1;
+    assert_eq!(run.stdout, format!("imported {rows} rows into {store}\n"));
+    store
+}
+
+#[test]
+fn settling_the_store_gives_the_bytes_of_settling_the_csv() {
+    // Proves the example settles to byte-identical JSON and CSV from the store and the file,
+    // with and without --as-of.
+    let dir = tempfile::tempdir().unwrap();
+    let store = imported_example(dir.path());
+    let contract = example("contract.toml");
+    let csv = example("metrics.csv");
+    let sqlite = format!("sqlite:{store}");
+    for extra in [
+        &[][..],
+        &["--as-of", "2026-03-01"][..],
+        &["--as-of", "2026-12-31T23:00:00Z"][..],
+    ] {
+        for format in ["json", "csv"] {
+            let settle = |metrics: &str| {
+                let mut args = vec![
+                    "settle",
+                    &contract,
+                    "--metrics",
+                    metrics,
+                    "--format",
+                    format,
+                ];
+                args.extend_from_slice(extra);
+                outcome(&args)
+            };
+            let (from_csv, from_store) = (settle(&csv), settle(&sqlite));
+            assert_eq!(from_csv.code, 0, "{}", from_csv.stderr);
+            assert_eq!(from_store.code, 0, "{}", from_store.stderr);
+            assert!(from_csv.stdout.len() > 100, "{}", from_csv.stdout);
+            assert!(
+                from_store.stdout == from_csv.stdout,
+                "{extra:?} {format}: the store settles differently"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_missing_store_exits_1_and_creates_nothing() {
+    // Proves --metrics sqlite:MISSING is a clear error, exit 1, with no file left behind.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.db");
+    let run = outcome(&[
+        "settle",
+        &example("contract.toml"),
+        "--metrics",
+        &format!("sqlite:{}", path_text(&missing)),
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr
+            .starts_with("error: cannot open the SQLite store: no such file"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains(&path_text(&missing)), "{}", run.stderr);
+    assert!(!missing.exists());
+}
+
+#[test]
+fn a_file_that_is_not_a_store_exits_1() {
+    // Proves a CSV named as a store is a wrong-shape error, exit 1.
+    let run = outcome(&[
+        "settle",
+        &example("contract.toml"),
+        "--metrics",
+        &format!("sqlite:{}", example("metrics.csv")),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.starts_with("error: not a SQLite metric store"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn a_malformed_row_imports_nothing() {
+    // Proves a bad row fails the import at FILE:LINE:COLUMN, exit 1, with no rows written
+    // into a new store (no file) or an existing one (unchanged).
+    let dir = tempfile::tempdir().unwrap();
+    let bad = path_text(&dir.path().join("bad.csv"));
+    std::fs::write(
+        &bad,
+        "series,timestamp,value\ns,2026-03-02,1\ns,2026-03-03,1e3\ns,2026-03-04,2\n",
+    )
+    .unwrap();
+    let fresh = dir.path().join("fresh.db");
+    let run = outcome(&[
+        "import",
+        &bad,
+        "--into",
+        &format!("sqlite:{}", path_text(&fresh)),
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(run.stdout.is_empty());
+    assert!(
+        run.stderr.starts_with("error: malformed decimal \"1e3\""),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&format!("at {bad}:3:3")),
+        "{}",
+        run.stderr
+    );
+    assert!(!fresh.exists());
+
+    let store = imported_example(dir.path());
+    let before = SqliteSource::open(&store).unwrap().row_count().unwrap();
+    let run = outcome(&["import", &bad, "--into", &format!("sqlite:{store}")]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert_eq!(
+        SqliteSource::open(&store).unwrap().row_count().unwrap(),
+        before
+    );
+}
+
+#[test]
+fn imports_into_postgres_or_an_unknown_store_are_refused() {
+    // Proves a postgres:// store is a clear exit-1 error in this build, and a bare path a usage error.
+    let run = outcome(&[
+        "import",
+        &example("metrics.csv"),
+        "--into",
+        "postgres://billing:secret@db.example/metrics",
+    ]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .starts_with("error: this build has no PostgreSQL support"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("secret"), "{}", run.stderr);
+    let run = outcome(&["import", &example("metrics.csv"), "--into", "metrics.db"]);
+    assert_eq!(run.code, 2, "{}", run.stderr);
+}
+
+#[test]
+fn importing_twice_appends() {
+    // Proves a second import appends its rows: identical rows are versions that count once,
+    // rows without id count twice.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = path_text(&dir.path().join("m.csv"));
+    std::fs::write(
+        &csv,
+        "series,timestamp,value,id,region\ns,2026-03-02,1,a,eu\ns,2026-03-03,2,,\n",
+    )
+    .unwrap();
+    let store = dir.path().join("m.db");
+    assert_eq!(outcome_billing::import_csv(&csv, &store).unwrap(), 2);
+    assert_eq!(outcome_billing::import_csv(&csv, &store).unwrap(), 2);
+    let source = SqliteSource::open(&store).unwrap();
+    assert_eq!(source.row_count().unwrap(), 4);
+    let q = query("c", 0, 31 * 24, chrono_tz::UTC, &[], None);
+    let sum = source.aggregate(&q, Aggregate::Sum, None).unwrap();
+    assert_eq!((sum.value, sum.count), (Some(Decimal::from(5)), 3));
+}
+
+// ---------------------------------------------------------------------------
+// The store against the in-memory source, on random data.
+
+fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap()
+}
+
+fn query<'a>(
+    customer: &'a str,
+    from_hour: i64,
+    hours: i64,
+    timezone: Tz,
+    filter: &'a [(String, String)],
+    as_of: Option<DateTime<Utc>>,
+) -> Query<'a> {
+    let start = base() + Duration::hours(from_hour);
+    Query {
+        customer,
+        series: "s",
+        start,
+        end: start + Duration::hours(hours),
+        timezone,
+        filter,
+        as_of,
+    }
+}
+
+const ZONES: [Tz; 5] = [
+    chrono_tz::UTC,
+    chrono_tz::America::New_York,
+    chrono_tz::Asia::Tokyo,
+    chrono_tz::Pacific::Kiritimati,
+    chrono_tz::Pacific::Pago_Pago,
+];
+
+/// A stamp somewhere in March 2026: an instant on the hour or a date.
+fn stamp(hour: i64, date: bool) -> Stamp {
+    let at = base() + Duration::hours(hour);
+    if date {
+        Stamp::Date(at.date_naive())
+    } else {
+        Stamp::At(at)
+    }
+}
+
+/// Rows of two series over three weeks, with ids (versions, corrections
+/// moving them days away), void, customers, dimensions and date stamps.
+fn rows() -> impl Strategy<Value = Vec<Observation>> {
+    let row = (
+        (0u8..5, 0i64..500, any::<bool>(), -300i64..300, 0u32..3),
+        (
+            proptest::option::of((0i64..500, any::<bool>())),
+            0u8..4,
+            any::<bool>(),
+            0u8..3,
+            0u8..3,
+            0u8..6,
+        ),
+    )
+        .prop_map(
+            |((id, hour, date, cents, scale), (recorded, customer, void, region, user, series))| {
+                let series = if series == 0 { "t" } else { "s" };
+                let mut o = Observation::new(
+                    series,
+                    stamp(hour, date),
+                    Decimal::new(cents * 10i64.pow(scale), 2 + scale),
+                );
+                o.id = (id > 0).then(|| format!("id{id}"));
+                o.recorded_at = recorded.map(|(h, d)| stamp(h, d));
+                o.customer = match customer {
+                    0 => None,
+                    1 => Some(String::new()),
+                    2 => Some("c".to_owned()),
+                    _ => Some("d".to_owned()),
+                };
+                o.void = void;
+                if region > 0 {
+                    o.dimensions
+                        .push(("region".into(), ["", "eu", "us"][region as usize].into()));
+                }
+                if user > 0 {
+                    o.dimensions
+                        .push(("user".into(), ["", "ann", "bob"][user as usize].into()));
+                }
+                o
+            },
+        );
+    proptest::collection::vec(row, 0..60).prop_map(|mut rows| {
+        for (i, r) in rows.iter_mut().enumerate() {
+            r.origin = Some(format!("gen.csv:{}", i + 2));
+        }
+        rows
+    })
+}
+
+/// The reduction as text, or the error's message, for comparing sources.
+fn answer(
+    source: &dyn MetricSource,
+    q: &Query<'_>,
+    aggregate: Aggregate,
+    of: Option<&str>,
+) -> String {
+    match source.aggregate(q, aggregate, of) {
+        Ok(r) => format!("{:?} from {}", r.value.map(|v| v.to_string()), r.count),
+        Err(e) => format!("error: {}", e.message()),
+    }
+}
+
+fn scanned(source: &dyn MetricSource, q: &Query<'_>) -> String {
+    let mut seen = Vec::new();
+    let result = source.scan(q, &mut |o| {
+        seen.push(format!(
+            "{}={}",
+            o.origin.as_deref().unwrap_or("-"),
+            o.value
+        ));
+        Ok(())
+    });
+    match result {
+        Ok(()) => seen.join(" "),
+        Err(e) => format!("error: {}", e.message()),
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn the_store_answers_as_the_memory_source(
+        rows in rows(),
+        windows in proptest::collection::vec(
+            (0i64..500, 1i64..400, 0usize..ZONES.len(), proptest::option::of(0i64..520), 0u8..3, 0u8..4),
+            6,
+        ),
+    ) {
+        // Proves every aggregate, scan order and error of the store equals the in-memory
+        // source's, for random windows, zones, as-of instants, customers and filters.
+        let memory = MemorySource::from_observations(rows.clone()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.db");
+        prop_assert_eq!(import_observations(&path, rows.clone()).unwrap(), rows.len());
+        let store = SqliteSource::open(&path).unwrap();
+        for (from, hours, zone, as_of, customer, filter) in windows {
+            let filter: Vec<(String, String)> = match filter {
+                0 => Vec::new(),
+                1 => vec![("region".into(), "eu".into())],
+                2 => vec![("region".into(), String::new())],
+                _ => vec![("plan".into(), "gold".into())],
+            };
+            let q = query(
+                ["c", "d", ""][customer as usize],
+                from,
+                hours,
+                ZONES[zone],
+                &filter,
+                as_of.map(|h| base() + Duration::hours(h)),
+            );
+            for aggregate in [
+                Aggregate::Sum,
+                Aggregate::Count,
+                Aggregate::Mean,
+                Aggregate::Min,
+                Aggregate::Max,
+                Aggregate::First,
+                Aggregate::Last,
+            ] {
+                prop_assert_eq!(
+                    answer(&memory, &q, aggregate, None),
+                    answer(&store, &q, aggregate, None),
+                    "{:?} {:?}", aggregate, q
+                );
+            }
+            for of in ["user", "region", "plan"] {
+                prop_assert_eq!(
+                    answer(&memory, &q, Aggregate::UniqueCount, Some(of)),
+                    answer(&store, &q, Aggregate::UniqueCount, Some(of))
+                );
+            }
+            prop_assert_eq!(scanned(&memory, &q), scanned(&store, &q));
+        }
+    }
+}
+
+#[test]
+fn dates_near_the_window_edge_follow_the_query_zone() {
+    // Proves a date-only row is placed by the query's zone: in Kiritimati (+14) and
+    // Pago Pago (-11) the same date falls in different UTC windows.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.db");
+    let day = NaiveDate::from_ymd_opt(2026, 3, 10).unwrap();
+    let rows = vec![Observation::new("s", Stamp::Date(day), Decimal::ONE)];
+    import_observations(&path, rows.clone()).unwrap();
+    let store = SqliteSource::open(&path).unwrap();
+    let memory = MemorySource::from_observations(rows).unwrap();
+    // Local midnight of March 10 is 10:00Z on March 9 in Kiritimati, 11:00Z on March 10
+    // in Pago Pago.
+    for (zone, from, want) in [
+        (
+            chrono_tz::Pacific::Kiritimati,
+            8 * 24 + 9,
+            "Some(\"1\") from 1",
+        ),
+        (chrono_tz::Pacific::Kiritimati, 8 * 24 + 11, "None from 0"),
+        (
+            chrono_tz::Pacific::Pago_Pago,
+            9 * 24 + 10,
+            "Some(\"1\") from 1",
+        ),
+        (chrono_tz::Pacific::Pago_Pago, 9 * 24 + 12, "None from 0"),
+    ] {
+        let q = query("c", from, 2, zone, &[], None);
+        assert_eq!(answer(&store, &q, Aggregate::Sum, None), want, "{zone}");
+        assert_eq!(answer(&memory, &q, Aggregate::Sum, None), want, "{zone}");
+    }
+}
