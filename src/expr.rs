@@ -94,6 +94,8 @@ struct Tree {
     /// appearance; `Num::Name(i)` in `root` is `names[i]`.
     names: Vec<NameAt>,
     root: Num,
+    /// The deepest nesting the text reached (0 to 64).
+    nesting: u32,
 }
 
 /// Where a name first occurs in the text: a byte range.
@@ -297,6 +299,8 @@ pub trait Env {
 #[derive(Debug, Clone)]
 pub struct Compiled {
     root: Num,
+    /// The source's deepest nesting, to reserve stack for deep trees.
+    nesting: u32,
     /// The value, worked out once, when the expression reads no name and
     /// does not depend on the rounding mode.
     constant: Option<Decimal>,
@@ -331,7 +335,10 @@ impl Expr {
             ));
         }
         let root = parser.num(parsed)?;
-        Ok(Expr::from_parts(text.into(), parser.names, root))
+        let nesting = parser.nesting;
+        let mut e = Expr::from_parts(text.into(), parser.names, root);
+        e.tree.nesting = nesting;
+        Ok(e)
     }
 
     /// A literal.
@@ -343,7 +350,11 @@ impl Expr {
     fn from_parts(text: Box<str>, names: Vec<NameAt>, root: Num) -> Expr {
         Expr {
             text,
-            tree: Box::new(Tree { names, root }),
+            tree: Box::new(Tree {
+                names,
+                root,
+                nesting: 0,
+            }),
         }
     }
 
@@ -415,13 +426,19 @@ impl Expr {
                     values: &[],
                     rounding: Rounding::new(0, Default::default()),
                 };
-                eval_num(&self.tree.root, &mut env).ok().map(zero_positive)
+                with_stack_for(self.tree.nesting, || eval_num(&self.tree.root, &mut env))
+                    .ok()
+                    .map(zero_positive)
             };
             (self.tree.root.clone(), constant)
         } else {
             (self.tree.root.map_names(&slots), None)
         };
-        Ok(Compiled { root, constant })
+        Ok(Compiled {
+            root,
+            nesting: self.tree.nesting,
+            constant,
+        })
     }
 
     /// Evaluates the expression when `lookup` gives a value for every name
@@ -453,7 +470,10 @@ impl Expr {
             values: &values,
             rounding,
         };
-        Some(eval_num(&self.tree.root, &mut env).map(zero_positive))
+        Some(
+            with_stack_for(self.tree.nesting, || eval_num(&self.tree.root, &mut env))
+                .map(zero_positive),
+        )
     }
 }
 
@@ -467,7 +487,7 @@ impl Compiled {
         if let Some(value) = self.constant {
             return Ok(value);
         }
-        value_of(&self.root, env).map(zero_positive)
+        with_stack_for(self.nesting, || value_of(&self.root, env)).map(zero_positive)
     }
 
     /// The value, when the expression reads no name and evaluates without
@@ -801,6 +821,27 @@ fn is_keyword(name: &str) -> bool {
 /// A recursive-descent parser with one token of lookahead, lexing on
 /// demand. Recursion happens only where nesting is counted, so its depth
 /// is bounded by [`DEPTH_MAX`].
+/// Stack reserved per level of nesting before evaluating a deep tree: a
+/// level is one or two frames of the recursive evaluator, a few KiB in a
+/// debug build.
+const EVAL_LEVEL_BYTES: usize = 32 * 1024;
+
+/// Runs `f`, an evaluation of a tree nested `nesting` levels deep, with
+/// enough stack for it: shallow trees (almost all) pay nothing; deep ones
+/// grow the stack on the heap when the thread has too little left.
+fn with_stack_for<T>(nesting: u32, f: impl FnOnce() -> T) -> T {
+    if nesting <= 8 {
+        return f();
+    }
+    let need = (nesting as usize + 4) * EVAL_LEVEL_BYTES;
+    stacker::maybe_grow(need, need * 2, f)
+}
+
+/// When less stack than this is left, `Parser::nested` grows it.
+const STACK_RED_ZONE_BYTES: usize = 128 * 1024;
+/// How much stack `Parser::nested` adds at a time.
+const STACK_GROWTH_BYTES: usize = 2 * 1024 * 1024;
+
 struct Parser<'t> {
     text: &'t str,
     /// Byte offset just after `tok`.
@@ -808,6 +849,8 @@ struct Parser<'t> {
     /// The current token, not yet consumed.
     tok: Token,
     depth: u32,
+    /// The deepest `depth` reached.
+    nesting: u32,
     names: Vec<NameAt>,
     /// Name text to index, once there are too many names to scan.
     name_index: HashMap<&'t str, u32>,
@@ -824,6 +867,7 @@ impl<'t> Parser<'t> {
                 end: 0,
             },
             depth: 0,
+            nesting: 0,
             names: Vec::new(),
             name_index: HashMap::new(),
         };
@@ -865,6 +909,7 @@ impl<'t> Parser<'t> {
     /// Counts one more level of nesting, opened at byte `at`.
     fn enter(&mut self, at: usize) -> Result<(), ExprError> {
         self.depth += 1;
+        self.nesting = self.nesting.max(self.depth);
         if self.depth > DEPTH_MAX {
             return Err(self.error(
                 at,
@@ -878,6 +923,16 @@ impl<'t> Parser<'t> {
 
     fn leave(&mut self) {
         self.depth -= 1;
+    }
+
+    /// Parses one level deeper. A level of nesting costs several frames of
+    /// recursive descent (tens of KiB in a debug build), so the stack is
+    /// grown on the heap when it runs low: 64 levels parse on any thread.
+    fn nested(
+        &mut self,
+        parse: fn(&mut Self) -> Result<Parsed, ExprError>,
+    ) -> Result<Parsed, ExprError> {
+        stacker::maybe_grow(STACK_RED_ZONE_BYTES, STACK_GROWTH_BYTES, || parse(self))
     }
 
     /// Moves to the next token.
@@ -1051,7 +1106,7 @@ impl<'t> Parser<'t> {
         let start = self.tok.start;
         self.enter(start)?;
         self.advance()?;
-        let operand = self.not()?;
+        let operand = self.nested(Parser::not)?;
         let c = self.cond(operand)?;
         self.leave();
         Ok(Parsed {
@@ -1135,7 +1190,7 @@ impl<'t> Parser<'t> {
         let start = self.tok.start;
         self.enter(start)?;
         self.advance()?;
-        let operand = self.unary()?;
+        let operand = self.nested(Parser::unary)?;
         let n = self.num(operand)?;
         self.leave();
         let negated = match n {
@@ -1185,7 +1240,7 @@ impl<'t> Parser<'t> {
             Tok::LParen => {
                 self.enter(tok.start)?;
                 self.advance()?;
-                let inner = self.or()?;
+                let inner = self.nested(Parser::or)?;
                 if self.tok.kind != Tok::RParen {
                     return Err(self.expected("\")\""));
                 }
@@ -1252,7 +1307,7 @@ impl<'t> Parser<'t> {
         let mut args = Vec::new();
         if self.tok.kind != Tok::RParen {
             loop {
-                args.push(self.or()?);
+                args.push(self.nested(Parser::or)?);
                 match self.tok.kind {
                     Tok::Comma => self.advance()?,
                     Tok::RParen => break,
@@ -2208,29 +2263,92 @@ mod tests {
             }
         }
 
-        #[test]
-        fn generated_expressions_print_and_reparse_to_the_same_tree(
-            text in num_text(),
-            values in prop::collection::vec(value(), 4),
-        ) {
-            // Well-typed expressions parse; the printed tree parses back
-            // equal and evaluates the same; evaluation never panics.
-            let e = Expr::parse(&text).map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
-            let printed = print(&e);
-            let again = Expr::parse(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
-            prop_assert_eq!(&again, &e, "{} printed as {}", text, printed);
-            let names = ["a", "b", "c", "d"];
-            let resolve = &mut |n: &str| names.iter().position(|x| *x == n).map(|i| i as u32);
-            let env = || TestEnv { values: values.iter().copied().map(Some).collect(), mode: RoundingMode::HalfUp };
-            let first = e.compile(resolve).unwrap().eval(&mut env());
-            let second = again.compile(resolve).unwrap().eval(&mut env());
-            prop_assert_eq!(&first, &second);
-            if let Ok(v) = first {
-                prop_assert!(!(v.is_zero() && v.is_sign_negative()), "negative zero from {}", text);
-            }
-            let lookup = |n: &str| names.iter().position(|x| *x == n).map(|i| values[i]);
-            let constant = e.eval_constant(&lookup, Rounding::new(2, RoundingMode::HalfUp));
-            prop_assert_eq!(constant, Some(first));
-        }
+    }
+
+    #[test]
+    fn the_deepest_expressions_parse_and_evaluate_on_a_small_stack() {
+        // 64 levels of every kind of nesting parse, compile and evaluate on
+        // a 256 KiB thread in any build: the parser grows its stack on
+        // demand, and nothing else recurses deeply.
+        let deep = [
+            format!("{}a{}", "abs(".repeat(64), ")".repeat(64)),
+            format!("{}a{}", "(".repeat(64), ")".repeat(64)),
+            format!("{}a", "-".repeat(64)),
+            format!("{}a{}", "max(1, ".repeat(64), ")".repeat(64)),
+            format!("if({}a > 0, 1, 2)", "not ".repeat(62)),
+            format!("{}a{}", "-(".repeat(32), ")".repeat(32)),
+        ];
+        let ok = std::thread::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(move || {
+                for text in &deep {
+                    let e = Expr::parse(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                    let c = e.compile(&mut |_| Some(0)).unwrap();
+                    let mut env = TestEnv {
+                        values: vec![Some(Decimal::ONE)],
+                        mode: RoundingMode::HalfEven,
+                    };
+                    c.eval(&mut env).unwrap();
+                    let too_deep = format!("({text})");
+                    assert!(
+                        Expr::parse(&too_deep).is_err() || text.starts_with("if("),
+                        "{too_deep}"
+                    );
+                }
+            })
+            .unwrap()
+            .join();
+        assert!(ok.is_ok());
+    }
+    #[test]
+    fn generated_expressions_print_and_reparse_to_the_same_tree() {
+        // Generating these trees nests proptest's strategy combinators deep
+        // enough to need more than a test thread's 2 MiB of stack in a debug
+        // build, so the property runs on a thread with room.
+        use proptest::test_runner::{TestCaseError, TestRunner};
+        let run = || {
+            let mut runner = TestRunner::default();
+            let strategy = (num_text(), prop::collection::vec(value(), 4));
+            runner
+                .run(&strategy, |(text, values)| {
+                    // Well-typed expressions parse; the printed tree parses back
+                    // equal and evaluates the same; evaluation never panics.
+                    let e = Expr::parse(&text)
+                        .map_err(|e| TestCaseError::fail(format!("{text}: {e}")))?;
+                    let printed = print(&e);
+                    let again = Expr::parse(&printed)
+                        .map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
+                    prop_assert_eq!(&again, &e, "{} printed as {}", text, printed);
+                    let names = ["a", "b", "c", "d"];
+                    let resolve =
+                        &mut |n: &str| names.iter().position(|x| *x == n).map(|i| i as u32);
+                    let env = || TestEnv {
+                        values: values.iter().copied().map(Some).collect(),
+                        mode: RoundingMode::HalfUp,
+                    };
+                    let first = e.compile(resolve).unwrap().eval(&mut env());
+                    let second = again.compile(resolve).unwrap().eval(&mut env());
+                    prop_assert_eq!(&first, &second);
+                    if let Ok(v) = first {
+                        prop_assert!(
+                            !(v.is_zero() && v.is_sign_negative()),
+                            "negative zero from {}",
+                            text
+                        );
+                    }
+                    let lookup = |n: &str| names.iter().position(|x| *x == n).map(|i| values[i]);
+                    let constant = e.eval_constant(&lookup, Rounding::new(2, RoundingMode::HalfUp));
+                    prop_assert_eq!(constant, Some(first));
+                    Ok(())
+                })
+                .map_err(|e| e.to_string())
+        };
+        let outcome = std::thread::Builder::new()
+            .stack_size(64 << 20)
+            .spawn(run)
+            .unwrap()
+            .join()
+            .unwrap();
+        outcome.unwrap();
     }
 }
