@@ -157,6 +157,7 @@ fn band(xs: &[f64], low: &[f64], high: &[f64]) -> Vec<(f64, f64)> {
 /// One contract's fan: positions, p5, p50, p95, mean of the period totals.
 struct Fan {
     name: String,
+    runs: usize,
     xs: Vec<f64>,
     p5: Vec<f64>,
     p50: Vec<f64>,
@@ -172,6 +173,7 @@ impl Fan {
             .map(|p| (p.period.start, &p.summary.total));
         let mut fan = Fan {
             name: report.contract.clone(),
+            runs: report.runs,
             xs: Vec::new(),
             p5: Vec::new(),
             p50: Vec::new(),
@@ -244,26 +246,30 @@ fn fans_svg(
         let single = fans.len() == 1;
         for (i, fan) in fans.iter().enumerate() {
             let c = if single { colour(0) } else { colour(i) };
-            let band_fill = c.mix(if single { 0.22 } else { 0.14 });
-            let band_label = if single {
-                "5th to 95th percentile".to_string()
-            } else {
-                format!("{}: 5th to 95th percentile", fan.name)
-            };
-            chart
-                .draw_series(std::iter::once(Polygon::new(
-                    band(&fan.xs, &fan.p5, &fan.p95),
-                    band_fill.filled(),
-                )))
-                .map_err(chart_error)?
-                .label(band_label)
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 6), (x + 22, y + 6)], band_fill.filled())
-                });
-            let median_label = if single {
-                "median (50th percentile)".to_string()
-            } else {
-                format!("{}: median", fan.name)
+            // One run (history) has no spread: a line per contract says it all.
+            if fan.runs > 1 {
+                let band_fill = c.mix(if single { 0.22 } else { 0.14 });
+                let band_label = if single {
+                    "5th to 95th percentile".to_string()
+                } else {
+                    format!("{}: 5th to 95th percentile", fan.name)
+                };
+                chart
+                    .draw_series(std::iter::once(Polygon::new(
+                        band(&fan.xs, &fan.p5, &fan.p95),
+                        band_fill.filled(),
+                    )))
+                    .map_err(chart_error)?
+                    .label(band_label)
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 6), (x + 22, y + 6)], band_fill.filled())
+                    });
+            }
+            let line_label = match (single, fan.runs > 1) {
+                (true, true) => "median (50th percentile)".to_string(),
+                (true, false) => "total".to_string(),
+                (false, true) => format!("{}: median", fan.name),
+                (false, false) => fan.name.clone(),
             };
             chart
                 .draw_series(LineSeries::new(
@@ -271,7 +277,7 @@ fn fans_svg(
                     c.stroke_width(3),
                 ))
                 .map_err(chart_error)?
-                .label(median_label)
+                .label(line_label)
                 .legend(move |(x, y)| {
                     PathElement::new(vec![(x, y), (x + 22, y)], c.stroke_width(3))
                 });
@@ -283,7 +289,7 @@ fn fans_svg(
                         .map(|(&x, &y)| Circle::new((x, y), 3, c.filled())),
                 )
                 .map_err(chart_error)?;
-            if single {
+            if single && fan.runs > 1 {
                 let m = colour(1);
                 chart
                     .draw_series(DashedLineSeries::new(
@@ -324,14 +330,17 @@ impl SimulationReport {
         let fan = Fan::of(self, |d| {
             dates.iter().position(|x| *x == d).unwrap_or(0) as f64
         });
-        let runs = if self.runs == 1 {
+        let subtitle = if self.runs == 1 {
             "1 run".to_string()
         } else {
-            format!("{} runs, seed {}", self.runs, self.seed)
+            format!(
+                "{} runs, seed {}; the band holds 90% of runs",
+                self.runs, self.seed
+            )
         };
         fans_svg(
             &format!("{}: simulated total per period", self.contract),
-            &format!("{runs}; the band holds 90% of runs"),
+            &subtitle,
             self.currency.code(),
             &dates,
             &[fan],
