@@ -178,7 +178,8 @@ pub fn run_csv(items: &[RunItem]) -> String {
 }
 
 /// A table for people: each contract's statements with their lines and
-/// totals. Its layout may change; use JSON or CSV in programs.
+/// totals, amounts grouped by thousands. Its layout may change; use JSON or
+/// CSV in programs.
 pub fn run_table(items: &[RunItem]) -> String {
     let mut out = String::new();
     for (k, item) in items.iter().enumerate() {
@@ -196,40 +197,76 @@ pub fn run_table(items: &[RunItem]) -> String {
                     .iter()
                     .flat_map(|st| st.lines.iter().map(|l| l.charge.len()))
                     .max()
-                    .unwrap_or(5)
-                    .max(5);
+                    .unwrap_or(6)
+                    .max(6);
+                let amount = |v: Decimal| group_thousands(&s.amount(v));
+                let _ = writeln!(
+                    out,
+                    "  {:<width$}  {:<10}  {:>12}  {:>14}",
+                    "charge", "kind", "quantity", "amount"
+                );
                 for st in &s.statements {
                     let _ = writeln!(out, "  {} .. {}", st.period.start, st.period.end);
                     for l in &st.lines {
                         let q = l
                             .quantity
-                            .map(|q| format!("qty {}", format_normalized(q)))
+                            .map(|q| group_thousands(&format_normalized(q)))
                             .unwrap_or_default();
                         let _ = writeln!(
                             out,
-                            "    {:<width$}  {:<10}  {:>14}  {:>14}",
+                            "  {:<width$}  {:<10}  {:>12}  {:>14}",
                             l.charge,
                             l.kind,
                             q,
-                            s.amount(l.amount)
+                            amount(l.amount)
                         );
                     }
                     let _ = writeln!(
                         out,
-                        "    {:<width$}  {:<10}  {:>14}  {:>14}",
+                        "  {:<width$}  {:<10}  {:>12}  {:>14}",
                         "total",
                         "",
                         "",
-                        s.amount(st.total)
+                        amount(st.total)
                     );
                 }
-                let total = s
-                    .total()
-                    .map(|t| s.amount(t))
-                    .unwrap_or_else(|_| "overflow".into());
-                let _ = writeln!(out, "  term total {total} {}", s.currency);
+                let total = s.total().map(amount).unwrap_or_else(|_| "overflow".into());
+                let _ = writeln!(out, "  term total: {total} {}", s.currency);
             }
         }
     }
     out
+}
+
+/// `1234567.89` as `1,234,567.89`, for people.
+pub(crate) fn group_thousands(text: &str) -> String {
+    let (sign, rest) = text.strip_prefix('-').map_or(("", text), |r| ("-", r));
+    let (whole, fraction) = rest
+        .split_once('.')
+        .map_or((rest, None), |(w, f)| (w, Some(f)));
+    let mut grouped = String::new();
+    for (i, c) in whole.chars().enumerate() {
+        if i > 0 && (whole.len() - i) % 3 == 0 {
+            grouped.push(',');
+        }
+        grouped.push(c);
+    }
+    match fraction {
+        Some(f) => format!("{sign}{grouped}.{f}"),
+        None => format!("{sign}{grouped}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thousands_are_grouped_for_people() {
+        // Signs and fractions are kept; short numbers are unchanged.
+        assert_eq!(group_thousands("1234567.89"), "1,234,567.89");
+        assert_eq!(group_thousands("-1000"), "-1,000");
+        assert_eq!(group_thousands("999.5"), "999.5");
+        assert_eq!(group_thousands("0.00"), "0.00");
+    }
 }

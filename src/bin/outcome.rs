@@ -339,6 +339,10 @@ fn id_of(path: &Path) -> Option<String> {
     let value: serde_json::Value = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => toml::from_str(&text).ok()?,
         Some("json") => serde_json::from_str(&text).ok()?,
+        Some("yaml" | "yml") => {
+            let docs = yaml_rust2::YamlLoader::load_from_str(&text).ok()?;
+            return docs.first()?["id"].as_str().map(str::to_string);
+        }
         _ => return None,
     };
     value.get("id")?.as_str().map(str::to_string)

@@ -15,6 +15,50 @@ use crate::period::Period;
 /// Its fields are expressions, checked and compiled with the contract's
 /// names like the built-in kinds' fields, and evaluated for the period on
 /// request; each step it records shows in the line's trace.
+///
+/// # Example
+/// ```
+/// use outcome_billing::*;
+/// use rust_decimal::Decimal;
+///
+/// /// Half the quantity, rounded down to a whole number.
+/// #[derive(Debug)]
+/// struct Half(Expr);
+///
+/// impl ChargeRule for Half {
+///     fn kind(&self) -> &str { "half" }
+///     fn fields(&self) -> Vec<(&str, &Expr)> { vec![("quantity", &self.0)] }
+///     fn amount(&self, ctx: &mut dyn ChargeContext) -> Result<Decimal> {
+///         let q = ctx.field(0)?;
+///         ctx.set_quantity(q);
+///         let half = (q / Decimal::TWO).floor();
+///         ctx.step("floor(quantity / 2)".into(), half);
+///         Ok(half)
+///     }
+/// }
+///
+/// let mut contract = Contract::from_toml_str(r#"
+///     format = 1
+///     id = "half"
+///     customer = "acme"
+///     currency = "USD"
+///     start = "2026-01-01"
+///     end = "2026-02-01"
+///     cadence = "monthly"
+///     [params]
+///     units = "7"
+/// "#)?;
+/// contract.charges.push(Charge {
+///     id: "halved".into(),
+///     description: None,
+///     kind: ChargeKind::Custom(CustomCharge::new(Half(Expr::parse("units").unwrap()))),
+/// });
+/// let compiled = CompiledContract::new(contract)?;
+/// let statements = compiled.settle_through(&MemorySource::new(), 0, &SettleOptions::default())?;
+/// assert_eq!(statements[0].lines[0].kind, "half");
+/// assert_eq!(statements[0].total.to_string(), "3.00");
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
 pub trait ChargeRule: Send + Sync + fmt::Debug {
     /// The kind's name, shown in statements (`"kind": "..."`).
     fn kind(&self) -> &str;

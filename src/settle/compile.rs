@@ -873,3 +873,134 @@ fn check_cycles(names: &Names, deps: &[Vec<u32>]) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::contract::Contract;
+
+    const HEAD: &str = r#"
+format = 1
+id = "t"
+customer = "acme"
+currency = "USD"
+start = "2026-01-01"
+end = "2027-01-01"
+cadence = "monthly"
+[params]
+rate = "0.5"
+[metrics.units]
+aggregate = "sum"
+"#;
+
+    fn error(body: &str) -> String {
+        match Contract::from_toml_str(&format!("{HEAD}{body}")) {
+            Ok(_) => panic!("accepted:\n{body}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn an_undefined_name_is_named_with_its_field_path() {
+        // The spec's own example: `charges[0].quantity: undefined name outcome_count`.
+        let e = error(
+            "[[charges]]\nid = \"c\"\nkind = \"unit\"\nquantity = \"outcome_count\"\nunit_price = \"1\"\n",
+        );
+        assert!(
+            e.starts_with("charges[0].quantity: undefined name outcome_count"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_cycle_among_kpis_is_named() {
+        // a -> b -> a is rejected at the first KPI of the cycle, listing it.
+        let e = error("[kpis.a]\nexpr = \"b + 1\"\n[kpis.b]\nexpr = \"a * 2\"\n");
+        assert!(
+            e.starts_with("kpis.a: cycle among kpis and baselines: a -> b -> a"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_a_baseline_is_named() {
+        // A KPI reading an expr baseline that reads the KPI.
+        let e =
+            error("[kpis.k]\nexpr = \"base\"\n[baselines.base]\nkind = \"expr\"\nexpr = \"k\"\n");
+        assert!(e.contains("cycle among kpis and baselines"), "{e}");
+        assert!(
+            e.starts_with("baselines.base") || e.starts_with("kpis.k"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_charge_may_not_name_itself_or_a_later_charge() {
+        // Naming a later charge is rejected at the field that does it.
+        let e = error(
+            "[[charges]]\nid = \"a\"\nkind = \"expr\"\namount = \"b\"\n[[charges]]\nid = \"b\"\nkind = \"fixed\"\namount = \"1\"\n",
+        );
+        assert!(
+            e.starts_with("charges[0].amount: b is this charge or a later one"),
+            "{e}"
+        );
+        let e = error("[[charges]]\nid = \"a\"\nkind = \"expr\"\namount = \"a + 1\"\n");
+        assert!(e.starts_with("charges[0].amount:"), "{e}");
+    }
+
+    #[test]
+    fn kpis_and_baselines_may_not_name_charges() {
+        // A KPI that reads a charge is rejected at `kpis.NAME.expr`.
+        let e = error(
+            "[kpis.k]\nexpr = \"c\"\n[[charges]]\nid = \"c\"\nkind = \"fixed\"\namount = \"1\"\n",
+        );
+        assert!(
+            e.starts_with("kpis.k.expr: c is a charge, which kpis and baselines cannot name"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_name_defined_twice_is_rejected_where_it_is_defined_again() {
+        // One namespace for params, metrics, KPIs, baselines, charges, limits.
+        let e = error("[[charges]]\nid = \"units\"\nkind = \"fixed\"\namount = \"1\"\n");
+        assert!(
+            e.starts_with("charges[0].id: units is already the name of a metric"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn expressions_cannot_name_limits() {
+        // A limit's id is a name, but not a value an expression can read.
+        let e = error(
+            "[[charges]]\nid = \"c\"\nkind = \"fixed\"\namount = \"1\"\n[[limits]]\nid = \"cap\"\nkind = \"cap\"\namount = \"10\"\nscope = \"period\"\n[[limits]]\nkind = \"floor\"\namount = \"cap\"\nscope = \"period\"\n",
+        );
+        assert!(e.starts_with("limits[1].amount: cap is a limit"), "{e}");
+    }
+
+    #[test]
+    fn a_syntax_error_in_an_expression_gives_its_column() {
+        // `units *` ends too early: the path and the column are named.
+        let e = error("[[charges]]\nid = \"c\"\nkind = \"expr\"\namount = \"units *\"\n");
+        assert!(e.starts_with("charges[0].amount:"), "{e}");
+        assert!(e.contains("column"), "{e}");
+    }
+
+    #[test]
+    fn a_condition_cannot_be_an_amount() {
+        // `units > 3` is a condition, not a number.
+        let e = error("[[charges]]\nid = \"c\"\nkind = \"expr\"\namount = \"units > 3\"\n");
+        assert!(e.starts_with("charges[0].amount:"), "{e}");
+        assert!(e.contains("condition"), "{e}");
+    }
+
+    #[test]
+    fn an_amendment_that_breaks_a_rule_is_named() {
+        // Setting an expression that reads an undefined name, from July on.
+        let e = error(
+            "[[charges]]\nid = \"c\"\nkind = \"unit\"\nquantity = \"units\"\nunit_price = \"1\"\n[[amendments]]\neffective = \"2026-07-01\"\nset = { \"charges.c.unit_price\" = \"nope * 2\" }\n",
+        );
+        assert!(e.contains("undefined name nope"), "{e}");
+        assert!(e.starts_with("amendments[0]"), "{e}");
+    }
+}

@@ -36,6 +36,19 @@ impl Trace {
         }
     }
 
+    /// A step writer for the charge-kind functions, which report steps as
+    /// they compute.
+    fn describer(&mut self) -> impl FnMut(String, Decimal) + '_ {
+        move |step, value| {
+            if self.on {
+                self.steps.push(Step {
+                    step,
+                    value: format_normalized(value),
+                });
+            }
+        }
+    }
+
     fn rounded(&mut self, rounding: Rounding, value: Decimal) {
         if self.on {
             self.steps.push(Step {
@@ -73,6 +86,10 @@ struct Eval<'a> {
     /// High-water marks as carried into this period.
     marks: &'a [Option<Decimal>],
     values: Vec<Option<Decimal>>,
+    /// Reused buffers, so evaluating tiers and bands does not allocate.
+    tier_buf: Vec<tiered::TierValues>,
+    band_buf: Vec<corridor::BandValues>,
+    edge_buf: Vec<(Option<Decimal>, Option<Decimal>)>,
     /// Observations read per metric (for traces).
     counts: Vec<u64>,
     /// Where an error is being reported from.
@@ -405,6 +422,9 @@ pub struct Amounts {
     pub total: Decimal,
     values: Vec<Option<Decimal>>,
     counts: Vec<u64>,
+    tiers: Vec<tiered::TierValues>,
+    bands: Vec<corridor::BandValues>,
+    edges: Vec<(Option<Decimal>, Option<Decimal>)>,
 }
 
 /// Settles period `state.next_period` into `out`, updating `state` in
@@ -465,6 +485,9 @@ pub(crate) fn settle_core(
         as_of,
         marks: marks.as_slice(),
         values,
+        tier_buf: std::mem::take(&mut out.tiers),
+        band_buf: std::mem::take(&mut out.bands),
+        edge_buf: std::mem::take(&mut out.edges),
         counts,
         context: Context::None,
     };
@@ -620,24 +643,31 @@ pub(crate) fn settle_core(
     }
     out.total = rounding.round(total);
 
-    // High-water marks take this period's value of their metric, if any.
+    // A high-water mark carries the greater of its value in this period
+    // (which holds the initial in force, so an amendment lowering `initial`
+    // never lowers the mark) and this period's value of its metric.
     let mut new_marks: Option<Vec<(usize, Decimal)>> = None;
     for (b, baseline) in program.baselines.iter().enumerate() {
         if let CBaseline::HighWaterMark { metric, .. } = baseline {
+            let mut mark = eval.baseline(b)?;
             let m = &program.metrics[*metric];
             let (start, end) = eval.window(m.window);
             let reduced =
                 source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
             if let Some(v) = reduced.value {
-                new_marks.get_or_insert_with(Vec::new).push((b, v));
+                mark = mark.max(v);
             }
+            new_marks.get_or_insert_with(Vec::new).push((b, mark));
         }
     }
     out.values = std::mem::take(&mut eval.values);
     out.counts = std::mem::take(&mut eval.counts);
+    out.tiers = std::mem::take(&mut eval.tier_buf);
+    out.bands = std::mem::take(&mut eval.band_buf);
+    out.edges = std::mem::take(&mut eval.edge_buf);
     drop(eval);
     for (b, v) in new_marks.into_iter().flatten() {
-        marks[b] = Some(marks[b].map_or(v, |mark| mark.max(v)));
+        marks[b] = Some(v);
     }
     *next_period = index + 1;
     Ok(())
@@ -750,7 +780,8 @@ fn charge_amount<'a>(
             if q.is_sign_negative() && !q.is_zero() {
                 return Err(e.fail(format!("{}: quantity is negative ({q})", e.context())));
             }
-            let mut values = Vec::with_capacity(tiers.len());
+            let mut values = std::mem::take(&mut e.tier_buf);
+            values.clear();
             for (j, tier) in tiers.iter().enumerate() {
                 values.push(tiered::TierValues {
                     up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
@@ -765,18 +796,9 @@ fn charge_amount<'a>(
             if let Err((j, m)) = tiered::check(&values) {
                 return Err(e.fail(format!("{}: tiers[{j}]: {m}", e.context())));
             }
-            let on = t.on;
-            let mut describe = |s: String, v: Decimal| {
-                if on {
-                    t.steps.push(Step {
-                        step: s,
-                        value: format_normalized(v),
-                    });
-                }
-            };
-            match accumulate {
+            let result = match accumulate {
                 Accumulate::Period => {
-                    let v = tiered::amount(*mode, &values, q, &mut describe)
+                    let v = tiered::amount(*mode, &values, q, &mut t.describer())
                         .ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
@@ -787,7 +809,7 @@ fn charge_amount<'a>(
                         || e.cc.periods()[e.period.index - 1].contract_year
                             != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = tiered::amount(*mode, &values, y, &mut describe)
+                    let a_y = tiered::amount(*mode, &values, y, &mut t.describer())
                         .ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
@@ -820,7 +842,9 @@ fn charge_amount<'a>(
                     }
                     Ok((r.round(v), Some(q), true))
                 }
-            }
+            };
+            e.tier_buf = values;
+            result
         }
         Body::Percentage {
             base,
@@ -935,15 +959,7 @@ fn charge_amount<'a>(
                 Some(l) => Some(side(e, "losses.", l, money_base, t)?),
                 None => None,
             };
-            let on = t.on;
-            let mut describe = |s: String, v: Decimal| {
-                if on {
-                    t.steps.push(Step {
-                        step: s,
-                        value: format_normalized(v),
-                    });
-                }
-            };
+            let mut describe = t.describer();
             let amount =
                 gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
             Ok((amount, None, false))
@@ -951,8 +967,8 @@ fn charge_amount<'a>(
         Body::Bands { kpi, bands } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
-            let mut edges: Vec<(Option<Decimal>, Option<Decimal>)> =
-                Vec::with_capacity(bands.len());
+            let mut edges = std::mem::take(&mut e.edge_buf);
+            edges.clear();
             for (j, band) in bands.iter().enumerate() {
                 let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
                 let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
@@ -978,6 +994,7 @@ fn charge_amount<'a>(
             let chosen = edges
                 .iter()
                 .position(|(f, to)| f.is_none_or(|f| f <= k) && to.is_none_or(|to| k < to));
+            e.edge_buf = edges;
             match chosen {
                 None => {
                     t.step(|| "in no band".into(), Decimal::ZERO);
@@ -1032,7 +1049,8 @@ fn charge_amount<'a>(
                     target.text
                 )));
             }
-            let mut values = Vec::with_capacity(bands.len());
+            let mut values = std::mem::take(&mut e.band_buf);
+            values.clear();
             for (j, band) in bands.iter().enumerate() {
                 values.push(corridor::BandValues {
                     from: e
@@ -1045,18 +1063,10 @@ fn charge_amount<'a>(
             if let Err((j, m)) = corridor::check(&values) {
                 return Err(e.fail(format!("{}: bands[{j}]: {m}", e.context())));
             }
-            let on = t.on;
-            let mut describe = |s: String, v: Decimal| {
-                if on {
-                    t.steps.push(Step {
-                        step: s,
-                        value: format_normalized(v),
-                    });
-                }
-            };
-            let v = corridor::amount(a, tg, &values, *direction, &mut describe)
-                .ok_or_else(|| overflow(e))?;
-            Ok((v, None, false))
+            let mut describe = t.describer();
+            let v = corridor::amount(a, tg, &values, *direction, &mut describe);
+            e.band_buf = values;
+            Ok((v.ok_or_else(|| overflow(e))?, None, false))
         }
         Body::Expr { amount } => {
             let v = e.field("amount", amount)?;

@@ -66,7 +66,8 @@ pub struct State {
     /// Per limit: the running total `C` of caps and floors, or the credit
     /// drawn, in the current scope.
     pub running: Vec<Decimal>,
-    /// Per baseline: the highest value of a high-water mark's metric so far.
+    /// Per baseline: a high-water mark's mark so far, the greater of the
+    /// baseline's value and its metric's value in every settled period.
     pub marks: Vec<Option<Decimal>>,
 }
 
