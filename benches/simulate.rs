@@ -153,6 +153,37 @@ fn bench(c: &mut Criterion) {
         })
     });
 
+    // The same loop timed by the thread's CPU time rather than the wall
+    // clock, so other work on a shared machine does not count against it
+    // (Linux; elsewhere, the wall clock).
+    group.bench_function("draw_and_settle_loop_one_core_cpu_time", |b| {
+        let mut values = Vec::new();
+        let mut amounts = Amounts::default();
+        b.iter_custom(|iterations| {
+            let wall = std::time::Instant::now();
+            let cpu = thread_cpu_ns();
+            let mut total = Decimal::ZERO;
+            for _ in 0..iterations {
+                for run in 0..RUNS as u64 {
+                    frame.draw(1, run, &mut values).expect("draws");
+                    let source = frame.source(&values);
+                    let mut state = contract.initial_state();
+                    for _ in 0..periods {
+                        contract
+                            .settle_next_amounts(&source, &mut state, &mut amounts, None)
+                            .expect("settles");
+                        total += amounts.total;
+                    }
+                }
+            }
+            std::hint::black_box(total);
+            match (cpu, thread_cpu_ns()) {
+                (Some(a), Some(b)) => std::time::Duration::from_nanos(b - a),
+                _ => wall.elapsed(),
+            }
+        })
+    });
+
     // Draws alone, for the split between drawing and settling.
     group.bench_function("draws_only", |b| {
         let mut values = Vec::new();
@@ -164,6 +195,17 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+}
+
+/// Nanoseconds this thread has spent on a CPU (the first field of
+/// `/proc/thread-self/schedstat`), where Linux says.
+fn thread_cpu_ns() -> Option<u64> {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 criterion_group!(benches, bench);

@@ -73,9 +73,8 @@ pub type ProgressFn = dyn Fn(Progress) + Send + Sync;
 #[derive(Clone)]
 pub struct SimulateOptions {
     /// Runs of a random scenario (default 1000). A scenario without random
-    /// series, and a history, settle once whatever this says, except that
-    /// `simulate` and `compare` report this many runs of a deterministic
-    /// scenario (all equal).
+    /// series is settled once and reported as this many equal runs; a
+    /// history is settled once and reported as one run.
     pub runs: usize,
     /// The seed of the draws (default 0).
     pub seed: u64,
@@ -249,11 +248,32 @@ pub fn simulate(
 ) -> Result<SimulationReport> {
     options.check()?;
     let frame = ScenarioFrame::new(contract, scenario)?;
-    let meter = options.meter((options.runs * frame.periods()) as u64);
-    options.install(|| {
-        let runs = run_frame(contract, &frame, options.runs, options.seed, &meter)?;
-        SimulationReport::from_runs(contract, &runs, options.seed)
-    })
+    let meter = options.meter((settled_runs(&frame, options) * frame.periods()) as u64);
+    options.install(|| simulate_frame(contract, &frame, options, &meter))
+}
+
+/// The runs worth settling: all of them when a series is random, else one.
+fn settled_runs(frame: &ScenarioFrame<'_>, options: &SimulateOptions) -> usize {
+    if frame.is_random() { options.runs } else { 1 }
+}
+
+/// Simulates `options.runs` runs of a laid scenario. Without random series
+/// every run is the same: one is settled and reported as all of them (the
+/// statistics of identical values are that value; shares are 0 or 1).
+fn simulate_frame(
+    contract: &CompiledContract,
+    frame: &ScenarioFrame<'_>,
+    options: &SimulateOptions,
+    meter: &Meter<'_>,
+) -> Result<SimulationReport> {
+    let settled = settled_runs(frame, options);
+    let runs = run_frame(contract, frame, settled, options.seed, meter)?;
+    let mut report = SimulationReport::from_runs(contract, &runs, options.seed)?;
+    if settled < options.runs {
+        report.runs = options.runs;
+        report.term_totals = vec![report.term_totals[0]; options.runs];
+    }
+    Ok(report)
 }
 
 /// Compares contracts on one basis: each is simulated on identical draws
@@ -308,17 +328,14 @@ pub fn compare(
                 .collect::<Result<Vec<_>>>()?;
             let total = frames
                 .iter()
-                .map(|f| options.runs * f.periods())
+                .map(|f| settled_runs(f, options) * f.periods())
                 .sum::<usize>();
             let meter = options.meter(total as u64);
             options.install(|| {
                 contracts
                     .iter()
                     .zip(&frames)
-                    .map(|(c, frame)| {
-                        let runs = run_frame(c, frame, options.runs, options.seed, &meter)?;
-                        SimulationReport::from_runs(c, &runs, options.seed)
-                    })
+                    .map(|(c, frame)| simulate_frame(c, frame, options, &meter))
                     .collect::<Result<Vec<_>>>()
             })?
         }
