@@ -40,6 +40,7 @@ mod period;
 mod reconcile;
 mod report;
 mod settle;
+mod simulate;
 
 pub use charge::{ChargeContext, ChargeRule, CustomCharge};
 pub use contract::*;
@@ -55,3 +56,9 @@ pub use period::{
 pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconcile};
 pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
 pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
+pub use simulate::{
+    Basis, BreakEven, Comparison, DECIMALS_DEFAULT, DECIMALS_MAX, Difference, Model, PeriodSummary,
+    Progress, ProgressFn, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario, ScenarioFrame,
+    ScenarioSource, SimulateOptions, SimulationReport, Stats, Summary, SweepLevel, SweepReport,
+    SweepSpec, compare, simulate, sweep,
+};

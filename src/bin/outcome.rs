@@ -5,11 +5,16 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::io::IsTerminal;
+use std::sync::{Arc, OnceLock};
+
 use chrono::{NaiveDate, Utc};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
 use outcome_billing::{
-    CompiledContract, Contract, ContractStatements, CsvSource, Error, MetricSource, RunItem,
-    SettleOptions, parse_as_of, run_csv, run_json, run_table,
+    Basis, CompiledContract, Contract, ContractStatements, CsvSource, Error, MetricSource,
+    RUNS_DEFAULT, RunItem, STEPS_DEFAULT, Scenario, SettleOptions, SimulateOptions, SweepSpec,
+    parse_as_of, parse_decimal, run_csv, run_json, run_table,
 };
 
 #[derive(Parser)]
@@ -78,6 +83,89 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
+    /// Simulate a contract under a scenario: the spread of each charge and
+    /// the total per period and for the term, and how often limits act.
+    Simulate {
+        /// The contract file.
+        contract: PathBuf,
+        /// The scenario file (TOML).
+        #[arg(long)]
+        scenario: PathBuf,
+        #[command(flatten)]
+        runs: RunArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Also draw a fan chart of the period totals into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Compare contracts on identical draws of a scenario, or on history.
+    #[command(group(ArgGroup::new("basis").required(true).args(["metrics", "scenario"])))]
+    Compare {
+        /// Contract files (at least two), compared with the first.
+        #[arg(required = true, num_args = 2..)]
+        contracts: Vec<PathBuf>,
+        /// Metric data (a CSV file): settle the history once.
+        #[arg(long)]
+        metrics: Option<String>,
+        /// The scenario file (TOML).
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        runs: RunArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Also draw every contract's fan on one chart into this SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+    /// Sweep one series over a range and find where contracts break even.
+    #[command(group(ArgGroup::new("basis").required(false).args(["metrics", "scenario"])))]
+    Sweep {
+        /// Contract files.
+        #[arg(required = true)]
+        contracts: Vec<PathBuf>,
+        /// The swept series: its value in every period.
+        #[arg(long, value_name = "SERIES")]
+        metric: String,
+        /// The first level.
+        #[arg(long, allow_hyphen_values = true)]
+        from: String,
+        /// The last level.
+        #[arg(long, allow_hyphen_values = true)]
+        to: String,
+        /// Steps between the levels (steps + 1 levels).
+        #[arg(long, default_value_t = STEPS_DEFAULT)]
+        steps: usize,
+        /// Metric data (a CSV file) for the other series.
+        #[arg(long)]
+        metrics: Option<String>,
+        /// A scenario file (TOML) for the other series.
+        #[arg(long)]
+        scenario: Option<PathBuf>,
+        #[command(flatten)]
+        runs: RunArgs,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Also draw each contract's term total over the levels into this
+        /// SVG file.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
+}
+
+/// Runs and seed of a simulation.
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Runs of a random scenario.
+    #[arg(long, default_value_t = RUNS_DEFAULT)]
+    runs: usize,
+    /// Seed of the draws: the same seed gives the same results.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
 }
 
 fn main() -> ExitCode {
@@ -127,8 +215,68 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Simulate {
+            contract,
+            scenario,
+            runs,
+            format,
+            plot,
+        } => status(simulate(
+            &contract,
+            &scenario,
+            &runs,
+            format,
+            plot.as_deref(),
+        )),
+        Command::Compare {
+            contracts,
+            metrics,
+            scenario,
+            runs,
+            format,
+            plot,
+        } => status(compare(
+            &contracts,
+            metrics.as_deref(),
+            scenario.as_deref(),
+            &runs,
+            format,
+            plot.as_deref(),
+        )),
+        Command::Sweep {
+            contracts,
+            metric,
+            from,
+            to,
+            steps,
+            metrics,
+            scenario,
+            runs,
+            format,
+            plot,
+        } => status(sweep(
+            &contracts,
+            &metric,
+            (&from, &to, steps),
+            metrics.as_deref(),
+            scenario.as_deref(),
+            &runs,
+            format,
+            plot.as_deref(),
+        )),
     };
     ExitCode::from(code as u8)
+}
+
+/// The exit status of a command, its error reported.
+fn status(result: Result<(), Error>) -> i32 {
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            report(&e);
+            e.exit_code()
+        }
+    }
 }
 
 /// Prints an error on stderr: the sentence, then where.
@@ -486,4 +634,198 @@ fn csv_field(text: &str) -> String {
     } else {
         text.to_string()
     }
+}
+
+// ---------------------------------------------------------------------------
+// simulate, compare, sweep
+
+/// Settlements above which a progress bar is worth showing (about half a
+/// second of work).
+const PROGRESS_THRESHOLD: u64 = 500_000;
+
+/// Simulation options from the command line, with a progress bar on stderr
+/// when it is a terminal and the work is long. Call the returned closure
+/// when done to clear the bar.
+fn run_options(args: &RunArgs) -> (SimulateOptions, impl FnOnce()) {
+    let options = SimulateOptions::new().runs(args.runs).seed(args.seed);
+    let bar: Arc<OnceLock<Option<ProgressBar>>> = Arc::new(OnceLock::new());
+    let options = if std::io::stderr().is_terminal() {
+        let cell = Arc::clone(&bar);
+        options.progress(move |p| {
+            let shown = cell.get_or_init(|| {
+                (p.total >= PROGRESS_THRESHOLD).then(|| {
+                    let b = ProgressBar::new(p.total);
+                    if let Ok(style) =
+                        ProgressStyle::with_template("{bar:40} {percent:>3}% settled, {eta} left")
+                    {
+                        b.set_style(style);
+                    }
+                    b
+                })
+            });
+            if let Some(b) = shown {
+                b.set_position(p.done);
+            }
+        })
+    } else {
+        options
+    };
+    let done = move || {
+        if let Some(Some(b)) = bar.get() {
+            b.finish_and_clear();
+        }
+    };
+    (options, done)
+}
+
+/// Reads a scenario file; a missing file is a usage error like a missing
+/// contract.
+fn load_scenario(path: &Path) -> Result<Scenario, Error> {
+    if !path.is_file() {
+        return Err(Error::usage(format!(
+            "no such scenario file: {}",
+            path.display()
+        )));
+    }
+    Scenario::from_path(path)
+}
+
+/// Checks `--plot` names an SVG file before any work is done.
+fn check_plot(plot: Option<&Path>) -> Result<(), Error> {
+    match plot {
+        Some(p) if !p.extension().is_some_and(|e| e.eq_ignore_ascii_case("svg")) => Err(
+            Error::usage(format!("--plot {} must name an .svg file", p.display())),
+        ),
+        _ => Ok(()),
+    }
+}
+
+fn write_plot(
+    plot: Option<&Path>,
+    svg: impl FnOnce() -> Result<String, Error>,
+) -> Result<(), Error> {
+    if let Some(path) = plot {
+        std::fs::write(path, svg()?).map_err(|e| Error::Io {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(())
+}
+
+fn simulate(
+    contract: &Path,
+    scenario: &Path,
+    args: &RunArgs,
+    format: Format,
+    plot: Option<&Path>,
+) -> Result<(), Error> {
+    check_plot(plot)?;
+    let c = load(contract)?;
+    let scenario = load_scenario(scenario)?;
+    let (options, done) = run_options(args);
+    let result = outcome_billing::simulate(&c, &scenario, &options);
+    done();
+    let report = result?;
+    write_plot(plot, || report.chart_svg())?;
+    print!(
+        "{}",
+        match format {
+            Format::Json => report.to_json_string(),
+            Format::Csv => report.to_csv(),
+            Format::Table => report.to_table(),
+        }
+    );
+    Ok(())
+}
+
+/// Loads the contracts named, in the order given (folders sorted).
+fn load_all(args: &[PathBuf]) -> Result<Vec<CompiledContract>, Error> {
+    contract_files(args)?.iter().map(|f| load(f)).collect()
+}
+
+fn compare(
+    contracts: &[PathBuf],
+    metrics: Option<&str>,
+    scenario: Option<&Path>,
+    args: &RunArgs,
+    format: Format,
+    plot: Option<&Path>,
+) -> Result<(), Error> {
+    check_plot(plot)?;
+    let contracts = load_all(contracts)?;
+    let (options, done) = run_options(args);
+    let result = match (metrics, scenario) {
+        (Some(metrics), _) => {
+            let source = open_source(metrics)?;
+            outcome_billing::compare(
+                &contracts,
+                Basis::History(source.as_ref()),
+                &options.now(Utc::now()),
+            )
+        }
+        (None, Some(scenario)) => {
+            let scenario = load_scenario(scenario)?;
+            outcome_billing::compare(&contracts, Basis::Scenario(&scenario), &options)
+        }
+        (None, None) => Err(Error::usage("compare needs --metrics or --scenario")),
+    };
+    done();
+    let comparison = result?;
+    write_plot(plot, || comparison.chart_svg())?;
+    print!(
+        "{}",
+        match format {
+            Format::Json => comparison.to_json_string(),
+            Format::Csv => comparison.to_csv(),
+            Format::Table => comparison.to_table(),
+        }
+    );
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+fn sweep(
+    contracts: &[PathBuf],
+    series: &str,
+    (from, to, steps): (&str, &str, usize),
+    metrics: Option<&str>,
+    scenario: Option<&Path>,
+    args: &RunArgs,
+    format: Format,
+    plot: Option<&Path>,
+) -> Result<(), Error> {
+    check_plot(plot)?;
+    let level = |flag: &str, text: &str| {
+        parse_decimal(text).map_err(|m| Error::usage(format!("--{flag}: {m}")))
+    };
+    let spec = SweepSpec::new(series, level("from", from)?, level("to", to)?).steps(steps);
+    spec.levels()?;
+    let contracts = load_all(contracts)?;
+    let (options, done) = run_options(args);
+    let result = match (metrics, scenario) {
+        (Some(metrics), _) => {
+            let source = open_source(metrics)?;
+            outcome_billing::sweep(&contracts, &spec, Basis::History(source.as_ref()), &options)
+        }
+        (None, scenario) => {
+            let scenario = match scenario {
+                Some(path) => load_scenario(path)?,
+                None => Scenario::default(),
+            };
+            outcome_billing::sweep(&contracts, &spec, Basis::Scenario(&scenario), &options)
+        }
+    };
+    done();
+    let report = result?;
+    write_plot(plot, || report.chart_svg())?;
+    print!(
+        "{}",
+        match format {
+            Format::Json => report.to_json_string(),
+            Format::Csv => report.to_csv(),
+            Format::Table => report.to_table(),
+        }
+    );
+    Ok(())
 }

@@ -432,7 +432,9 @@ fn line_column(text: &str, offset: usize) -> (u64, u64) {
     (line as u64, column as u64)
 }
 
-fn toml_tree(text: &str, file: &str) -> Result<Value> {
+/// Parses TOML text into the intermediate tree (decimals kept as text);
+/// `file` names the text in syntax errors. Scenario files reuse it.
+pub(crate) fn toml_tree(text: &str, file: &str) -> Result<Value> {
     let document: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
         let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
         Error::Syntax {
