@@ -263,7 +263,7 @@ pub trait Env {
     ///
     /// # Errors
     /// Whatever reading the value fails with.
-    fn value(&mut self, slot: u32) -> Result<Decimal, Error>;
+    fn value(&mut self, slot: u32) -> Result<Decimal, Box<Error>>;
 
     /// The contract's rounding mode (the scale comes from the call).
     fn rounding(&self) -> Rounding;
@@ -278,7 +278,7 @@ pub trait Env {
 ///
 /// struct Values(Vec<Decimal>);
 /// impl Env for Values {
-///     fn value(&mut self, slot: u32) -> Result<Decimal, Error> {
+///     fn value(&mut self, slot: u32) -> Result<Decimal, Box<Error>> {
 ///         Ok(self.0[slot as usize])
 ///     }
 ///     fn rounding(&self) -> Rounding {
@@ -520,11 +520,11 @@ struct ValuesEnv<'a> {
 }
 
 impl Env for ValuesEnv<'_> {
-    fn value(&mut self, slot: u32) -> Result<Decimal, Error> {
+    fn value(&mut self, slot: u32) -> Result<Decimal, Box<Error>> {
         self.values
             .get(slot as usize)
             .copied()
-            .ok_or_else(|| Error::usage(format!("no value for expression slot {slot}")))
+            .ok_or_else(|| Box::new(Error::usage(format!("no value for expression slot {slot}"))))
     }
 
     fn rounding(&self) -> Rounding {
@@ -632,8 +632,8 @@ fn read(env: &mut dyn Env, slot: u32) -> Result<Decimal, EvalError> {
 }
 
 #[cold]
-fn lookup_failed(e: Error) -> EvalError {
-    EvalError::Lookup(Box::new(e))
+fn lookup_failed(e: Box<Error>) -> EvalError {
+    EvalError::Lookup(e)
 }
 
 fn eval_num(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
@@ -1475,8 +1475,8 @@ mod tests {
     }
 
     impl Env for TestEnv {
-        fn value(&mut self, slot: u32) -> Result<Decimal, Error> {
-            self.values[slot as usize].ok_or_else(|| Error::usage(format!("slot {slot} was read")))
+        fn value(&mut self, slot: u32) -> Result<Decimal, Box<Error>> {
+            self.values[slot as usize].ok_or_else(|| Box::new(Error::usage(format!("slot {slot} was read"))))
         }
 
         fn rounding(&self) -> Rounding {

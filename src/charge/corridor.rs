@@ -43,10 +43,10 @@ pub(crate) fn amount(
     target: Decimal,
     bands: &[BandValues],
     direction: CorridorDirection,
-    describe: &mut dyn FnMut(String, Decimal),
+    describe: &mut dyn FnMut(&dyn Fn() -> String, Decimal),
 ) -> Option<Decimal> {
     let d = actual.checked_sub(target)?.checked_div(target)?;
-    describe("d = (actual - target) / target".into(), d);
+    describe(&|| "d = (actual - target) / target".into(), d);
     let ad = d.abs();
     let mut sum = Decimal::ZERO;
     for (i, b) in bands.iter().enumerate() {
@@ -55,11 +55,13 @@ pub(crate) fn amount(
         if !part.is_zero() {
             let term = b.share.checked_mul(part)?;
             describe(
-                format!(
-                    "bands[{i}]: share {} * {}",
-                    b.share.normalize(),
-                    part.normalize()
-                ),
+                &|| {
+                    format!(
+                        "bands[{i}]: share {} * {}",
+                        b.share.normalize(),
+                        part.normalize()
+                    )
+                },
                 term,
             );
             sum = sum.checked_add(term)?;
@@ -73,10 +75,12 @@ pub(crate) fn amount(
     };
     let amount = if sign_positive { magnitude } else { -magnitude };
     describe(
-        format!(
-            "target * sum, {}",
-            if over { "overrun" } else { "underrun" }
-        ),
+        &|| {
+            format!(
+                "target * sum, {}",
+                if over { "overrun" } else { "underrun" }
+            )
+        },
         amount,
     );
     Some(amount)

@@ -22,7 +22,7 @@ pub(crate) fn amount(
     v: Decimal,
     gains: &Side,
     losses: Option<&Side>,
-    describe: &mut dyn FnMut(String, Decimal),
+    describe: &mut dyn FnMut(&dyn Fn() -> String, Decimal),
 ) -> Option<Decimal> {
     if v > Decimal::ZERO && v >= gains.threshold {
         let shared = match gains.sharing {
@@ -31,17 +31,19 @@ pub(crate) fn amount(
         };
         let mut amount = gains.share.checked_mul(shared)?;
         describe(
-            format!(
-                "gain: share {} * {}",
-                gains.share.normalize(),
-                shared.normalize()
-            ),
+            &|| {
+                format!(
+                    "gain: share {} * {}",
+                    gains.share.normalize(),
+                    shared.normalize()
+                )
+            },
             amount,
         );
         if let Some(cap) = gains.cap {
             if amount > cap {
                 amount = cap;
-                describe(format!("at most the cap {}", cap.normalize()), amount);
+                describe(&|| format!("at most the cap {}", cap.normalize()), amount);
             }
         }
         return Some(amount);
@@ -55,18 +57,20 @@ pub(crate) fn amount(
             };
             let mut amount = -(l.share.checked_mul(shared)?);
             describe(
-                format!(
-                    "loss: -(share {} * {})",
-                    l.share.normalize(),
-                    shared.normalize()
-                ),
+                &|| {
+                    format!(
+                        "loss: -(share {} * {})",
+                        l.share.normalize(),
+                        shared.normalize()
+                    )
+                },
                 amount,
             );
             if let Some(cap) = l.cap {
                 if amount < -cap {
                     amount = -cap;
                     describe(
-                        format!("at least minus the loss cap {}", cap.normalize()),
+                        &|| format!("at least minus the loss cap {}", cap.normalize()),
                         amount,
                     );
                 }
@@ -74,7 +78,7 @@ pub(crate) fn amount(
             return Some(amount);
         }
     }
-    describe("no gain or loss to share".into(), Decimal::ZERO);
+    describe(&|| "no gain or loss to share".into(), Decimal::ZERO);
     Some(Decimal::ZERO)
 }
 

@@ -44,7 +44,7 @@ pub(crate) fn amount(
     mode: TierMode,
     tiers: &[TierValues],
     quantity: Decimal,
-    describe: &mut dyn FnMut(String, Decimal),
+    describe: &mut dyn FnMut(&dyn Fn() -> String, Decimal),
 ) -> Option<Decimal> {
     match mode {
         TierMode::Graduated => {
@@ -59,7 +59,7 @@ pub(crate) fn amount(
                 let part = units
                     .checked_mul(tier.unit_price)?
                     .checked_add(tier.flat_fee)?;
-                describe(tier_step(i, units, tier), part);
+                describe(&|| tier_step(i, units, tier), part);
                 total = total.checked_add(part)?;
                 match tier.up_to {
                     Some(u) => previous = u,
@@ -77,7 +77,7 @@ pub(crate) fn amount(
             let total = quantity
                 .checked_mul(tier.unit_price)?
                 .checked_add(tier.flat_fee)?;
-            describe(tier_step(i, quantity, tier), total);
+            describe(&|| tier_step(i, quantity, tier), total);
             Some(total)
         }
     }

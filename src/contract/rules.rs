@@ -291,11 +291,11 @@ struct ParamEnv {
 }
 
 impl Env for ParamEnv {
-    fn value(&mut self, slot: u32) -> Result<Decimal> {
+    fn value(&mut self, slot: u32) -> std::result::Result<Decimal, Box<Error>> {
         let index = usize::try_from(slot).ok();
         index
             .and_then(|i| self.values.get(i).copied())
-            .ok_or_else(|| Error::usage(format!("no param at slot {slot}")))
+            .ok_or_else(|| Box::new(Error::usage(format!("no param at slot {slot}"))))
     }
 
     fn rounding(&self) -> Rounding {

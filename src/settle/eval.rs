@@ -8,6 +8,10 @@ use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
 use crate::charge::{ChargeContext, corridor, gain_share, tiered};
 use crate::contract::{Accumulate, Direction, LimitKind, Missing, PackageRound, Scope, Window};
 use crate::error::{Error, Result};
+
+/// Results inside evaluation box their error, so the values that flow on
+/// the hot path stay small.
+type R<T> = std::result::Result<T, Box<Error>>;
 use crate::expr::{Env, EvalError};
 use crate::metric::{MetricSource, Query};
 use crate::money::{Rounding, format_normalized};
@@ -37,12 +41,12 @@ impl Trace {
     }
 
     /// A step writer for the charge-kind functions, which report steps as
-    /// they compute.
-    fn describer(&mut self) -> impl FnMut(String, Decimal) + '_ {
-        move |step, value| {
+    /// they compute, lazily: no text is made with tracing off.
+    fn describer(&mut self) -> impl FnMut(&dyn Fn() -> String, Decimal) + '_ {
+        move |step: &dyn Fn() -> String, value| {
             if self.on {
                 self.steps.push(Step {
-                    step,
+                    step: step(),
                     value: format_normalized(value),
                 });
             }
@@ -115,12 +119,12 @@ impl Eval<'_> {
 }
 
 impl Eval<'_> {
-    fn fail(&self, message: impl Into<String>) -> Error {
-        Error::Settlement {
+    fn fail(&self, message: impl Into<String>) -> Box<Error> {
+        Box::new(Error::Settlement {
             contract: self.cc.contract.id.clone(),
             period: self.period.label(),
             message: message.into(),
-        }
+        })
     }
 
     fn query<'q>(
@@ -161,7 +165,7 @@ impl Eval<'_> {
         (start, self.period.end_at)
     }
 
-    fn metric(&mut self, index: usize) -> Result<Decimal> {
+    fn metric(&mut self, index: usize) -> R<Decimal> {
         let program = self.program;
         let m = &program.metrics[index];
         let (start, end) = self.window(m.window);
@@ -179,7 +183,7 @@ impl Eval<'_> {
         }
     }
 
-    fn baseline(&mut self, index: usize) -> Result<Decimal> {
+    fn baseline(&mut self, index: usize) -> R<Decimal> {
         let program = self.program;
         match &program.baselines[index] {
             CBaseline::Value(f) => {
@@ -236,34 +240,30 @@ impl Eval<'_> {
 
     /// Evaluates a field, naming `what` and the expression in any error.
     /// Evaluates a field; `what` names it in an error (built only then).
-    fn field_in(&mut self, what: impl FnOnce(&Self) -> String, field: &Field) -> Result<Decimal> {
+    fn field_in(&mut self, what: impl FnOnce(&Self) -> String, field: &Field) -> R<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
-            Err(EvalError::Lookup(e)) => Err(*e),
+            Err(EvalError::Lookup(e)) => Err(e),
             Err(e) => Err(self.fail(format!("{} {:?}: {e}", what(self), field.text))),
         }
     }
 
-    fn field(&mut self, name: impl std::fmt::Display, field: &Field) -> Result<Decimal> {
+    fn field(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
-            Err(EvalError::Lookup(e)) => Err(*e),
+            Err(EvalError::Lookup(e)) => Err(e),
             Err(e) => Err(self.fail(format!("{} {name} {:?}: {e}", self.context(), field.text))),
         }
     }
 
-    fn opt(
-        &mut self,
-        name: impl std::fmt::Display,
-        field: &Option<Field>,
-    ) -> Result<Option<Decimal>> {
+    fn opt(&mut self, name: impl std::fmt::Display, field: &Option<Field>) -> R<Option<Decimal>> {
         match field {
             Some(f) => self.field(name, f).map(Some),
             None => Ok(None),
         }
     }
 
-    fn overflow(&self) -> Error {
+    fn overflow(&self) -> Box<Error> {
         self.fail(format!(
             "{}: the amount overflows a decimal",
             self.context()
@@ -322,7 +322,7 @@ impl Eval<'_> {
 }
 
 impl Env for Eval<'_> {
-    fn value(&mut self, slot: u32) -> Result<Decimal> {
+    fn value(&mut self, slot: u32) -> R<Decimal> {
         if let Some(v) = self.values.get(slot as usize).copied().flatten() {
             return Ok(v);
         }
@@ -361,10 +361,13 @@ impl ChargeContext for CustomCtx<'_, '_> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
         let f = fields.get(index).ok_or_else(|| {
-            self.eval
+            *self
+                .eval
                 .fail(format!("{}: no field {index}", self.eval.context()))
         })?;
-        self.eval.field(format_args!("field {index}"), f)
+        self.eval
+            .field(format_args!("field {index}"), f)
+            .map_err(|e| *e)
     }
 
     fn period(&self) -> &Period {
@@ -385,7 +388,7 @@ pub(crate) fn settle_period(
     source: &dyn MetricSource,
     state: &State,
     options: &SettleOptions,
-) -> Result<(Statement, State)> {
+) -> R<(Statement, State)> {
     let mut next = state.clone();
     let mut amounts = Amounts::default();
     let mut lines = Vec::new();
@@ -437,7 +440,7 @@ pub(crate) fn settle_core(
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     out: &mut Amounts,
     mut lines: Option<(&mut Vec<Line>, bool)>,
-) -> Result<()> {
+) -> R<()> {
     let index = state.next_period;
     let periods = cc.periods();
     let period = periods.get(index).ok_or_else(|| {
@@ -701,7 +704,7 @@ fn charge_amount<'a>(
     body: &'a Body,
     t: &mut Trace,
     year_to_date: &mut [Decimal],
-) -> Result<(Decimal, Option<Decimal>, bool)> {
+) -> R<(Decimal, Option<Decimal>, bool)> {
     let overflow = |e: &Eval<'_>| e.overflow();
     match body {
         Body::Fixed { amount, prorate } => {
@@ -1104,9 +1107,9 @@ fn side(
     s: &CSide,
     money_base: Decimal,
     t: &mut Trace,
-) -> Result<gain_share::Side> {
+) -> R<gain_share::Side> {
     let share = e.field(format_args!("{prefix}share"), &s.share)?;
-    let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> Result<Decimal> {
+    let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> R<Decimal> {
         match th {
             CThreshold::Absolute(f) => e.field(format_args!("{prefix}{name}"), f),
             CThreshold::Relative(f) => {

@@ -245,7 +245,7 @@ impl CompiledContract {
         state: &State,
         options: &SettleOptions,
     ) -> Result<(Statement, State)> {
-        eval::settle_period(self, source, state, options)
+        eval::settle_period(self, source, state, options).map_err(|e| *e)
     }
 
     /// Settles the period `state.next_period` into `out` and advances
@@ -263,7 +263,7 @@ impl CompiledContract {
         out: &mut Amounts,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        eval::settle_core(self, source, state, as_of, out, None)
+        eval::settle_core(self, source, state, as_of, out, None).map_err(|e| *e)
     }
 
     /// Settles periods `0..=last`, carrying state, and returns their
