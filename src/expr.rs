@@ -1476,7 +1476,8 @@ mod tests {
 
     impl Env for TestEnv {
         fn value(&mut self, slot: u32) -> Result<Decimal, Box<Error>> {
-            self.values[slot as usize].ok_or_else(|| Box::new(Error::usage(format!("slot {slot} was read"))))
+            self.values[slot as usize]
+                .ok_or_else(|| Box::new(Error::usage(format!("slot {slot} was read"))))
         }
 
         fn rounding(&self) -> Rounding {

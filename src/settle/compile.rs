@@ -130,6 +130,9 @@ pub(crate) enum Body {
         quantity: Field,
         mode: TierMode,
         tiers: Vec<CTier>,
+        /// The tiers' values when all are constants: evaluated and checked
+        /// once, here, instead of every period.
+        constant: Option<Vec<crate::charge::tiered::TierValues>>,
         accumulate: Accumulate,
     },
     Percentage {
@@ -148,6 +151,8 @@ pub(crate) enum Body {
     Bands {
         kpi: Field,
         bands: Vec<CBand>,
+        /// The bands' edges when all are constants (checked at load).
+        edges: Option<Vec<(Option<Decimal>, Option<Decimal>)>>,
     },
     Corridor {
         actual: Field,
@@ -497,10 +502,17 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                         "a tiered charge needs at least one tier",
                     ));
                 }
+                let constant = constant_tiers(&tiers);
+                if let Some(values) = &constant {
+                    if let Err((j, m)) = crate::charge::tiered::check(values) {
+                        return Err(Error::contract(p(&format!("tiers[{j}].up_to")), m));
+                    }
+                }
                 Body::Tiered {
                     quantity: c.field(&p("quantity"), &t.quantity, here)?,
                     mode: t.mode,
                     tiers,
+                    constant,
                     accumulate: t.accumulate,
                 }
             }
@@ -694,9 +706,18 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                         value,
                     });
                 }
+                let value = |f: &Option<Field>| match f {
+                    None => Some(None),
+                    Some(f) => f.code.constant().map(Some),
+                };
+                let edges = bands
+                    .iter()
+                    .map(|b| Some((value(&b.from)?, value(&b.to)?)))
+                    .collect();
                 Body::Bands {
                     kpi: c.field(&p("kpi"), &b.kpi, here)?,
                     bands,
+                    edges,
                 }
             }
             ChargeKind::Corridor(k) => {
@@ -806,6 +827,26 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         limits,
         charge_slot0,
     })
+}
+
+/// The tiers' values, when every field of every tier is a constant.
+fn constant_tiers(tiers: &[CTier]) -> Option<Vec<crate::charge::tiered::TierValues>> {
+    let value = |f: &Option<Field>| -> Option<Option<Decimal>> {
+        match f {
+            None => Some(None),
+            Some(f) => f.code.constant().map(Some),
+        }
+    };
+    tiers
+        .iter()
+        .map(|t| {
+            Some(crate::charge::tiered::TierValues {
+                up_to: value(&t.up_to)?,
+                unit_price: value(&t.unit_price)?.unwrap_or_default(),
+                flat_fee: value(&t.flat_fee)?.unwrap_or_default(),
+            })
+        })
+        .collect()
 }
 
 /// The slots `direct` reads, directly or through KPIs and baselines, sorted.

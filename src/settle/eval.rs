@@ -785,6 +785,7 @@ fn charge_amount<'a>(
             quantity,
             mode,
             tiers,
+            constant,
             accumulate,
         } => {
             let q = e.field("quantity", quantity)?;
@@ -794,19 +795,24 @@ fn charge_amount<'a>(
             }
             let mut values = std::mem::take(&mut e.tier_buf);
             values.clear();
-            for (j, tier) in tiers.iter().enumerate() {
-                values.push(tiered::TierValues {
-                    up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
-                    unit_price: e
-                        .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
-                        .unwrap_or_default(),
-                    flat_fee: e
-                        .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
-                        .unwrap_or_default(),
-                });
-            }
-            if let Err((j, m)) = tiered::check(&values) {
-                return Err(e.fail(format!("{}: tiers[{j}]: {m}", e.context())));
+            match constant {
+                Some(fixed) => values.extend_from_slice(fixed),
+                None => {
+                    for (j, tier) in tiers.iter().enumerate() {
+                        values.push(tiered::TierValues {
+                            up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
+                            unit_price: e
+                                .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
+                                .unwrap_or_default(),
+                            flat_fee: e
+                                .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                                .unwrap_or_default(),
+                        });
+                    }
+                    if let Err((j, m)) = tiered::check(&values) {
+                        return Err(e.fail(format!("{}: tiers[{j}]: {m}", e.context())));
+                    }
+                }
             }
             let result = match accumulate {
                 Accumulate::Period => {
@@ -976,12 +982,19 @@ fn charge_amount<'a>(
                 gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
             Ok((amount, None, false))
         }
-        Body::Bands { kpi, bands } => {
+        Body::Bands {
+            kpi,
+            bands,
+            edges: constant,
+        } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
             let mut edges = std::mem::take(&mut e.edge_buf);
             edges.clear();
-            for (j, band) in bands.iter().enumerate() {
+            if let Some(fixed) = constant {
+                edges.extend_from_slice(fixed);
+            }
+            for (j, band) in bands.iter().enumerate().skip(edges.len()) {
                 let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
                 let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
                 if let (Some(f), Some(t)) = (from, to) {
