@@ -22,6 +22,7 @@ use crate::money::Rounding;
 use crate::settle::CompiledContract;
 
 mod chart;
+pub use chart::ChartLabels;
 mod engine;
 mod scenario;
 mod source;
