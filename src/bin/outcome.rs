@@ -158,9 +158,9 @@ enum Command {
         /// A scenario file (TOML) for the other series.
         #[arg(long)]
         scenario: Option<PathBuf>,
-        /// With --metrics: settle the periods due at this time instead of
-        /// now (RFC 3339, or a date meaning local midnight in each
-        /// contract's time zone), as `settle --as-of` does.
+        /// With --metrics: settle only the periods due at this time (RFC
+        /// 3339, or a date meaning local midnight in each contract's time
+        /// zone), as `settle --as-of` does; without it, the whole term.
         #[arg(long = "as-of", requires = "metrics")]
         as_of: Option<String>,
         #[command(flatten)]
@@ -913,13 +913,12 @@ fn sweep(
     let result = match (metrics, scenario) {
         (Some(metrics), _) => {
             let source = open_source(metrics)?;
-            let now = due_at(&contracts, as_of)?;
-            outcome_billing::sweep(
-                &contracts,
-                &spec,
-                Basis::History(source.as_ref()),
-                &options.now(now),
-            )
+            // Without --as-of a sweep runs the whole term, clock or not.
+            let options = match as_of {
+                Some(_) => options.now(due_at(&contracts, as_of)?),
+                None => options,
+            };
+            outcome_billing::sweep(&contracts, &spec, Basis::History(source.as_ref()), &options)
         }
         (None, scenario) => {
             let scenario = match scenario {
