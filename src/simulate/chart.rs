@@ -837,6 +837,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn ticks_cover_negatives_zero_and_both_ends() {
+        // Proves amount ticks reach below a negative low with 0 among them, and level ticks always hold both ends.
+        let (low, ticks) = amount_ticks(-1_800_000.0, 7_000_000.0);
+        assert!(low <= -1_800_000.0);
+        assert_eq!(ticks.first().copied(), Some(low));
+        assert!(ticks.contains(&0.0));
+        let t = level_ticks(98.8, 100.0);
+        assert_eq!(t.first().copied(), Some(98.8));
+        assert_eq!(t.last().copied(), Some(100.0));
+        let t = level_ticks(3.0, 97.0);
+        assert_eq!((t[0], t[t.len() - 1]), (3.0, 97.0));
+        // No interior tick crowds an end.
+        assert!(t.windows(2).all(|w| w[1] - w[0] > 4.0), "{t:?}");
+        assert_eq!(words("paid_claims"), "paid claims");
+    }
+
+    #[test]
     fn amount_labels_are_compact_and_grouped() {
         // Proves tick labels use k/M units above ten thousand, separators below, and never print -0.
         let a = AmountAxis::for_range(0.0, 250_000.0);
