@@ -1249,6 +1249,38 @@ fn cli_compare_and_sweep_take_as_of_over_history() {
     );
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--as-of"), "{err}");
+    // A date is midnight in each contract's zone: zones that disagree need a time.
+    let ny = past(USAGE)
+        .replace("\"usage\"", "\"usage-ny\"")
+        .replace("cadence", "timezone = \"America/New_York\"\ncadence");
+    std::fs::write(p.join("ny.toml"), ny).expect("writes");
+    let (code, _, err) = outcome(
+        &[
+            "compare",
+            "seats.toml",
+            "ny.toml",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "2024-03-01",
+        ],
+        p,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give a time with an offset"), "{err}");
+    let (code, _, err) = outcome(
+        &[
+            "compare",
+            "seats.toml",
+            "ny.toml",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "2024-03-01T12:00:00Z",
+        ],
+        p,
+    );
+    assert_eq!(code, 0, "{err}");
     for cmd in ["compare", "sweep"] {
         let (code, help, _) = outcome(&[cmd, "--help"], p);
         assert_eq!(code, 0);
