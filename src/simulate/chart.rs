@@ -660,7 +660,11 @@ impl SweepReport {
             };
             let subtitle = match self.break_even.len() {
                 0 if self.contracts.len() > 1 => "no break-even in the range swept".to_string(),
-                0 => format!("{} over the levels swept", self.contracts[0]),
+                0 => format!(
+                    "{}: the term total at each of {} levels",
+                    self.contracts[0],
+                    self.levels.len()
+                ),
                 1..=3 => {
                     let each: Vec<String> = self
                         .break_even
