@@ -59,8 +59,8 @@ pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconc
 pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
 pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
 pub use simulate::{
-    Basis, BreakEven, Comparison, DECIMALS_DEFAULT, DECIMALS_MAX, Difference, Model, PeriodSummary,
-    Progress, ProgressFn, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario, ScenarioFrame,
-    ScenarioSource, SimulateOptions, SimulationReport, Stats, Summary, SweepLevel, SweepReport,
-    SweepSpec, compare, simulate, sweep,
+    Basis, BreakEven, ChartLabels, Comparison, DECIMALS_DEFAULT, DECIMALS_MAX, Difference, Model,
+    PeriodSummary, Progress, ProgressFn, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario,
+    ScenarioFrame, ScenarioSource, SimulateOptions, SimulationReport, Stats, Summary, SweepLevel,
+    SweepReport, SweepSpec, compare, simulate, sweep,
 };

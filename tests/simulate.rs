@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use outcome_billing::{
-    Basis, CompiledContract, Contract, CsvSource, MemorySource, Observation, Scenario,
+    Basis, ChartLabels, CompiledContract, Contract, CsvSource, MemorySource, Observation, Scenario,
     SettleOptions, SimulateOptions, Stamp, SweepSpec, compare, simulate, sweep,
 };
 use rust_decimal::Decimal;
@@ -585,8 +585,8 @@ fn charts_carry_titles_axes_and_names() {
     let svg = report.chart_svg().expect("draws");
     assert!(balanced(&svg), "malformed SVG");
     for text in [
-        "usage: simulated total per period",
-        "amount per period (USD)",
+        "usage: total per period (USD)",
+        "total per period (USD)",
         "period (start date)",
         "5th to 95th percentile",
         "median (50th percentile)",
@@ -604,10 +604,10 @@ fn charts_carry_titles_axes_and_names() {
     let svg = c.chart_svg().expect("draws");
     assert!(balanced(&svg), "malformed SVG");
     for text in [
-        "seats: median",
+        "\nseats\n",
         "usage: median",
-        "amount per period (USD)",
-        "Compared: seats vs usage",
+        "total per period (USD)",
+        "Total per period (USD): seats vs usage",
     ] {
         assert!(svg.contains(text), "missing {text:?}");
     }
@@ -622,15 +622,154 @@ fn charts_carry_titles_axes_and_names() {
     let svg = r.chart_svg().expect("draws");
     assert!(balanced(&svg), "malformed SVG");
     for text in [
-        "Term total by tickets",
+        "Term total (USD) by level of tickets",
         "term total (USD)",
-        "tickets per period",
+        "tickets in every period (level swept)",
         "\nseats\n",
         "\nusage\n",
         "break-even: seats = usage at 500",
     ] {
         assert!(svg.contains(text), "missing {text:?}");
     }
+}
+
+#[test]
+fn compare_charts_of_identical_runs_show_no_spread() {
+    // Proves a compare chart of history or of a scenario without random series lists no percentile band or median and says what it shows.
+    let seats = compiled(SEATS);
+    let usage = compiled(USAGE);
+    let mut history = MemorySource::new();
+    for p in &usage.periods()[..3] {
+        history.push(Observation::new("tickets", Stamp::At(p.start_at), d("100")));
+    }
+    let now = usage.periods()[2].end_at;
+    let c = compare(
+        &[seats.clone(), usage.clone()],
+        Basis::History(&history),
+        &SimulateOptions::new().now(now),
+    )
+    .expect("compares");
+    let svg = c.chart_svg().expect("draws");
+    assert!(balanced(&svg), "malformed SVG");
+    assert!(svg.contains("history: one run"), "{svg}");
+    for text in ["percentile", "median", "runs on identical draws"] {
+        assert!(!svg.contains(text), "history chart says {text:?}");
+    }
+    assert!(svg.contains("\nseats\n") && svg.contains("\nusage\n"));
+
+    let fixed = scenario("[series.tickets]\nmodel = \"constant\"\nvalue = 400\n");
+    let c = compare(
+        &[seats.clone(), usage.clone()],
+        Basis::Scenario(&fixed),
+        &SimulateOptions::new().runs(1000),
+    )
+    .expect("compares");
+    let svg = c.chart_svg().expect("draws");
+    assert!(svg.contains("deterministic scenario"), "{svg}");
+    for text in ["percentile", "median", "1,000 runs", "1000 runs"] {
+        assert!(!svg.contains(text), "deterministic chart says {text:?}");
+    }
+    let report = simulate(&usage, &fixed, &SimulateOptions::new().runs(50)).expect("simulates");
+    let svg = report.chart_svg().expect("draws");
+    assert!(svg.contains("deterministic scenario") && !svg.contains("percentile"));
+
+    // A random scenario keeps its bands, and names the runs.
+    let random = scenario("[series.tickets]\nmodel = \"poisson\"\nlambda = 400\n");
+    let c = compare(
+        &[seats, usage],
+        Basis::Scenario(&random),
+        &SimulateOptions::new().runs(1000),
+    )
+    .expect("compares");
+    let svg = c.chart_svg().expect("draws");
+    assert!(svg.contains("1,000 runs on identical draws"), "{svg}");
+    assert!(svg.contains("usage: 5th to 95th percentile"));
+    // The fixed fee is the same in every run: a line, no band.
+    assert!(!svg.contains("seats: 5th to 95th percentile"));
+}
+
+/// The text of every `<text>` element, trimmed.
+fn texts(svg: &str) -> Vec<String> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| {
+            let body = &t[t.find('>')? + 1..];
+            Some(body[..body.find("</text>")?].trim().to_string())
+        })
+        .collect()
+}
+
+#[test]
+fn sweep_charts_label_negative_totals_and_both_ends() {
+    // Proves the sweep chart labels ticks below zero with a zero line, and labels the first and last level even when neither is round.
+    let usage = compiled(USAGE);
+    let spec = SweepSpec::new("tickets", d("-1000"), d("2970")).steps(10);
+    let r = sweep(
+        &[usage],
+        &spec,
+        Basis::Scenario(&Scenario::default()),
+        &SimulateOptions::new(),
+    )
+    .expect("sweeps");
+    let svg = r.chart_svg().expect("draws");
+    assert!(balanced(&svg), "malformed SVG");
+    let labels = texts(&svg);
+    // Totals run from -24,000 to 71,280.
+    assert!(labels.iter().any(|t| t == "-20k"), "{labels:?}");
+    assert!(labels.iter().any(|t| t == "0"), "{labels:?}");
+    assert!(svg.contains("#464646"), "no zero line");
+    assert!(labels.iter().any(|t| t == "-1,000"), "{labels:?}");
+    assert!(labels.iter().any(|t| t == "2,970"), "{labels:?}");
+
+    // An uptime-like sweep: the last level, 100.00, is labelled.
+    let uptime = compiled(&USAGE.replace("series = \"tickets\"", "series = \"uptime_pct\""));
+    let spec = SweepSpec::new("uptime_pct", d("98.8"), d("100")).steps(12);
+    let r = sweep(
+        &[uptime],
+        &spec,
+        Basis::Scenario(&Scenario::default()),
+        &SimulateOptions::new(),
+    )
+    .expect("sweeps");
+    let labels = texts(&r.chart_svg().expect("draws"));
+    assert!(labels.iter().any(|t| t == "98.80"), "{labels:?}");
+    assert!(labels.iter().any(|t| t == "100.00"), "{labels:?}");
+}
+
+#[test]
+fn chart_titles_read_as_words_and_callers_may_set_them() {
+    // Proves default titles name the currency and the series in words, and ChartLabels replaces title, subtitle and axis labels.
+    let usage = compiled(&USAGE.replace("series = \"tickets\"", "series = \"paid_claims\""));
+    let spec = SweepSpec::new("paid_claims", d("0"), d("100")).steps(4);
+    let r = sweep(
+        &[usage],
+        &spec,
+        Basis::Scenario(&Scenario::default()),
+        &SimulateOptions::new(),
+    )
+    .expect("sweeps");
+    let svg = r.chart_svg().expect("draws");
+    assert!(
+        svg.contains("Term total (USD) by level of paid claims"),
+        "{svg}"
+    );
+    assert!(!svg.contains("Term total by paid_claims"));
+    let labels = ChartLabels::new()
+        .title("What the ACO settles")
+        .subtitle("one performance year")
+        .x("annual paid claims (USD)")
+        .y("shared savings (+) or losses (-)");
+    let svg = r.chart_svg_with(&labels).expect("draws");
+    assert!(balanced(&svg), "malformed SVG");
+    for text in [
+        "What the ACO settles",
+        "one performance year",
+        "annual paid claims (USD)",
+        "shared savings (+) or losses (-)",
+    ] {
+        assert!(svg.contains(text), "missing {text:?}");
+    }
+    assert!(!svg.contains("Term total (USD)"));
 }
 
 // ---------------------------------------------------------------------------
@@ -786,7 +925,7 @@ fn cli_simulate_prints_the_spec_shapes_and_a_chart() {
     );
     assert!(table.contains("cap acted in"));
     let svg = std::fs::read_to_string(p.join("fan.svg")).expect("chart written");
-    assert!(svg.contains("capped: simulated total per period"));
+    assert!(svg.contains("capped: total per period (USD)"));
 }
 
 #[test]
@@ -1024,4 +1163,127 @@ fn cli_compare_and_sweep_print_their_shapes() {
         table.contains("seats and usage break even at tickets = 500"),
         "{table}"
     );
+}
+
+#[test]
+fn cli_compare_and_sweep_take_as_of_over_history() {
+    // Proves compare and sweep over history settle only the periods due at --as-of, and --help documents it.
+    let history = "series,timestamp,value\ntickets,2024-01-05,300\ntickets,2024-02-05,700\n";
+    let past = |text: &str| {
+        text.replace("2026-01-01", "2024-01-01")
+            .replace("2027-01-01", "2025-01-01")
+    };
+    let dir = files(&[
+        ("u.toml", &past(USAGE)),
+        ("seats.toml", &past(SEATS)),
+        ("h.csv", history),
+    ]);
+    let p = dir.path();
+    let (code, json, err) = outcome(
+        &[
+            "compare",
+            "seats.toml",
+            "u.toml",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "2024-03-01",
+            "--format",
+            "json",
+            "--plot",
+            "h.svg",
+        ],
+        p,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    // January and February are due on 1 March: 2 x 1000 and (300 + 700) x 2.
+    assert_eq!(v["contracts"][0]["term"]["total"]["mean"], "2000.00");
+    assert_eq!(v["contracts"][1]["term"]["total"]["mean"], "2000.00");
+    let svg = std::fs::read_to_string(p.join("h.svg")).expect("chart written");
+    assert!(
+        svg.contains("history: the periods due at 2024-03-01"),
+        "{svg}"
+    );
+    assert!(!svg.contains("percentile"));
+
+    let (code, json, err) = outcome(
+        &[
+            "sweep",
+            "seats.toml",
+            "u.toml",
+            "--metric",
+            "tickets",
+            "--from",
+            "0",
+            "--to",
+            "900",
+            "--steps",
+            "3",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "2024-03-01T00:00:00Z",
+            "--format",
+            "json",
+        ],
+        p,
+    );
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    // Two periods: seats 2000 at every level, usage 2 x 900 x 2 at the top.
+    assert_eq!(v["levels"][3]["totals"]["seats"], "2000.00");
+    assert_eq!(v["levels"][3]["totals"]["usage"], "3600.00");
+
+    let (code, _, err) = outcome(
+        &[
+            "compare",
+            "seats.toml",
+            "u.toml",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "soon",
+        ],
+        p,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--as-of"), "{err}");
+    // A date is midnight in each contract's zone: zones that disagree need a time.
+    let ny = past(USAGE)
+        .replace("\"usage\"", "\"usage-ny\"")
+        .replace("cadence", "timezone = \"America/New_York\"\ncadence");
+    std::fs::write(p.join("ny.toml"), ny).expect("writes");
+    let (code, _, err) = outcome(
+        &[
+            "compare",
+            "seats.toml",
+            "ny.toml",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "2024-03-01",
+        ],
+        p,
+    );
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("give a time with an offset"), "{err}");
+    let (code, _, err) = outcome(
+        &[
+            "compare",
+            "seats.toml",
+            "ny.toml",
+            "--metrics",
+            "h.csv",
+            "--as-of",
+            "2024-03-01T12:00:00Z",
+        ],
+        p,
+    );
+    assert_eq!(code, 0, "{err}");
+    for cmd in ["compare", "sweep"] {
+        let (code, help, _) = outcome(&[cmd, "--help"], p);
+        assert_eq!(code, 0);
+        assert!(help.contains("--as-of"), "{help}");
+    }
 }

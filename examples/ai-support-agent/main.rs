@@ -10,8 +10,8 @@
 use std::path::Path;
 
 use outcome_billing::{
-    Basis, CompiledContract, Contract, CsvSource, Scenario, SettleOptions, SimulateOptions,
-    Statement, SweepSpec, compare, sweep,
+    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Scenario, SettleOptions,
+    SimulateOptions, Statement, SweepSpec, compare, sweep,
 };
 use rust_decimal::Decimal;
 
@@ -94,7 +94,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/examples");
     std::fs::create_dir_all(&out)?;
     let chart = out.join("ai-support-agent.svg");
-    std::fs::write(&chart, report.chart_svg()?)?;
+    std::fs::write(
+        &chart,
+        report.chart_svg_with(
+            &ChartLabels::new()
+                .title("Northwind: per-resolution pricing vs the seat plan")
+                .x("resolved conversations a month")
+                .y("expected cost for the year (USD)"),
+        )?,
+    )?;
     println!(
         "\nChart (term total by monthly resolutions): {}",
         chart.display()

@@ -13,8 +13,8 @@
 use std::path::Path;
 
 use outcome_billing::{
-    Basis, CompiledContract, Contract, CsvSource, Line, Model, Scenario, SettleOptions,
-    SimulateOptions, compare,
+    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Line, Model, Scenario,
+    SettleOptions, SimulateOptions, compare,
 };
 use rust_decimal::Decimal;
 
@@ -129,7 +129,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/examples");
     std::fs::create_dir_all(&out)?;
     let chart = out.join("energy-savings.svg");
-    std::fs::write(&chart, actuals.chart_svg()?)?;
+    std::fs::write(
+        &chart,
+        actuals.chart_svg_with(
+            &ChartLabels::new()
+                .title("St Mary's 2025: shared savings vs guaranteed savings")
+                .y("payment to the ESCO per month (USD)"),
+        )?,
+    )?;
     println!(
         "\nChart (ESCO income per month, both structures, 2025): {}",
         chart.display()

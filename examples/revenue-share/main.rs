@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use outcome_billing::{
-    CompiledContract, Contract, CsvSource, Model, Scenario, SettleOptions, SimulateOptions,
-    Statement, simulate,
+    ChartLabels, CompiledContract, Contract, CsvSource, Model, Scenario, SettleOptions,
+    SimulateOptions, Statement, simulate,
 };
 use rust_decimal::Decimal;
 
@@ -99,7 +99,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/examples");
         std::fs::create_dir_all(&out)?;
         let chart = out.join("revenue-share.svg");
-        std::fs::write(&chart, report.chart_svg()?)?;
+        std::fs::write(
+            &chart,
+            report.chart_svg_with(
+                &ChartLabels::new()
+                    .title("Bluepeak success fee per month (revenue volatility sigma 0.40)")
+                    .y("invoice per month (USD)"),
+            )?,
+        )?;
         println!("\nChart (monthly invoice, sigma 0.40): {}", chart.display());
     }
     Ok(())

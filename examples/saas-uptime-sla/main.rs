@@ -10,8 +10,8 @@
 use std::path::Path;
 
 use outcome_billing::{
-    Basis, CompiledContract, Contract, CsvSource, Model, Scenario, SettleOptions, SimulateOptions,
-    SweepSpec, simulate, sweep,
+    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Model, Scenario, SettleOptions,
+    SimulateOptions, SweepSpec, simulate, sweep,
 };
 use rust_decimal::Decimal;
 
@@ -95,7 +95,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/examples");
     std::fs::create_dir_all(&out)?;
     let chart = out.join("saas-uptime-sla.svg");
-    std::fs::write(&chart, schedule.chart_svg()?)?;
+    std::fs::write(
+        &chart,
+        schedule.chart_svg_with(
+            &ChartLabels::new()
+                .title("RouteCloud: the year's invoice after uptime credits")
+                .x("monthly uptime, the same every month (%)")
+                .y("invoice for the year (USD)"),
+        )?,
+    )?;
     println!(
         "\nChart (a year's revenue at a constant monthly uptime): {}",
         chart.display()

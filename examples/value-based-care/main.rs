@@ -12,8 +12,8 @@
 use std::path::Path;
 
 use outcome_billing::{
-    Basis, CompiledContract, Contract, CsvSource, Line, Scenario, SettleOptions, SimulateOptions,
-    SweepSpec, simulate, sweep,
+    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Line, Scenario, SettleOptions,
+    SimulateOptions, SweepSpec, simulate, sweep,
 };
 use rust_decimal::Decimal;
 
@@ -103,7 +103,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let out = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/examples");
     std::fs::create_dir_all(&out)?;
     let chart = out.join("value-based-care.svg");
-    std::fs::write(&chart, curve.chart_svg()?)?;
+    std::fs::write(&chart, curve.chart_svg_with(
+            &ChartLabels::new()
+                .title("Lakeshore ACO 2025: shared savings (+) or losses (-) by paid claims")
+                .subtitle("the year's settlement at each level of paid claims; mean of 200 simulated years")
+                .x("paid claims for the performance year (USD)")
+                .y("settlement (USD; below 0 the ACO pays back)"),
+        )?)?;
     println!(
         "\nChart (settlement by paid claims for the year): {}",
         chart.display()

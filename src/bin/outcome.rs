@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use std::io::IsTerminal;
 use std::sync::{Arc, OnceLock};
 
-use chrono::{NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use outcome_billing::{
-    Basis, CompiledContract, Contract, ContractStatements, CsvSource, Error, MetricSource,
-    RUNS_DEFAULT, RunItem, STEPS_DEFAULT, Scenario, SettleOptions, SimulateOptions, SweepSpec,
-    parse_as_of, parse_decimal, run_csv, run_json, run_table,
+    Basis, ChartLabels, CompiledContract, Contract, ContractStatements, CsvSource, Error,
+    MetricSource, RUNS_DEFAULT, RunItem, STEPS_DEFAULT, Scenario, SettleOptions, SimulateOptions,
+    SweepSpec, parse_as_of, parse_decimal, run_csv, run_json, run_table,
 };
 
 #[derive(Parser)]
@@ -120,6 +120,11 @@ enum Command {
         /// The scenario file (TOML).
         #[arg(long)]
         scenario: Option<PathBuf>,
+        /// With --metrics: settle the periods due at this time instead of
+        /// now (RFC 3339, or a date meaning local midnight in each
+        /// contract's time zone), as `settle --as-of` does.
+        #[arg(long = "as-of", requires = "metrics")]
+        as_of: Option<String>,
         #[command(flatten)]
         runs: RunArgs,
         /// Output format.
@@ -153,6 +158,11 @@ enum Command {
         /// A scenario file (TOML) for the other series.
         #[arg(long)]
         scenario: Option<PathBuf>,
+        /// With --metrics: settle only the periods due at this time (RFC
+        /// 3339, or a date meaning local midnight in each contract's time
+        /// zone), as `settle --as-of` does; without it, the whole term.
+        #[arg(long = "as-of", requires = "metrics")]
+        as_of: Option<String>,
         #[command(flatten)]
         runs: RunArgs,
         /// Output format.
@@ -233,6 +243,7 @@ fn main() -> ExitCode {
             contracts,
             metrics,
             scenario,
+            as_of,
             runs,
             format,
             plot,
@@ -240,6 +251,7 @@ fn main() -> ExitCode {
             &contracts,
             metrics.as_deref(),
             scenario.as_deref(),
+            as_of.as_deref(),
             &runs,
             format,
             plot.as_deref(),
@@ -252,6 +264,7 @@ fn main() -> ExitCode {
             steps,
             metrics,
             scenario,
+            as_of,
             runs,
             format,
             plot,
@@ -261,6 +274,7 @@ fn main() -> ExitCode {
             (&from, &to, steps),
             metrics.as_deref(),
             scenario.as_deref(),
+            as_of.as_deref(),
             &runs,
             format,
             plot.as_deref(),
@@ -791,10 +805,48 @@ fn load_all(args: &[PathBuf]) -> Result<Vec<CompiledContract>, Error> {
     contract_files(args)?.iter().map(|f| load(f)).collect()
 }
 
+/// The instant `--as-of` names for every contract: a date is local
+/// midnight in each contract's zone, so contracts in different zones must
+/// be given a time instead; without `--as-of`, now.
+fn due_at(contracts: &[CompiledContract], as_of: Option<&str>) -> Result<DateTime<Utc>, Error> {
+    let Some(text) = as_of else {
+        return Ok(Utc::now());
+    };
+    let mut at: Option<(DateTime<Utc>, &CompiledContract)> = None;
+    for c in contracts {
+        let t = parse_as_of(text, c.contract().timezone)
+            .map_err(|m| Error::usage(format!("--as-of: {m}")))?;
+        match at {
+            Some((first, f)) if first != t => {
+                return Err(Error::usage(format!(
+                    "--as-of: {text:?} is midnight at different instants in {} ({}) and {} ({}): give a time with an offset",
+                    f.contract().id,
+                    f.contract().timezone,
+                    c.contract().id,
+                    c.contract().timezone
+                )));
+            }
+            Some(_) => {}
+            None => at = Some((t, c)),
+        }
+    }
+    Ok(at.map_or_else(Utc::now, |(t, _)| t))
+}
+
+/// The subtitle of a chart of history: what was settled, and when.
+fn history_subtitle(as_of: Option<&str>) -> String {
+    match as_of {
+        Some(t) => format!("history: the periods due at {t}, settled on the metrics given"),
+        None => "history: the periods due now, settled on the metrics given".to_string(),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 fn compare(
     contracts: &[PathBuf],
     metrics: Option<&str>,
     scenario: Option<&Path>,
+    as_of: Option<&str>,
     args: &RunArgs,
     format: Format,
     plot: Option<&Path>,
@@ -805,10 +857,11 @@ fn compare(
     let result = match (metrics, scenario) {
         (Some(metrics), _) => {
             let source = open_source(metrics)?;
+            let now = due_at(&contracts, as_of)?;
             outcome_billing::compare(
                 &contracts,
                 Basis::History(source.as_ref()),
-                &options.now(Utc::now()),
+                &options.now(now),
             )
         }
         (None, Some(scenario)) => {
@@ -819,7 +872,13 @@ fn compare(
     };
     done();
     let comparison = result?;
-    write_plot(plot, || comparison.chart_svg())?;
+    write_plot(plot, || {
+        if metrics.is_some() {
+            comparison.chart_svg_with(&ChartLabels::new().subtitle(history_subtitle(as_of)))
+        } else {
+            comparison.chart_svg()
+        }
+    })?;
     print!(
         "{}",
         match format {
@@ -838,6 +897,7 @@ fn sweep(
     (from, to, steps): (&str, &str, usize),
     metrics: Option<&str>,
     scenario: Option<&Path>,
+    as_of: Option<&str>,
     args: &RunArgs,
     format: Format,
     plot: Option<&Path>,
@@ -853,6 +913,11 @@ fn sweep(
     let result = match (metrics, scenario) {
         (Some(metrics), _) => {
             let source = open_source(metrics)?;
+            // Without --as-of a sweep runs the whole term, clock or not.
+            let options = match as_of {
+                Some(_) => options.now(due_at(&contracts, as_of)?),
+                None => options,
+            };
             outcome_billing::sweep(&contracts, &spec, Basis::History(source.as_ref()), &options)
         }
         (None, scenario) => {

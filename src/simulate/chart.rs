@@ -47,6 +47,161 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
     Error::usage(format!("cannot draw the chart: {e}"))
 }
 
+/// Titles and axis labels for a chart, set by the caller; each `None`
+/// keeps the chart's own wording.
+///
+/// ```
+/// use outcome_billing::ChartLabels;
+/// let labels = ChartLabels::new()
+///     .title("Per-resolution pricing vs seat plan")
+///     .x("resolved conversations a month");
+/// assert_eq!(labels.y, None);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChartLabels {
+    /// The title above the chart.
+    pub title: Option<String>,
+    /// The line under the title (what was simulated: runs, history).
+    pub subtitle: Option<String>,
+    /// The horizontal axis' description.
+    pub x: Option<String>,
+    /// The vertical axis' description.
+    pub y: Option<String>,
+}
+
+impl ChartLabels {
+    /// No label set: every chart keeps its own wording.
+    pub fn new() -> ChartLabels {
+        ChartLabels::default()
+    }
+
+    /// Sets the title.
+    pub fn title(mut self, title: impl Into<String>) -> ChartLabels {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// Sets the subtitle.
+    pub fn subtitle(mut self, subtitle: impl Into<String>) -> ChartLabels {
+        self.subtitle = Some(subtitle.into());
+        self
+    }
+
+    /// Sets the horizontal axis' description.
+    pub fn x(mut self, x: impl Into<String>) -> ChartLabels {
+        self.x = Some(x.into());
+        self
+    }
+
+    /// Sets the vertical axis' description.
+    pub fn y(mut self, y: impl Into<String>) -> ChartLabels {
+        self.y = Some(y.into());
+        self
+    }
+
+    fn pick(value: &Option<String>, default: impl FnOnce() -> String) -> String {
+        value.clone().unwrap_or_else(default)
+    }
+}
+
+/// An id as words for a title: `paid_claims` reads `paid claims`.
+fn words(id: &str) -> String {
+    id.replace(['_', '-'], " ")
+}
+
+/// A round step (1, 2, 2.5 or 5 times a power of ten) giving about
+/// `count` intervals over `span`.
+fn nice_step(span: f64, count: usize) -> f64 {
+    let raw = (span / count.max(1) as f64).abs();
+    if raw <= 0.0 || !raw.is_finite() {
+        return 1.0;
+    }
+    let magnitude = 10f64.powf(raw.log10().floor());
+    for m in [1.0, 2.0, 2.5, 5.0] {
+        if magnitude * m >= raw * (1.0 - 1e-9) {
+            return magnitude * m;
+        }
+    }
+    magnitude * 10.0
+}
+
+/// The multiples of `step` from `low` to `high`, both included when they
+/// fall on one (within rounding); 0 exactly, never -0.
+fn multiples(low: f64, high: f64, step: f64) -> Vec<f64> {
+    let mut ticks = Vec::new();
+    let mut k = (low / step - 1e-9).ceil();
+    while k * step <= high + step * 1e-9 && ticks.len() < 1000 {
+        let t = k * step;
+        ticks.push(if t.abs() < step * 1e-9 { 0.0 } else { t });
+        k += 1.0;
+    }
+    ticks
+}
+
+/// Amount ticks: round steps, 0 among them, and the range's low end moved
+/// down to a step so a negative range gets its labels too.
+fn amount_ticks(low: f64, high: f64) -> (f64, Vec<f64>) {
+    let step = nice_step(high - low, 7);
+    let low = if low < 0.0 {
+        (low / step - 1e-9).floor() * step
+    } else {
+        low
+    };
+    (low, multiples(low, high, step))
+}
+
+/// Ticks over a swept range: round steps inside, and both ends always,
+/// whether or not they are round (a tick too close to an end gives way).
+fn level_ticks(first: f64, last: f64) -> Vec<f64> {
+    let step = nice_step(last - first, 8);
+    let mut ticks = vec![first];
+    ticks.extend(
+        multiples(first, last, step)
+            .into_iter()
+            .filter(|t| (t - first).abs() > step * 0.4 && (last - t).abs() > step * 0.4),
+    );
+    if (last - first).abs() > 1e-12 {
+        ticks.push(last);
+    }
+    ticks
+}
+
+/// A float axis whose ticks are exactly `ticks` (plotters' own
+/// `WithKeyPoints` cannot take a label formatter).
+struct Ticked {
+    inner: plotters::coord::types::RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+fn ticked(range: std::ops::Range<f64>, ticks: Vec<f64>) -> Ticked {
+    Ticked {
+        inner: range.into(),
+        ticks,
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = plotters::coord::ranged1d::DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<Hint: plotters::coord::ranged1d::KeyPointHint>(&self, hint: Hint) -> Vec<f64> {
+        // Bold ticks only: no light lines between them.
+        if hint.weight().allow_light_points() {
+            Vec::new()
+        } else {
+            self.ticks.clone()
+        }
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
 /// A period start as a reader expects on an axis: `Jan 2026` on the first
 /// of a month, `15 Jan 2026` otherwise.
 fn date_label(d: NaiveDate) -> String {
@@ -157,7 +312,9 @@ fn band(xs: &[f64], low: &[f64], high: &[f64]) -> Vec<(f64, f64)> {
 /// One contract's fan: positions, p5, p50, p95, mean of the period totals.
 struct Fan {
     name: String,
-    runs: usize,
+    /// Whether the runs differ at all: one run (history) or a scenario
+    /// without random series gives every run the same totals.
+    spread: bool,
     xs: Vec<f64>,
     p5: Vec<f64>,
     p50: Vec<f64>,
@@ -173,7 +330,7 @@ impl Fan {
             .map(|p| (p.period.start, &p.summary.total));
         let mut fan = Fan {
             name: report.contract.clone(),
-            runs: report.runs,
+            spread: false,
             xs: Vec::new(),
             p5: Vec::new(),
             p50: Vec::new(),
@@ -186,33 +343,45 @@ impl Fan {
             fan.p50.push(f(s.p50));
             fan.p95.push(f(s.p95));
             fan.mean.push(f(s.mean));
+            fan.spread |= report.runs > 1 && s.p5 != s.p95;
         }
         fan
     }
 }
 
+/// A dark horizontal line at 0, so credits and losses read as below it.
+fn zero_line<DB: DrawingBackend, X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<X, Y>>,
+    from: f64,
+    to: f64,
+) -> Result<()> {
+    chart
+        .draw_series(LineSeries::new(
+            [(from, 0.0), (to, 0.0)],
+            RGBColor(70, 70, 70).stroke_width(1),
+        ))
+        .map_err(chart_error)?;
+    Ok(())
+}
+
 /// Draws fans on period axes: one fan for `simulate`, one per contract for
 /// `compare` (bands lighter, the median line per contract, and the mean
 /// only when there is one contract).
-fn fans_svg(
-    title: &str,
-    subtitle: &str,
-    currency: &str,
-    dates: &[NaiveDate],
-    fans: &[Fan],
-) -> Result<String> {
+fn fans_svg(labels: [String; 4], dates: &[NaiveDate], fans: &[Fan]) -> Result<String> {
+    let [title, subtitle, x_desc, y_desc] = labels;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
         root.fill(&WHITE).map_err(chart_error)?;
         let root = root
-            .titled(title, (FONT, 24).into_font().color(&BLACK))
+            .titled(&title, (FONT, 24).into_font().color(&BLACK))
             .map_err(chart_error)?;
         let (low, high) = y_range(
             fans.iter()
                 .flat_map(|f| f.p5.iter().chain(&f.p95).chain(&f.mean).copied()),
         );
         let axis = AmountAxis::for_range(low, high);
+        let (low, y_ticks) = amount_ticks(low, high);
         let last = dates.len().saturating_sub(1) as f64;
         let pad = if dates.len() == 1 { 0.6 } else { 0.4 };
         let mut chart = ChartBuilder::on(&root)
@@ -223,7 +392,7 @@ fn fans_svg(
             .margin(18)
             .x_label_area_size(44)
             .y_label_area_size(78)
-            .build_cartesian_2d(-pad..last + pad, low..high)
+            .build_cartesian_2d(-pad..last + pad, ticked(low..high, y_ticks))
             .map_err(chart_error)?;
         let x_fmt = |x: &f64| x_label(dates, *x);
         let y_fmt = |y: &f64| axis.label(*y);
@@ -232,10 +401,9 @@ fn fans_svg(
             .disable_x_mesh()
             .x_labels(dates.len().clamp(1, 13))
             .x_label_formatter(&x_fmt)
-            .y_labels(8)
             .y_label_formatter(&y_fmt)
-            .x_desc("period (start date)")
-            .y_desc(format!("amount per period ({currency})"))
+            .x_desc(x_desc)
+            .y_desc(y_desc)
             .axis_desc_style((FONT, 15))
             .label_style((FONT, 13))
             .max_light_lines(1)
@@ -243,11 +411,15 @@ fn fans_svg(
             .bold_line_style(RGBColor(215, 215, 215))
             .draw()
             .map_err(chart_error)?;
+        if low < 0.0 {
+            zero_line(&mut chart, -pad, last + pad)?;
+        }
         let single = fans.len() == 1;
         for (i, fan) in fans.iter().enumerate() {
             let c = if single { colour(0) } else { colour(i) };
-            // One run (history) has no spread: a line per contract says it all.
-            if fan.runs > 1 {
+            // Identical runs (history, a scenario without random series)
+            // have no spread: a line per contract says it all.
+            if fan.spread {
                 let band_fill = c.mix(if single { 0.22 } else { 0.14 });
                 let band_label = if single {
                     "5th to 95th percentile".to_string()
@@ -265,7 +437,7 @@ fn fans_svg(
                         Rectangle::new([(x, y - 6), (x + 22, y + 6)], band_fill.filled())
                     });
             }
-            let line_label = match (single, fan.runs > 1) {
+            let line_label = match (single, fan.spread) {
                 (true, true) => "median (50th percentile)".to_string(),
                 (true, false) => "total".to_string(),
                 (false, true) => format!("{}: median", fan.name),
@@ -289,7 +461,7 @@ fn fans_svg(
                         .map(|(&x, &y)| Circle::new((x, y), 3, c.filled())),
                 )
                 .map_err(chart_error)?;
-            if single && fan.runs > 1 {
+            if single && fan.spread {
                 let m = colour(1);
                 chart
                     .draw_series(DashedLineSeries::new(
@@ -326,22 +498,40 @@ impl SimulationReport {
     /// # Errors
     /// A usage error if drawing fails (it does not with the SVG backend).
     pub fn chart_svg(&self) -> Result<String> {
+        self.chart_svg_with(&ChartLabels::default())
+    }
+
+    /// [`chart_svg`](Self::chart_svg) with the caller's title, subtitle
+    /// or axis labels where `labels` sets them.
+    ///
+    /// # Errors
+    /// A usage error if drawing fails (it does not with the SVG backend).
+    pub fn chart_svg_with(&self, labels: &ChartLabels) -> Result<String> {
         let dates: Vec<NaiveDate> = self.periods.iter().map(|p| p.period.start).collect();
         let fan = Fan::of(self, |d| {
             dates.iter().position(|x| *x == d).unwrap_or(0) as f64
         });
         let subtitle = if self.runs == 1 {
-            "1 run".to_string()
+            "one run: the totals as settled".to_string()
+        } else if !fan.spread {
+            "deterministic scenario: every run gives these totals".to_string()
         } else {
             format!(
                 "{} runs, seed {}; the band holds 90% of runs",
-                self.runs, self.seed
+                group_thousands(&self.runs.to_string()),
+                self.seed
             )
         };
+        let currency = self.currency.code();
         fans_svg(
-            &format!("{}: simulated total per period", self.contract),
-            &subtitle,
-            self.currency.code(),
+            [
+                ChartLabels::pick(&labels.title, || {
+                    format!("{}: total per period ({currency})", words(&self.contract))
+                }),
+                ChartLabels::pick(&labels.subtitle, || subtitle),
+                ChartLabels::pick(&labels.x, || "period (start date)".to_string()),
+                ChartLabels::pick(&labels.y, || format!("total per period ({currency})")),
+            ],
             &dates,
             &[fan],
         )
@@ -352,9 +542,22 @@ impl Comparison {
     /// Every contract's fan on one chart as SVG: a band (5th–95th
     /// percentile) and a median line per contract, one colour each.
     ///
+    /// With one run (history) or identical runs (a scenario without
+    /// random series) each contract is a single line and the subtitle says
+    /// so.
+    ///
     /// # Errors
     /// A usage error if drawing fails, or when there is no contract.
     pub fn chart_svg(&self) -> Result<String> {
+        self.chart_svg_with(&ChartLabels::default())
+    }
+
+    /// [`chart_svg`](Self::chart_svg) with the caller's title, subtitle
+    /// or axis labels where `labels` sets them.
+    ///
+    /// # Errors
+    /// A usage error if drawing fails, or when there is no contract.
+    pub fn chart_svg_with(&self, labels: &ChartLabels) -> Result<String> {
         let first = self
             .contracts
             .first()
@@ -371,19 +574,28 @@ impl Comparison {
             .iter()
             .map(|c| Fan::of(c, |d| dates.binary_search(&d).unwrap_or(0) as f64))
             .collect();
-        let ids: Vec<&str> = self.contracts.iter().map(|c| c.contract.as_str()).collect();
-        let runs = if first.runs == 1 {
-            "history, 1 run".to_string()
+        let ids: Vec<String> = self.contracts.iter().map(|c| words(&c.contract)).collect();
+        let subtitle = if first.runs == 1 {
+            "history: one run, each contract settled on the same metrics".to_string()
+        } else if !fans.iter().any(|f| f.spread) {
+            "deterministic scenario: every run gives these totals".to_string()
         } else {
             format!(
-                "{} runs on identical draws, seed {}",
-                first.runs, first.seed
+                "{} runs on identical draws, seed {}; bands hold 90% of runs, lines are medians",
+                group_thousands(&first.runs.to_string()),
+                first.seed
             )
         };
+        let currency = first.currency.code();
         fans_svg(
-            &format!("Compared: {}", ids.join(" vs ")),
-            &format!("total per period; {runs}"),
-            first.currency.code(),
+            [
+                ChartLabels::pick(&labels.title, || {
+                    format!("Total per period ({currency}): {}", ids.join(" vs "))
+                }),
+                ChartLabels::pick(&labels.subtitle, || subtitle),
+                ChartLabels::pick(&labels.x, || "period (start date)".to_string()),
+                ChartLabels::pick(&labels.y, || format!("total per period ({currency})")),
+            ],
             &dates,
             &fans,
         )
@@ -394,9 +606,21 @@ impl SweepReport {
     /// Each contract's term total over the levels as SVG, one line per
     /// contract, break-even levels marked and labelled.
     ///
+    /// Both ends of the range swept are labelled on the x axis, and
+    /// negative totals on the y axis, with a line at 0.
+    ///
     /// # Errors
     /// A usage error if drawing fails, or when there is no level.
     pub fn chart_svg(&self) -> Result<String> {
+        self.chart_svg_with(&ChartLabels::default())
+    }
+
+    /// [`chart_svg`](Self::chart_svg) with the caller's title, subtitle
+    /// or axis labels where `labels` sets them.
+    ///
+    /// # Errors
+    /// A usage error if drawing fails, or when there is no level.
+    pub fn chart_svg_with(&self, labels: &ChartLabels) -> Result<String> {
         let (first, last) = match (self.levels.first(), self.levels.last()) {
             (Some(a), Some(b)) => (f(a.level), f(b.level)),
             _ => return Err(chart_error("no level")),
@@ -406,13 +630,20 @@ impl SweepReport {
         } else {
             (first.min(last), first.max(last))
         };
+        let x_ticks = level_ticks(first.min(last), first.max(last));
+        // A little room either side so the end ticks and markers show whole.
+        let x_pad = (x_high - x_low) * 0.02;
+        let currency = self.currency.code();
+        let series = words(&self.series);
         let mut svg = String::new();
         {
             let root = SVGBackend::with_string(&mut svg, SIZE).into_drawing_area();
             root.fill(&WHITE).map_err(chart_error)?;
             let root = root
                 .titled(
-                    &format!("Term total by {}", self.series),
+                    &ChartLabels::pick(&labels.title, || {
+                        format!("Term total ({currency}) by level of {series}")
+                    }),
                     (FONT, 24).into_font().color(&BLACK),
                 )
                 .map_err(chart_error)?;
@@ -422,13 +653,18 @@ impl SweepReport {
                     .flat_map(|l| l.totals.iter().map(|t| f(*t))),
             );
             let axis = AmountAxis::for_range(low, high);
+            let (low, y_ticks) = amount_ticks(low, high);
             let x_axis = AmountAxis::for_range(x_low, x_high);
             let level_text = |b: &super::stats::BreakEven| {
                 group_thousands(&crate::money::format_normalized(b.level.round_dp(2)))
             };
             let subtitle = match self.break_even.len() {
                 0 if self.contracts.len() > 1 => "no break-even in the range swept".to_string(),
-                0 => format!("{} over the levels swept", self.contracts[0]),
+                0 => format!(
+                    "{}: the term total at each of {} levels",
+                    self.contracts[0],
+                    self.levels.len()
+                ),
                 1..=3 => {
                     let each: Vec<String> = self
                         .break_even
@@ -441,6 +677,7 @@ impl SweepReport {
                 }
                 n => format!("{n} break-evens marked"),
             };
+            let subtitle = ChartLabels::pick(&labels.subtitle, || subtitle);
             let mut chart = ChartBuilder::on(&root)
                 .caption(
                     subtitle,
@@ -449,18 +686,23 @@ impl SweepReport {
                 .margin(18)
                 .x_label_area_size(44)
                 .y_label_area_size(78)
-                .build_cartesian_2d(x_low..x_high, low..high)
+                .build_cartesian_2d(
+                    ticked(x_low - x_pad..x_high + x_pad, x_ticks),
+                    ticked(low..high, y_ticks),
+                )
                 .map_err(chart_error)?;
             let x_fmt = |x: &f64| x_axis.label(*x);
             let y_fmt = |y: &f64| axis.label(*y);
             chart
                 .configure_mesh()
-                .x_labels(10)
                 .x_label_formatter(&x_fmt)
-                .y_labels(8)
                 .y_label_formatter(&y_fmt)
-                .x_desc(format!("{} per period", self.series))
-                .y_desc(format!("term total ({})", self.currency.code()))
+                .x_desc(ChartLabels::pick(&labels.x, || {
+                    format!("{series} in every period (level swept)")
+                }))
+                .y_desc(ChartLabels::pick(&labels.y, || {
+                    format!("term total ({currency})")
+                }))
                 .axis_desc_style((FONT, 15))
                 .label_style((FONT, 13))
                 .max_light_lines(1)
@@ -468,6 +710,9 @@ impl SweepReport {
                 .bold_line_style(RGBColor(215, 215, 215))
                 .draw()
                 .map_err(chart_error)?;
+            if low < 0.0 {
+                zero_line(&mut chart, x_low - x_pad, x_high + x_pad)?;
+            }
             for (i, id) in self.contracts.iter().enumerate() {
                 let c = colour(i);
                 let points: Vec<(f64, f64)> = self
@@ -594,6 +839,23 @@ fn interpolate(report: &SweepReport, i: usize, level: Decimal) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ticks_cover_negatives_zero_and_both_ends() {
+        // Proves amount ticks reach below a negative low with 0 among them, and level ticks always hold both ends.
+        let (low, ticks) = amount_ticks(-1_800_000.0, 7_000_000.0);
+        assert!(low <= -1_800_000.0);
+        assert_eq!(ticks.first().copied(), Some(low));
+        assert!(ticks.contains(&0.0));
+        let t = level_ticks(98.8, 100.0);
+        assert_eq!(t.first().copied(), Some(98.8));
+        assert_eq!(t.last().copied(), Some(100.0));
+        let t = level_ticks(3.0, 97.0);
+        assert_eq!((t[0], t[t.len() - 1]), (3.0, 97.0));
+        // No interior tick crowds an end.
+        assert!(t.windows(2).all(|w| w[1] - w[0] > 4.0), "{t:?}");
+        assert_eq!(words("paid_claims"), "paid claims");
+    }
 
     #[test]
     fn amount_labels_are_compact_and_grouped() {

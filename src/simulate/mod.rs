@@ -22,6 +22,7 @@ use crate::money::Rounding;
 use crate::settle::CompiledContract;
 
 mod chart;
+pub use chart::ChartLabels;
 mod engine;
 mod scenario;
 mod source;
@@ -547,9 +548,31 @@ pub fn sweep(
     // scenario is random or none is.
     let random = scenarios.first().is_some_and(Scenario::is_random);
     let runs = if random { options.runs } else { 1 };
-    let mut tasks = Vec::with_capacity(levels.len() * contracts.len());
+    // Over history with `now` set, each contract runs only its periods due
+    // then (as `compare` does), not a term whose data may not exist yet.
+    let mut due: Vec<Option<usize>> = vec![None; contracts.len()];
+    if let (Basis::History(h), Some(now)) = (basis, options.now) {
+        for (d, c) in due.iter_mut().zip(contracts) {
+            *d = Some(c.last_due(h, now, None)?.map_or(0, |last| last + 1));
+        }
+    }
+    let mut per_contract: Vec<Vec<Scenario>> = Vec::with_capacity(scenarios.len());
     for scenario in &scenarios {
-        for contract in contracts {
+        per_contract.push(
+            due.iter()
+                .map(|d| match d {
+                    Some(n) => Scenario {
+                        periods: Some(*n),
+                        ..scenario.clone()
+                    },
+                    None => scenario.clone(),
+                })
+                .collect(),
+        );
+    }
+    let mut tasks = Vec::with_capacity(levels.len() * contracts.len());
+    for scenarios in &per_contract {
+        for (scenario, contract) in scenarios.iter().zip(contracts) {
             tasks.push((scenario, contract));
         }
     }
