@@ -467,6 +467,7 @@ pub struct ScenarioSource<'s> {
 impl ScenarioSource<'_> {
     /// The periods whose generated observation lies in the query's window
     /// (and is known by its `as_of`).
+    #[inline]
     fn window(&self, query: &Query<'_>) -> std::ops::Range<usize> {
         let starts = &self.frame.starts;
         let lo = starts.partition_point(|s| *s < query.start);
