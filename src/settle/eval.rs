@@ -240,6 +240,7 @@ impl Eval<'_> {
 
     /// Evaluates a field, naming `what` and the expression in any error.
     /// Evaluates a field; `what` names it in an error (built only then).
+    #[inline]
     fn field_in(&mut self, what: impl FnOnce(&Self) -> String, field: &Field) -> R<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
@@ -248,6 +249,7 @@ impl Eval<'_> {
         }
     }
 
+    #[inline]
     fn field(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),

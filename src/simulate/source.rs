@@ -371,6 +371,11 @@ impl<'a> ScenarioFrame<'a> {
 
     /// The position of a generated series.
     fn generated(&self, series: &str) -> Option<usize> {
+        // A few names are scanned: `==` compares lengths before bytes, so
+        // this is cheaper than a search's byte comparisons. Names are unique.
+        if self.names.len() <= 8 {
+            return self.names.iter().position(|n| n == series);
+        }
         self.names.binary_search_by(|n| n.as_str().cmp(series)).ok()
     }
 }
@@ -462,10 +467,21 @@ pub struct ScenarioSource<'s> {
 impl ScenarioSource<'_> {
     /// The periods whose generated observation lies in the query's window
     /// (and is known by its `as_of`).
+    #[inline]
     fn window(&self, query: &Query<'_>) -> std::ops::Range<usize> {
         let starts = &self.frame.starts;
         let lo = starts.partition_point(|s| *s < query.start);
-        let mut hi = starts.partition_point(|s| *s < query.end);
+        // Most queries cover one period: when the start at `lo` is before
+        // the end and the next is not, `hi` is `lo + 1` without a search
+        // (every start before `lo` is before `query.start`, so before the
+        // end too).
+        let one = starts.get(lo).is_some_and(|s| *s < query.end)
+            && starts.get(lo + 1).is_none_or(|s| *s >= query.end);
+        let mut hi = if one {
+            lo + 1
+        } else {
+            starts.partition_point(|s| *s < query.end)
+        };
         if let Some(t) = query.as_of {
             hi = hi.min(starts.partition_point(|s| *s <= t));
         }
