@@ -147,17 +147,21 @@ fn the_command_line_reconciles_a_late_correction() {
          acme,units,2026-01-10T12:00:00Z,60,a,2026-02-15T00:00:00Z\n",
     )
     .unwrap();
-    let bin = env!("CARGO_BIN_EXE_outcome");
-    let out = Command::new(bin)
-        .args([
-            "settle",
-            contract.to_str().unwrap(),
-            "--metrics",
-            data.to_str().unwrap(),
-        ])
-        .args(["--as-of", "2026-02-01", "--format", "json"])
-        .output()
-        .unwrap();
+    // `outcome COMMAND CONTRACT --metrics DATA ARGS... --format json`.
+    let outcome = |command: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_outcome"))
+            .args([
+                command,
+                contract.to_str().unwrap(),
+                "--metrics",
+                data.to_str().unwrap(),
+            ])
+            .args(args)
+            .args(["--format", "json"])
+            .output()
+            .unwrap()
+    };
+    let out = outcome("settle", &["--as-of", "2026-02-01"]);
     assert!(
         out.status.success(),
         "{}",
@@ -165,23 +169,15 @@ fn the_command_line_reconciles_a_late_correction() {
     );
     let issued = dir.path().join("issued.json");
     std::fs::write(&issued, &out.stdout).unwrap();
-    let out = Command::new(bin)
-        .args([
-            "reconcile",
-            contract.to_str().unwrap(),
-            "--metrics",
-            data.to_str().unwrap(),
-        ])
-        .args([
+    let out = outcome(
+        "reconcile",
+        &[
             "--issued",
             issued.to_str().unwrap(),
             "--as-of",
             "2026-03-01",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert!(
         out.status.success(),
         "{}",
@@ -199,23 +195,10 @@ fn the_command_line_reconciles_a_late_correction() {
     assert_eq!(adjustments[0]["settled"], "60.00");
     let again = dir.path().join("reconciled.json");
     std::fs::write(&again, &out.stdout).unwrap();
-    let out = Command::new(bin)
-        .args([
-            "reconcile",
-            contract.to_str().unwrap(),
-            "--metrics",
-            data.to_str().unwrap(),
-        ])
-        .args([
-            "--issued",
-            again.to_str().unwrap(),
-            "--as-of",
-            "2026-03-01",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let out = outcome(
+        "reconcile",
+        &["--issued", again.to_str().unwrap(), "--as-of", "2026-03-01"],
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(doc["adjustments"], serde_json::json!([]));
 }
