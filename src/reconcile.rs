@@ -85,6 +85,40 @@ impl Reconciliation {
     }
 }
 
+impl Reconciliation {
+    /// The adjustments as CSV, one row each under the header
+    /// `contract,period_start,period_end,charge,kind,issued,settled,amount`,
+    /// amounts at the contract's scale, fields quoted as CSV requires.
+    pub fn to_csv(&self) -> String {
+        let scale = self.settled.rounding.scale;
+        let mut w = csv::Writer::from_writer(Vec::new());
+        // Writing to a Vec cannot fail.
+        let _ = w.write_record([
+            "contract",
+            "period_start",
+            "period_end",
+            "charge",
+            "kind",
+            "issued",
+            "settled",
+            "amount",
+        ]);
+        for a in &self.adjustments {
+            let _ = w.write_record([
+                self.settled.contract.clone(),
+                a.period_start.to_string(),
+                a.period_end.to_string(),
+                a.charge.clone(),
+                a.kind.clone(),
+                format_scaled(a.issued, scale),
+                format_scaled(a.settled, scale),
+                format_scaled(a.amount, scale),
+            ]);
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
 /// Reads the issued lines of `contract` from a document printed by `settle
 /// --format json` (a single contract's, or a run's `{ "contracts": [...] }`).
 ///

@@ -651,22 +651,7 @@ fn reconcile(
             s.push('\n');
             print!("{s}");
         }
-        Format::Csv => {
-            println!("contract,period_start,period_end,charge,kind,issued,settled,amount");
-            for a in &result.adjustments {
-                println!(
-                    "{},{},{},{},{},{},{},{}",
-                    csv_field(&c.contract().id),
-                    a.period_start,
-                    a.period_end,
-                    csv_field(&a.charge),
-                    csv_field(&a.kind),
-                    amount(a.issued),
-                    amount(a.settled),
-                    amount(a.amount)
-                );
-            }
-        }
+        Format::Csv => print!("{}", result.to_csv()),
         Format::Table => {
             if result.adjustments.is_empty() {
                 println!("{}: no adjustments", c.contract().id);
@@ -686,15 +671,6 @@ fn reconcile(
         }
     }
     Ok(())
-}
-
-/// A CSV field, quoted when it holds a comma, quote or line break.
-fn csv_field(text: &str) -> String {
-    if text.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_string()
-    }
 }
 
 // ---------------------------------------------------------------------------
