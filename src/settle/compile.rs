@@ -502,12 +502,9 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                         "a tiered charge needs at least one tier",
                     ));
                 }
+                // Constant tiers were checked at load (`rules`), under every
+                // version; only their values are kept here.
                 let constant = constant_tiers(&tiers);
-                if let Some(values) = &constant {
-                    if let Err((j, m)) = crate::charge::tiered::check(values) {
-                        return Err(Error::contract(p(&format!("tiers[{j}].up_to")), m));
-                    }
-                }
                 Body::Tiered {
                     quantity: c.field(&p("quantity"), &t.quantity, here)?,
                     mode: t.mode,
