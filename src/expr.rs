@@ -483,18 +483,30 @@ impl Compiled {
     ///
     /// # Errors
     /// Division by zero, overflow, a bad `round` scale, or a failed lookup.
+    #[inline]
     pub fn eval(&self, env: &mut dyn Env) -> Result<Decimal, EvalError> {
-        if let Some(value) = self.constant {
-            return Ok(value);
+        match self.constant {
+            Some(value) => Ok(value),
+            None => self.eval_tree(env),
         }
+    }
+
+    fn eval_tree(&self, env: &mut dyn Env) -> Result<Decimal, EvalError> {
         with_stack_for(self.nesting, || value_of(&self.root, env)).map(zero_positive)
     }
 
     /// The value, when the expression reads no name and evaluates without
     /// error. An expression calling `round` has none, since its value
-    /// depends on the contract's rounding mode.
+    /// depends on the contract's rounding mode. A contract's compilation
+    /// also fixes the value of expressions that read only its params.
     pub fn constant(&self) -> Option<Decimal> {
         self.constant
+    }
+
+    /// Fixes the value: `value` is what the expression gives in every
+    /// environment it will be evaluated in (the caller's promise).
+    pub(crate) fn fold(&mut self, value: Decimal) {
+        self.constant = Some(value);
     }
 }
 

@@ -150,17 +150,107 @@ impl Rounding {
 
 /// `value` rounded to `scale` places with `mode`, carried at exactly that
 /// scale where the coefficient allows, and never a negative zero.
+///
+/// Settlement rounds every line, so the common cases (already at the
+/// scale, or short of it by a few zeros) take integer shortcuts that give
+/// the same decimal, scale included, as rust_decimal's general routines.
+#[inline]
 pub(crate) fn round_dp(value: Decimal, scale: u32, mode: RoundingMode) -> Decimal {
-    let mut rounded = value.round_dp_with_strategy(scale, mode.strategy());
+    let mut rounded = if value.scale() > scale {
+        value.round_dp_with_strategy(scale, mode.strategy())
+    } else {
+        value
+    };
     if rounded.scale() < scale {
-        // `rescale` only adds trailing zeros here; when the coefficient
-        // cannot hold them it keeps the value and a smaller scale.
-        rounded.rescale(scale);
+        rounded = with_scale(rounded, scale);
     }
     if rounded.is_zero() {
         rounded.set_sign_positive(true);
     }
     rounded
+}
+
+/// `value` (of a scale below `scale`) with trailing zeros up to `scale`;
+/// when the coefficient cannot hold them all, the value with as many as fit.
+fn with_scale(value: Decimal, scale: u32) -> Decimal {
+    let shift = (scale - value.scale()) as usize;
+    let widened = POW10
+        .get(shift)
+        .and_then(|p| value.mantissa().checked_mul(*p))
+        .filter(|m| m.unsigned_abs() <= COEFFICIENT_MAX)
+        .and_then(|m| Decimal::try_from_i128_with_scale(m, scale).ok());
+    match widened {
+        Some(mut d) => {
+            // `mantissa` drops the sign of a negative zero; keep it.
+            d.set_sign_negative(value.is_sign_negative());
+            d
+        }
+        None => {
+            // `rescale` only adds trailing zeros here; when the coefficient
+            // cannot hold them it keeps the value and a smaller scale.
+            let mut d = value;
+            d.rescale(scale);
+            d
+        }
+    }
+}
+
+/// Powers of ten by exponent, up to the greatest scale a decimal has (28).
+const POW10: [i128; 29] = {
+    let mut p = [1i128; 29];
+    let mut i = 1;
+    while i < p.len() {
+        p[i] = p[i - 1] * 10;
+        i += 1;
+    }
+    p
+};
+
+/// The exact sum of `values`, at the greatest of their scales: what adding
+/// them in turn with `checked_add` gives whenever no partial sum needs more
+/// than 96 bits, and never a negative zero. `None` when the sum overflows a
+/// decimal.
+///
+/// Statement totals and limit bases add a handful of amounts of one scale
+/// every period; doing it in one 128-bit integer spares the per-add
+/// realignment of decimals. Where an exact sum does not fit, the values are
+/// added in turn, as `checked_add` would (rounding the scale down).
+pub(crate) fn checked_sum<'a, I>(values: I) -> Option<Decimal>
+where
+    I: IntoIterator<Item = &'a Decimal>,
+    I::IntoIter: Clone,
+{
+    let mut values = values.into_iter();
+    exact_sum(values.clone()).or_else(|| {
+        values
+            .try_fold(Decimal::ZERO, |sum, v| sum.checked_add(*v))
+            .map(|mut sum| {
+                if sum.is_zero() {
+                    sum.set_sign_positive(true);
+                }
+                sum
+            })
+    })
+}
+
+fn exact_sum<'a>(values: impl Iterator<Item = &'a Decimal>) -> Option<Decimal> {
+    let mut scale = 0u32;
+    let mut sum: i128 = 0;
+    for v in values {
+        let s = v.scale();
+        let mut m = v.mantissa();
+        if s > scale {
+            sum = sum.checked_mul(*POW10.get((s - scale) as usize)?)?;
+            scale = s;
+        } else if s < scale {
+            m = m.checked_mul(*POW10.get((scale - s) as usize)?)?;
+        }
+        sum = sum.checked_add(m)?;
+    }
+    if sum.unsigned_abs() > COEFFICIENT_MAX {
+        return None;
+    }
+    Decimal::try_from_i128_with_scale(sum, scale).ok()
 }
 
 /// Text of `value` with exactly `scale` decimal places and no `-0`.
@@ -397,6 +487,64 @@ fn round_up_half_even(kept: u128, dropped: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// A decimal of up to 20 digits at a scale from 0 to 8, either sign.
+    fn any_decimal() -> impl Strategy<Value = Decimal> {
+        (any::<i64>(), 0u32..=8).prop_map(|(m, scale)| Decimal::new(m, scale))
+    }
+
+    proptest! {
+        #[test]
+        fn checked_sum_is_adding_in_turn(values in proptest::collection::vec(any_decimal(), 0..8)) {
+            let in_turn = values
+                .iter()
+                .try_fold(Decimal::ZERO, |s, v| s.checked_add(*v))
+                .unwrap();
+            let sum = checked_sum(&values).unwrap();
+            prop_assert_eq!(sum, in_turn);
+            prop_assert_eq!(sum.scale(), in_turn.scale());
+            prop_assert!(!(sum.is_zero() && sum.is_sign_negative()));
+        }
+
+        #[test]
+        fn round_dp_is_rust_decimals_rounding_at_the_scale(v in any_decimal(), scale in 0u32..=6) {
+            let rounded = round_dp(v, scale, RoundingMode::HalfEven);
+            let mut expected = v.round_dp_with_strategy(scale, RoundingStrategy::MidpointNearestEven);
+            expected.rescale(scale);
+            prop_assert_eq!(rounded, expected);
+            prop_assert_eq!(rounded.scale(), scale);
+            prop_assert!(!(rounded.is_zero() && rounded.is_sign_negative()));
+        }
+    }
+
+    #[test]
+    fn checked_sum_of_amounts_too_big_for_one_scale_adds_in_turn() {
+        // 7.9e27 twice needs more than 96 bits at scale 1: adding in turn
+        // drops to scale 0, as checked_add does; past the maximum it fails.
+        let big = Decimal::from_i128_with_scale(790_000_000_000_000_000_000_000_000, 1);
+        let sum = checked_sum(&[big, big]).unwrap();
+        assert_eq!(sum, big.checked_add(big).unwrap());
+        assert_eq!(checked_sum(&[Decimal::MAX, Decimal::ONE]), None);
+        assert_eq!(checked_sum(&[]), Some(Decimal::ZERO));
+        let minus_zero = Decimal::new(-0, 2) * Decimal::NEGATIVE_ONE;
+        assert!(!checked_sum(&[minus_zero]).unwrap().is_sign_negative());
+    }
+
+    #[test]
+    fn round_dp_widens_what_fits_and_keeps_the_value_otherwise() {
+        assert_eq!(
+            round_dp(d("3"), 2, RoundingMode::HalfUp).to_string(),
+            "3.00"
+        );
+        assert_eq!(
+            round_dp(d("-0.5"), 0, RoundingMode::HalfUp).to_string(),
+            "-1"
+        );
+        // 28 digits cannot take two more zeros: the value stays.
+        let long = d("7922816251426433759354395033");
+        assert_eq!(round_dp(long, 2, RoundingMode::HalfUp), long);
+    }
 
     fn d(s: &str) -> Decimal {
         s.parse().unwrap()

@@ -222,6 +222,10 @@ pub fn reduce<S: MetricSource + ?Sized>(
                 })?;
                 Ok(())
             })?;
+            if sum.is_zero() {
+                // A sum is never a negative zero, however it was reached.
+                sum.set_sign_positive(true);
+            }
             if count == 0 {
                 None
             } else if aggregate == Aggregate::Sum {

@@ -291,6 +291,29 @@ enum Allowed {
 struct Compiler<'c> {
     names: &'c Names,
     deps: Vec<Vec<u32>>,
+    /// The version's params, to fold expressions that read only them.
+    params: ParamEnv<'c>,
+}
+
+/// Answers params, and only params, for constant folding.
+struct ParamEnv<'c> {
+    params: Vec<Decimal>,
+    slots: &'c [Slot],
+    rounding: crate::money::Rounding,
+}
+
+impl crate::expr::Env for ParamEnv<'_> {
+    fn value(&mut self, slot: u32) -> std::result::Result<Decimal, Box<Error>> {
+        self.slots
+            .get(slot as usize)
+            .filter(|s| s.kind == SlotKind::Param)
+            .and_then(|s| self.params.get(s.index).copied())
+            .ok_or_else(|| Box::new(Error::usage(format!("slot {slot} is not a param"))))
+    }
+
+    fn rounding(&self) -> crate::money::Rounding {
+        self.rounding
+    }
 }
 
 impl Compiler<'_> {
@@ -322,6 +345,22 @@ impl Compiler<'_> {
         if let Some(p) = problem {
             return Err(Error::contract(path, p));
         }
+        let mut code = code;
+        // A param is a constant of its version: an expression reading only
+        // params (`up_to = "allowance"`) is worked out once, here. One that
+        // fails (`1 / z` with z = 0) is left to fail at settlement, where
+        // the error names the period.
+        let only_params = expr.names().iter().all(|n| {
+            names
+                .index
+                .get(*n)
+                .is_some_and(|&slot| names.slots[slot as usize].kind == SlotKind::Param)
+        });
+        if code.constant().is_none() && only_params {
+            if let Ok(value) = code.eval(&mut self.params) {
+                code.fold(value);
+            }
+        }
         Ok(Field {
             text: expr.text().to_string(),
             code,
@@ -346,11 +385,6 @@ impl Compiler<'_> {
 /// `contract` may be an amended version of it.
 pub(crate) fn compile(contract: &Contract) -> Result<Program> {
     let names = Names::of(contract)?;
-    let mut c = Compiler {
-        names: &names,
-        deps: vec![Vec::new(); names.slots.len()],
-    };
-
     let mut params = Vec::new();
     for (name, value) in &contract.params {
         let v = value.as_literal().ok_or_else(|| {
@@ -361,6 +395,15 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         })?;
         params.push(v);
     }
+    let mut c = Compiler {
+        names: &names,
+        deps: vec![Vec::new(); names.slots.len()],
+        params: ParamEnv {
+            params: params.clone(),
+            slots: &names.slots,
+            rounding: crate::contract::rules::line_rounding(contract),
+        },
+    };
 
     let mut metrics = Vec::new();
     for (name, m) in &contract.metrics {

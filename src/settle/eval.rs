@@ -274,8 +274,13 @@ impl Eval<'_> {
 
     /// Describes an input slot for a trace.
     fn describe_input(&self, slot: u32) -> Option<(String, Decimal)> {
-        let value = self.values[slot as usize]?;
         let s = &self.program.slots[slot as usize];
+        // A param read only by expressions folded at compile time is never
+        // looked up, but it is still an input of the charge.
+        let value = match s.kind {
+            SlotKind::Param => self.program.params[s.index],
+            _ => self.values[slot as usize]?,
+        };
         let text = match s.kind {
             SlotKind::Param => format!("param {}", s.name),
             SlotKind::Metric => {
@@ -541,17 +546,15 @@ pub(crate) fn settle_core(
     for (j, limit) in program.limits.iter().enumerate() {
         eval.context = Context::Limit(j);
         let mut trace = Trace::new(tracing);
-        let mut base = Decimal::ZERO;
-        for &c in &limit.charges {
-            base = base
-                .checked_add(out.charges[c])
-                .ok_or_else(|| eval.overflow())?;
-        }
-        for &k in &limit.nested {
-            base = base
-                .checked_add(out.limits[k])
-                .ok_or_else(|| eval.overflow())?;
-        }
+        let (charges, limits) = (&out.charges, &out.limits);
+        let base = crate::money::checked_sum(
+            limit
+                .charges
+                .iter()
+                .map(|&c| &charges[c])
+                .chain(limit.nested.iter().map(|&k| &limits[k])),
+        )
+        .ok_or_else(|| eval.overflow())?;
         let amount = rounding.round(eval.field("amount", &limit.amount)?);
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
@@ -649,12 +652,8 @@ pub(crate) fn settle_core(
         }
     }
 
-    let mut total = Decimal::ZERO;
-    for v in out.charges.iter().chain(out.limits.iter()) {
-        total = total
-            .checked_add(*v)
-            .ok_or_else(|| eval.fail("the statement total overflows"))?;
-    }
+    let total = crate::money::checked_sum(out.charges.iter().chain(out.limits.iter()))
+        .ok_or_else(|| eval.fail("the statement total overflows"))?;
     out.total = rounding.round(total);
 
     // A high-water mark carries the greater of its value in this period

@@ -570,13 +570,11 @@ impl MetricSource for ScenarioSource<'_> {
             });
         };
         let sum = || {
-            values.iter().try_fold(Decimal::ZERO, |acc, v| {
-                acc.checked_add(*v).ok_or_else(|| {
-                    Error::data(
-                        self.frame.name.as_str(),
-                        format!("sum of {} overflows a 96-bit decimal", query.series),
-                    )
-                })
+            crate::money::checked_sum(values).ok_or_else(|| {
+                Error::data(
+                    self.frame.name.as_str(),
+                    format!("sum of {} overflows a 96-bit decimal", query.series),
+                )
             })
         };
         // Ties between numerically equal values go by scale, as `reduce` does.
