@@ -173,17 +173,28 @@ pub(crate) fn round_dp(value: Decimal, scale: u32, mode: RoundingMode) -> Decima
 /// `value` (of a scale below `scale`) with trailing zeros up to `scale`;
 /// when the coefficient cannot hold them all, the value with as many as fit.
 fn with_scale(value: Decimal, scale: u32) -> Decimal {
-    let shift = (scale - value.scale()) as usize;
-    let widened = POW10
-        .get(shift)
-        .and_then(|p| value.mantissa().checked_mul(*p))
-        .filter(|m| m.unsigned_abs() <= COEFFICIENT_MAX)
-        .and_then(|m| Decimal::try_from_i128_with_scale(m, scale).ok());
+    let shift = scale - value.scale();
+    let coefficient = value.mantissa().unsigned_abs();
+    // A coefficient of 64 bits times a power of ten of 64 bits is one
+    // machine multiplication, and cannot overflow 128 bits.
+    let widened = match (u64::try_from(coefficient), 10u64.checked_pow(shift)) {
+        (Ok(c), Some(p)) => Some(u128::from(c) * u128::from(p)),
+        _ => POW10
+            .get(shift as usize)
+            .and_then(|p| coefficient.checked_mul(p.unsigned_abs())),
+    }
+    .filter(|m| *m <= COEFFICIENT_MAX);
     match widened {
-        Some(mut d) => {
-            // `mantissa` drops the sign of a negative zero; keep it.
-            d.set_sign_negative(value.is_sign_negative());
-            d
+        Some(m) => {
+            // Each part is 32 bits of a coefficient below 2^96: the casts
+            // keep exactly those bits.
+            Decimal::from_parts(
+                m as u32,
+                (m >> 32) as u32,
+                (m >> 64) as u32,
+                value.is_sign_negative(),
+                scale,
+            )
         }
         None => {
             // `rescale` only adds trailing zeros here; when the coefficient
@@ -240,9 +251,11 @@ fn exact_sum<'a>(values: impl Iterator<Item = &'a Decimal>) -> Option<Decimal> {
         let s = v.scale();
         let mut m = v.mantissa();
         if s > scale {
-            sum = sum.checked_mul(*POW10.get((s - scale) as usize)?)?;
+            if sum != 0 {
+                sum = sum.checked_mul(*POW10.get((s - scale) as usize)?)?;
+            }
             scale = s;
-        } else if s < scale {
+        } else if s < scale && m != 0 {
             m = m.checked_mul(*POW10.get((scale - s) as usize)?)?;
         }
         sum = sum.checked_add(m)?;
