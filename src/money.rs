@@ -138,7 +138,13 @@ impl Rounding {
 
     /// `value` rounded to this scale and mode, carried at exactly this scale
     /// (so `3` becomes `3.00`) and never a negative zero.
+    #[inline(always)]
     pub fn round(&self, value: Decimal) -> Decimal {
+        // Most lines are at the scale already: a look at the flags settles
+        // it without handing the whole value to `round_dp`.
+        if value.scale() == self.scale && !value.is_zero() {
+            return value;
+        }
         round_dp(value, self.scale, self.mode)
     }
 
