@@ -238,6 +238,15 @@ where
     I::IntoIter: Clone,
 {
     let mut values = values.into_iter();
+    let mut probe = values.clone();
+    if let (Some(only), None) = (probe.next(), probe.next()) {
+        // One value (a metric's window of one period) is its own sum.
+        let mut sum = *only;
+        if sum.is_zero() {
+            sum.set_sign_positive(true);
+        }
+        return Some(sum);
+    }
     exact_sum(values.clone()).or_else(|| {
         values
             .try_fold(Decimal::ZERO, |sum, v| sum.checked_add(*v))
