@@ -249,8 +249,18 @@ impl Eval<'_> {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn field(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
+        // Constants (prices, tier edges, caps) are most fields: answered
+        // here, without the frame of a call.
+        match field.code.constant() {
+            Some(v) => Ok(v),
+            None => self.evaluate(name, field),
+        }
+    }
+
+    #[inline(never)]
+    fn evaluate(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
         match field.code.eval(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(e),
@@ -699,6 +709,7 @@ fn base_names(program: &Program, limit: usize) -> String {
 
 /// Computes charge `i`'s exact amount, its quantity, and whether the amount
 /// is already rounded (year-to-date tiers round inside their formula).
+#[inline(always)]
 fn charge_amount<'a>(
     e: &mut Eval<'a>,
     i: usize,
@@ -794,13 +805,16 @@ fn charge_amount<'a>(
             if q.is_sign_negative() && !q.is_zero() {
                 return Err(e.fail(format!("{}: quantity is negative ({q})", e.context())));
             }
-            let mut values = std::mem::take(&mut e.tier_buf);
-            values.clear();
-            match constant {
-                Some(fixed) => values.extend_from_slice(fixed),
+            // Constant tiers are read where they are; others are evaluated
+            // into the reused buffer.
+            let mut buf = Vec::new();
+            let values: &[tiered::TierValues] = match constant {
+                Some(fixed) => fixed,
                 None => {
+                    buf = std::mem::take(&mut e.tier_buf);
+                    buf.clear();
                     for (j, tier) in tiers.iter().enumerate() {
-                        values.push(tiered::TierValues {
+                        buf.push(tiered::TierValues {
                             up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
                             unit_price: e
                                 .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
@@ -810,14 +824,15 @@ fn charge_amount<'a>(
                                 .unwrap_or_default(),
                         });
                     }
-                    if let Err((j, m)) = tiered::check(&values) {
+                    if let Err((j, m)) = tiered::check(&buf) {
                         return Err(e.fail(format!("{}: tiers[{j}]: {m}", e.context())));
                     }
+                    &buf
                 }
-            }
+            };
             let result = match accumulate {
                 Accumulate::Period => {
-                    let v = tiered::amount(*mode, &values, q, &mut t.describer())
+                    let v = tiered::amount(*mode, values, q, &mut t.describer())
                         .ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
@@ -828,14 +843,14 @@ fn charge_amount<'a>(
                         || e.cc.periods()[e.period.index - 1].contract_year
                             != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = tiered::amount(*mode, &values, y, &mut t.describer())
+                    let a_y = tiered::amount(*mode, values, y, &mut t.describer())
                         .ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
                         Decimal::ZERO
                     } else {
                         r.round(
-                            tiered::amount(*mode, &values, before, &mut |_, _| {})
+                            tiered::amount(*mode, values, before, &mut |_, _| {})
                                 .ok_or_else(|| overflow(e))?,
                         )
                     };
@@ -862,7 +877,9 @@ fn charge_amount<'a>(
                     Ok((r.round(v), Some(q), true))
                 }
             };
-            e.tier_buf = values;
+            if constant.is_none() {
+                e.tier_buf = buf;
+            }
             result
         }
         Body::Percentage {
@@ -990,37 +1007,45 @@ fn charge_amount<'a>(
         } => {
             let k = e.field("kpi", kpi)?;
             t.step(|| format!("kpi: {}", kpi.text), k);
-            let mut edges = std::mem::take(&mut e.edge_buf);
-            edges.clear();
-            if let Some(fixed) = constant {
-                edges.extend_from_slice(fixed);
-            }
-            for (j, band) in bands.iter().enumerate().skip(edges.len()) {
-                let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
-                let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
-                if let (Some(f), Some(t)) = (from, to) {
-                    if f >= t {
-                        return Err(e.fail(format!(
-                            "{}: bands[{j}]: from must be below to ({f} then {t})",
-                            e.context()
-                        )));
+            let band_of = |edges: &[(Option<Decimal>, Option<Decimal>)]| {
+                edges
+                    .iter()
+                    .position(|(f, to)| f.is_none_or(|f| f <= k) && to.is_none_or(|to| k < to))
+            };
+            let chosen = match constant {
+                // Every edge constant (checked at load): read in place.
+                Some(fixed) => band_of(fixed),
+                None => {
+                    let mut edges = std::mem::take(&mut e.edge_buf);
+                    edges.clear();
+                    for (j, band) in bands.iter().enumerate() {
+                        let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
+                        let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
+                        if let (Some(f), Some(t)) = (from, to) {
+                            if f >= t {
+                                return Err(e.fail(format!(
+                                    "{}: bands[{j}]: from must be below to ({f} then {t})",
+                                    e.context()
+                                )));
+                            }
+                        }
+                        for (o, (of, ot)) in edges.iter().enumerate() {
+                            let overlap = to.is_none_or(|t| of.is_none_or(|f: Decimal| f < t))
+                                && ot.is_none_or(|t: Decimal| from.is_none_or(|f| f < t));
+                            if overlap {
+                                return Err(e.fail(format!(
+                                    "{}: bands[{j}] overlaps bands[{o}]",
+                                    e.context()
+                                )));
+                            }
+                        }
+                        edges.push((from, to));
                     }
+                    let chosen = band_of(&edges);
+                    e.edge_buf = edges;
+                    chosen
                 }
-                for (o, (of, ot)) in edges.iter().enumerate() {
-                    let overlap = to.is_none_or(|t| of.is_none_or(|f: Decimal| f < t))
-                        && ot.is_none_or(|t: Decimal| from.is_none_or(|f| f < t));
-                    if overlap {
-                        return Err(
-                            e.fail(format!("{}: bands[{j}] overlaps bands[{o}]", e.context()))
-                        );
-                    }
-                }
-                edges.push((from, to));
-            }
-            let chosen = edges
-                .iter()
-                .position(|(f, to)| f.is_none_or(|f| f <= k) && to.is_none_or(|to| k < to));
-            e.edge_buf = edges;
+            };
             match chosen {
                 None => {
                     t.step(|| "in no band".into(), Decimal::ZERO);
