@@ -232,16 +232,18 @@ const POW10: [i128; 29] = {
 /// every period; doing it in one 128-bit integer spares the per-add
 /// realignment of decimals. Where an exact sum does not fit, the values are
 /// added in turn, as `checked_add` would (rounding the scale down).
-pub(crate) fn checked_sum<'a, I>(values: I) -> Option<Decimal>
+pub(crate) fn checked_sum<I>(values: I) -> Option<Decimal>
 where
-    I: IntoIterator<Item = &'a Decimal>,
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Decimal>,
     I::IntoIter: Clone,
 {
+    use std::borrow::Borrow;
     let mut values = values.into_iter();
     let mut probe = values.clone();
     if let (Some(only), None) = (probe.next(), probe.next()) {
         // One value (a metric's window of one period) is its own sum.
-        let mut sum = *only;
+        let mut sum = *only.borrow();
         if sum.is_zero() {
             sum.set_sign_positive(true);
         }
@@ -249,7 +251,7 @@ where
     }
     exact_sum(values.clone()).or_else(|| {
         values
-            .try_fold(Decimal::ZERO, |sum, v| sum.checked_add(*v))
+            .try_fold(Decimal::ZERO, |sum, v| sum.checked_add(*v.borrow()))
             .map(|mut sum| {
                 if sum.is_zero() {
                     sum.set_sign_positive(true);
@@ -259,10 +261,11 @@ where
     })
 }
 
-fn exact_sum<'a>(values: impl Iterator<Item = &'a Decimal>) -> Option<Decimal> {
+fn exact_sum<D: std::borrow::Borrow<Decimal>>(values: impl Iterator<Item = D>) -> Option<Decimal> {
     let mut scale = 0u32;
     let mut sum: i128 = 0;
     for v in values {
+        let v = v.borrow();
         let s = v.scale();
         let mut m = v.mantissa();
         if s > scale {
@@ -551,12 +554,12 @@ mod tests {
         // 7.9e27 twice needs more than 96 bits at scale 1: adding in turn
         // drops to scale 0, as checked_add does; past the maximum it fails.
         let big = Decimal::from_i128_with_scale(790_000_000_000_000_000_000_000_000, 1);
-        let sum = checked_sum(&[big, big]).unwrap();
+        let sum = checked_sum([big, big]).unwrap();
         assert_eq!(sum, big.checked_add(big).unwrap());
-        assert_eq!(checked_sum(&[Decimal::MAX, Decimal::ONE]), None);
-        assert_eq!(checked_sum(&[]), Some(Decimal::ZERO));
+        assert_eq!(checked_sum([Decimal::MAX, Decimal::ONE]), None);
+        assert_eq!(checked_sum([Decimal::ZERO; 0]), Some(Decimal::ZERO));
         let minus_zero = Decimal::new(-0, 2) * Decimal::NEGATIVE_ONE;
-        assert!(!checked_sum(&[minus_zero]).unwrap().is_sign_negative());
+        assert!(!checked_sum([minus_zero]).unwrap().is_sign_negative());
     }
 
     #[test]

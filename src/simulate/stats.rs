@@ -247,10 +247,8 @@ impl SimulationReport {
             .map(|c| {
                 (0..n_runs)
                     .map(|r| {
-                        (0..runs.periods).try_fold(Decimal::ZERO, |sum, n| {
-                            sum.checked_add(runs.amount(r, n, c))
-                                .ok_or_else(|| overflow(term_label()))
-                        })
+                        crate::money::checked_sum((0..runs.periods).map(|n| runs.amount(r, n, c)))
+                            .ok_or_else(|| overflow(term_label()))
                     })
                     .collect()
             })
