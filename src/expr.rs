@@ -485,14 +485,17 @@ impl Compiled {
     /// Division by zero, overflow, a bad `round` scale, or a failed lookup.
     #[inline]
     pub fn eval(&self, env: &mut dyn Env) -> Result<Decimal, EvalError> {
-        match self.constant {
-            Some(value) => Ok(value),
-            None => self.eval_tree(env),
-        }
+        self.eval_in(env)
     }
 
-    fn eval_tree(&self, env: &mut dyn Env) -> Result<Decimal, EvalError> {
-        with_stack_for(self.nesting, || value_of(&self.root, env)).map(zero_positive)
+    /// [`eval`](Compiled::eval) with the environment's type known, so its
+    /// lookups can inline (settlement's hot path).
+    #[inline]
+    pub(crate) fn eval_in<E: Env + ?Sized>(&self, env: &mut E) -> Result<Decimal, EvalError> {
+        match self.constant {
+            Some(value) => Ok(value),
+            None => with_stack_for(self.nesting, || value_of(&self.root, env)).map(zero_positive),
+        }
     }
 
     /// The value, when the expression reads no name and evaluates without
@@ -630,7 +633,7 @@ impl Cond {
 /// The value of `node`, with the leaves handled in place: the operands of
 /// arithmetic are mostly names and literals, and this spares them a call.
 #[inline(always)]
-fn value_of(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
+fn value_of<E: Env + ?Sized>(node: &Num, env: &mut E) -> Result<Decimal, EvalError> {
     match node {
         Num::Lit(v) => Ok(*v),
         Num::Name(slot) => read(env, *slot),
@@ -639,7 +642,7 @@ fn value_of(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
 }
 
 #[inline(always)]
-fn read(env: &mut dyn Env, slot: u32) -> Result<Decimal, EvalError> {
+fn read<E: Env + ?Sized>(env: &mut E, slot: u32) -> Result<Decimal, EvalError> {
     env.value(slot).map_err(lookup_failed)
 }
 
@@ -648,7 +651,7 @@ fn lookup_failed(e: Box<Error>) -> EvalError {
     EvalError::Lookup(e)
 }
 
-fn eval_num(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
+fn eval_num<E: Env + ?Sized>(node: &Num, env: &mut E) -> Result<Decimal, EvalError> {
     Ok(match node {
         Num::Lit(v) => *v,
         Num::Name(slot) => read(env, *slot)?,
@@ -691,9 +694,9 @@ fn eval_num(node: &Num, env: &mut dyn Env) -> Result<Decimal, EvalError> {
 }
 
 /// `f` folded over the values of `args` (at least one, by the parser).
-fn fold_args(
+fn fold_args<E: Env + ?Sized>(
     args: &[Num],
-    env: &mut dyn Env,
+    env: &mut E,
     f: fn(Decimal, Decimal) -> Decimal,
 ) -> Result<Decimal, EvalError> {
     let mut acc: Option<Decimal> = None;
@@ -717,7 +720,7 @@ fn whole_scale(scale: Decimal) -> Option<u32> {
     u32::try_from(scale).ok().filter(|&s| s <= 28)
 }
 
-fn eval_cond(node: &Cond, env: &mut dyn Env) -> Result<bool, EvalError> {
+fn eval_cond<E: Env + ?Sized>(node: &Cond, env: &mut E) -> Result<bool, EvalError> {
     Ok(match node {
         Cond::Cmp(op, a) => {
             let left = value_of(&a[0], env)?;

@@ -242,7 +242,7 @@ impl Eval<'_> {
     /// Evaluates a field; `what` names it in an error (built only then).
     #[inline]
     fn field_in(&mut self, what: impl FnOnce(&Self) -> String, field: &Field) -> R<Decimal> {
-        match field.code.eval(self) {
+        match field.code.eval_in(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(e),
             Err(e) => Err(self.fail(format!("{} {:?}: {e}", what(self), field.text))),
@@ -261,7 +261,7 @@ impl Eval<'_> {
 
     #[inline(never)]
     fn evaluate(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
-        match field.code.eval(self) {
+        match field.code.eval_in(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(e),
             Err(e) => Err(self.fail(format!("{} {name} {:?}: {e}", self.context(), field.text))),
@@ -339,10 +339,23 @@ impl Eval<'_> {
 }
 
 impl Env for Eval<'_> {
+    #[inline]
     fn value(&mut self, slot: u32) -> R<Decimal> {
-        if let Some(v) = self.values.get(slot as usize).copied().flatten() {
-            return Ok(v);
+        match self.values.get(slot as usize).copied().flatten() {
+            Some(v) => Ok(v),
+            None => self.look_up(slot),
         }
+    }
+
+    fn rounding(&self) -> Rounding {
+        self.cc.rounding
+    }
+}
+
+impl Eval<'_> {
+    /// A slot's value not yet known this period: read, computed, cached.
+    #[inline(never)]
+    fn look_up(&mut self, slot: u32) -> R<Decimal> {
         let program = self.program;
         let s = &program.slots[slot as usize];
         let (kind, index) = (s.kind, s.index);
@@ -359,10 +372,6 @@ impl Env for Eval<'_> {
         };
         self.values[slot as usize] = Some(v);
         Ok(v)
-    }
-
-    fn rounding(&self) -> Rounding {
-        self.cc.rounding
     }
 }
 
