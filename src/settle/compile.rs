@@ -993,6 +993,41 @@ aggregate = "sum"
     }
 
     #[test]
+    fn expressions_of_params_fold_per_version_and_others_do_not() {
+        // Proves a param-only field becomes a constant of its version (an
+        // amendment's params fold too), while one reading a metric, or one
+        // that fails to evaluate, is left to settlement.
+        let text = format!(
+            "{HEAD}[[charges]]\nid = \"c\"\nkind = \"unit\"\nquantity = \"units\"\nunit_price = \"round(rate * 3, 0)\"\n\
+             [[charges]]\nid = \"d\"\nkind = \"fixed\"\namount = \"1 / (rate - rate)\"\n\
+             [[amendments]]\neffective = \"2026-07-01\"\nset = {{ \"params.rate\" = \"0.9\" }}\n"
+        );
+        let contract = Contract::from_toml_str(&text).expect("valid");
+        let versions = contract.versions().expect("versions");
+        let folded: Vec<_> = versions
+            .iter()
+            .map(|v| {
+                let program = super::compile(&v.contract).expect("compiles");
+                match &program.charges[0].body {
+                    super::Body::Unit {
+                        quantity,
+                        unit_price,
+                    } => (quantity.code.constant(), unit_price.code.constant()),
+                    _ => panic!("a unit charge"),
+                }
+            })
+            .collect();
+        // round(1.5) and round(2.7) half-even to whole units: 2, then 3.
+        let d = |v: i64| Some(rust_decimal::Decimal::from(v));
+        assert_eq!(folded, vec![(None, d(2)), (None, d(3))]);
+        let program = super::compile(&versions[0].contract).expect("compiles");
+        match &program.charges[1].body {
+            super::Body::Fixed { amount, .. } => assert_eq!(amount.code.constant(), None),
+            _ => panic!("a fixed charge"),
+        }
+    }
+
+    #[test]
     fn a_cycle_among_kpis_is_named() {
         // a -> b -> a is rejected at the first KPI of the cycle, listing it.
         let e = error("[kpis.a]\nexpr = \"b + 1\"\n[kpis.b]\nexpr = \"a * 2\"\n");
