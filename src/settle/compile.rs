@@ -193,6 +193,8 @@ pub(crate) struct CLimit {
     pub kind: LimitKind,
     pub scope: Scope,
     pub amount: Field,
+    /// The amount rounded like a line, when it is a constant.
+    pub rounded: Option<Decimal>,
     /// Charges the limit applies to (positions).
     pub charges: Vec<usize>,
     /// Earlier limits whose lines are part of this limit's base.
@@ -838,15 +840,17 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
             .filter(|(_, l)| l.charges.iter().all(|c| set.contains(c)))
             .map(|(j, _)| j)
             .collect();
+        let amount = c.field(
+            &format!("limits[{i}].amount"),
+            &limit.amount,
+            Allowed::AnyCharge,
+        )?;
         limits.push(CLimit {
             name: limit.id.clone().unwrap_or_else(|| format!("limits[{i}]")),
             kind: limit.kind,
             scope: limit.scope,
-            amount: c.field(
-                &format!("limits[{i}].amount"),
-                &limit.amount,
-                Allowed::AnyCharge,
-            )?,
+            rounded: amount.code.constant().map(|a| c.params.rounding.round(a)),
+            amount,
             charges: set,
             nested,
         });

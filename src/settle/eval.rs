@@ -574,7 +574,10 @@ pub(crate) fn settle_core(
                 .chain(limit.nested.iter().map(|&k| &limits[k])),
         )
         .ok_or_else(|| eval.overflow())?;
-        let amount = rounding.round(eval.field("amount", &limit.amount)?);
+        let amount = match limit.rounded {
+            Some(amount) => amount,
+            None => rounding.round(eval.field("amount", &limit.amount)?),
+        };
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
         let zero = Decimal::ZERO;
