@@ -83,6 +83,60 @@ pub(crate) fn amount(
     }
 }
 
+/// For constant graduated tiers: entry `k` is the amount of every tier
+/// before `k` taken whole, added in the order [`amount`] adds them (`None`
+/// where that overflows, as `amount` would for any quantity past them).
+pub(crate) fn graduated_before(tiers: &[TierValues]) -> Vec<Option<Decimal>> {
+    let mut before = Vec::with_capacity(tiers.len());
+    let mut total = Some(Decimal::ZERO);
+    let mut previous = Decimal::ZERO;
+    for tier in tiers {
+        before.push(total);
+        let Some(u) = tier.up_to else { break };
+        // As `amount` computes a tier the quantity passes: `u.min(q)` is
+        // `u` for any quantity above it. Tiers are checked, so `u` is not
+        // below `previous` and the difference cannot overflow.
+        let units = (u - previous).max(Decimal::ZERO);
+        let part = units
+            .checked_mul(tier.unit_price)
+            .and_then(|x| x.checked_add(tier.flat_fee));
+        total = total.zip(part).and_then(|(t, p)| t.checked_add(p));
+        previous = u;
+    }
+    before
+}
+
+/// What [`amount`] gives, without steps: for graduated tiers with their
+/// [`graduated_before`] totals, the quantity's own tier is the only one
+/// computed, and its part is added to the same total of the tiers before
+/// it, so the result is the same decimal, scale included.
+pub(crate) fn amount_quietly(
+    mode: TierMode,
+    tiers: &[TierValues],
+    before: &[Option<Decimal>],
+    quantity: Decimal,
+) -> Option<Decimal> {
+    if mode != TierMode::Graduated || before.len() != tiers.len() || tiers.is_empty() {
+        return amount(mode, tiers, quantity, &mut |_, _| {});
+    }
+    // The first tier holding the quantity (`amount` stops after it).
+    let k = tiers
+        .iter()
+        .position(|t| t.up_to.is_none_or(|u| quantity <= u))
+        .unwrap_or(tiers.len() - 1);
+    let previous = match k {
+        0 => Decimal::ZERO,
+        _ => tiers[k - 1].up_to?,
+    };
+    let tier = &tiers[k];
+    let upper = tier.up_to.map_or(quantity, |u| u.min(quantity));
+    let units = (upper - previous).max(Decimal::ZERO);
+    let part = units
+        .checked_mul(tier.unit_price)?
+        .checked_add(tier.flat_fee)?;
+    before[k]?.checked_add(part)
+}
+
 fn tier_step(i: usize, units: Decimal, tier: &TierValues) -> String {
     let units = crate::money::format_normalized(units);
     let price = crate::money::format_normalized(tier.unit_price);
@@ -194,6 +248,43 @@ mod tests {
             // Continuous: a small step changes the amount by at most step * max price.
             let max_price = t.iter().map(|t| t.unit_price).max().unwrap();
             prop_assert!(a(q + dq) - a(q) <= dq * max_price);
+        }
+
+        /// The quiet graduated path (the tier of the quantity over the
+        /// totals of the tiers before it) gives exactly `amount`'s decimal,
+        /// scale included, for any tiers, fees, scales and quantity,
+        /// including quantities on an edge and edges at zero.
+        #[test]
+        fn quiet_graduated_amount_is_amount_to_the_scale(
+            edges in proptest::collection::vec((0i64..2000, 0u32..3), 0..5),
+            prices in proptest::collection::vec((0i64..100_000, 0u32..5), 5),
+            fees in proptest::collection::vec((0i64..5000, 0u32..3), 5),
+            q in (0i64..3000, 0u32..3),
+            on_edge in any::<bool>(),
+        ) {
+            let mut ups: Vec<Decimal> = edges.iter().map(|&(m, s)| Decimal::new(m, s)).collect();
+            ups.sort();
+            ups.dedup_by(|a, b| a == b);
+            let tier = |i: usize, up_to| TierValues {
+                up_to,
+                unit_price: Decimal::new(prices[i].0, prices[i].1),
+                flat_fee: Decimal::new(fees[i].0, fees[i].1),
+            };
+            let mut t: Vec<TierValues> = ups.iter().enumerate().map(|(i, &u)| tier(i, Some(u))).collect();
+            t.push(tier(ups.len(), None));
+            let before = graduated_before(&t);
+            let q = match (on_edge, ups.first()) {
+                (true, Some(&u)) => ups[(q.0 as usize) % ups.len()].max(u),
+                _ => Decimal::new(q.0, q.1),
+            };
+            let full = amount(TierMode::Graduated, &t, q, &mut |_, _| {});
+            let quiet = amount_quietly(TierMode::Graduated, &t, &before, q);
+            prop_assert_eq!(quiet, full);
+            prop_assert_eq!(quiet.map(|d| d.scale()), full.map(|d| d.scale()));
+            prop_assert_eq!(
+                amount_quietly(TierMode::Volume, &t, &[], q),
+                amount(TierMode::Volume, &t, q, &mut |_, _| {})
+            );
         }
     }
 }

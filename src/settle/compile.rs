@@ -133,6 +133,9 @@ pub(crate) enum Body {
         /// The tiers' values when all are constants: evaluated and checked
         /// once, here, instead of every period.
         constant: Option<Vec<crate::charge::tiered::TierValues>>,
+        /// For constant graduated tiers, the whole amounts of the tiers
+        /// before each (`tiered::graduated_before`); empty otherwise.
+        before: Vec<Option<Decimal>>,
         accumulate: Accumulate,
     },
     Percentage {
@@ -550,11 +553,18 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
                 // Constant tiers were checked at load (`rules`), under every
                 // version; only their values are kept here.
                 let constant = constant_tiers(&tiers);
+                let before = match (&constant, t.mode) {
+                    (Some(values), TierMode::Graduated) => {
+                        crate::charge::tiered::graduated_before(values)
+                    }
+                    _ => Vec::new(),
+                };
                 Body::Tiered {
                     quantity: c.field(&p("quantity"), &t.quantity, here)?,
                     mode: t.mode,
                     tiers,
                     constant,
+                    before,
                     accumulate: t.accumulate,
                 }
             }

@@ -810,6 +810,7 @@ fn charge_amount<'a>(
             mode,
             tiers,
             constant,
+            before: whole_before,
             accumulate,
         } => {
             let q = e.field("quantity", quantity)?;
@@ -844,8 +845,12 @@ fn charge_amount<'a>(
             };
             let result = match accumulate {
                 Accumulate::Period => {
-                    let v = tiered::amount(*mode, values, q, &mut t.describer())
-                        .ok_or_else(|| overflow(e))?;
+                    let v = if t.on {
+                        tiered::amount(*mode, values, q, &mut t.describer())
+                    } else {
+                        tiered::amount_quietly(*mode, values, whole_before, q)
+                    }
+                    .ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
                 Accumulate::ContractYear => {
@@ -855,14 +860,18 @@ fn charge_amount<'a>(
                         || e.cc.periods()[e.period.index - 1].contract_year
                             != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = tiered::amount(*mode, values, y, &mut t.describer())
-                        .ok_or_else(|| overflow(e))?;
+                    let a_y = if t.on {
+                        tiered::amount(*mode, values, y, &mut t.describer())
+                    } else {
+                        tiered::amount_quietly(*mode, values, whole_before, y)
+                    }
+                    .ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
                         Decimal::ZERO
                     } else {
                         r.round(
-                            tiered::amount(*mode, values, before, &mut |_, _| {})
+                            tiered::amount_quietly(*mode, values, whole_before, before)
                                 .ok_or_else(|| overflow(e))?,
                         )
                     };
