@@ -179,6 +179,12 @@ pub(crate) fn round_dp(value: Decimal, scale: u32, mode: RoundingMode) -> Decima
 /// `value` (of a scale below `scale`) with trailing zeros up to `scale`;
 /// when the coefficient cannot hold them all, the value with as many as fit.
 fn with_scale(value: Decimal, scale: u32) -> Decimal {
+    if scale > MAX_SCALE {
+        // No decimal has more places: `rescale` stops at what it can.
+        let mut d = value;
+        d.rescale(scale);
+        return d;
+    }
     let shift = scale - value.scale();
     let coefficient = value.mantissa().unsigned_abs();
     // A coefficient of 64 bits times a power of ten of 64 bits is one
@@ -212,6 +218,9 @@ fn with_scale(value: Decimal, scale: u32) -> Decimal {
     }
 }
 
+/// The greatest scale a decimal has.
+const MAX_SCALE: u32 = 28;
+
 /// Powers of ten by exponent, up to the greatest scale a decimal has (28).
 const POW10: [i128; 29] = {
     let mut p = [1i128; 29];
@@ -223,15 +232,15 @@ const POW10: [i128; 29] = {
     p
 };
 
-/// The exact sum of `values`, at the greatest of their scales: what adding
-/// them in turn with `checked_add` gives whenever no partial sum needs more
-/// than 96 bits, and never a negative zero. `None` when the sum overflows a
-/// decimal.
+/// The sum of `values` as adding them in turn with `checked_add` gives it
+/// (value and scale), except that it is never a negative zero. `None` when
+/// that overflows a decimal.
 ///
 /// Statement totals and limit bases add a handful of amounts of one scale
 /// every period; doing it in one 128-bit integer spares the per-add
-/// realignment of decimals. Where an exact sum does not fit, the values are
-/// added in turn, as `checked_add` would (rounding the scale down).
+/// realignment of decimals. Where an operand or a partial sum does not fit
+/// 96 bits (where `checked_add` starts rounding), the values are added in
+/// turn with `checked_add` itself.
 pub(crate) fn checked_sum<I>(values: I) -> Option<Decimal>
 where
     I: IntoIterator,
@@ -261,25 +270,33 @@ where
     })
 }
 
+/// Adding in turn, in one `i128`: `None` as soon as an aligned operand or
+/// a partial sum needs more than 96 bits, where `checked_add` would start
+/// rounding.
 fn exact_sum<D: std::borrow::Borrow<Decimal>>(values: impl Iterator<Item = D>) -> Option<Decimal> {
+    let fits = |m: i128| (m.unsigned_abs() <= COEFFICIENT_MAX).then_some(m);
     let mut scale = 0u32;
     let mut sum: i128 = 0;
     for v in values {
         let v = v.borrow();
-        let s = v.scale();
-        let mut m = v.mantissa();
-        if s > scale {
-            if sum != 0 {
-                sum = sum.checked_mul(*POW10.get((s - scale) as usize)?)?;
-            }
-            scale = s;
-        } else if s < scale && m != 0 {
-            m = m.checked_mul(*POW10.get((scale - s) as usize)?)?;
+        let (s, mut m) = (v.scale(), v.mantissa());
+        if sum == 0 {
+            // `checked_add` gives the other operand as it is when one side
+            // is zero: a zero sum takes on the value, scale included.
+            (sum, scale) = (m, s);
+            continue;
         }
-        sum = sum.checked_add(m)?;
-    }
-    if sum.unsigned_abs() > COEFFICIENT_MAX {
-        return None;
+        if m == 0 {
+            // And a zero added leaves the sum as it is, whatever its scale.
+            continue;
+        }
+        if s > scale {
+            sum = fits(sum.checked_mul(*POW10.get((s - scale) as usize)?)?)?;
+            scale = s;
+        } else if s < scale {
+            m = fits(m.checked_mul(*POW10.get((scale - s) as usize)?)?)?;
+        }
+        sum = fits(sum.checked_add(m)?)?;
     }
     Decimal::try_from_i128_with_scale(sum, scale).ok()
 }
@@ -422,7 +439,7 @@ impl fmt::Display for Money {
 }
 
 /// The greatest coefficient a decimal holds: 2^96 − 1.
-const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
+pub(crate) const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
 
 /// Reads a decimal in the formats' strict syntax: an optional sign, digits,
 /// and an optional `.` with digits; no exponent, no spaces.
@@ -525,6 +542,29 @@ mod tests {
         (any::<i64>(), 0u32..=8).prop_map(|(m, scale)| Decimal::new(m, scale))
     }
 
+    /// Zeros of any scale and sign, small amounts, and coefficients of up
+    /// to 96 bits at scales up to 28: what adding in turn treats apart.
+    fn any_addend() -> impl Strategy<Value = Decimal> {
+        prop_oneof![
+            (0u32..=28, any::<bool>()).prop_map(|(scale, negative)| {
+                let mut zero = Decimal::new(0, scale);
+                zero.set_sign_negative(negative);
+                zero
+            }),
+            (-100_000i64..100_000, 0u32..=4).prop_map(|(m, scale)| Decimal::new(m, scale)),
+            (
+                any::<u32>(),
+                any::<u32>(),
+                any::<u32>(),
+                any::<bool>(),
+                0u32..=28
+            )
+                .prop_map(|(lo, mid, hi, negative, scale)| Decimal::from_parts(
+                    lo, mid, hi, negative, scale
+                )),
+        ]
+    }
+
     proptest! {
         #[test]
         fn checked_sum_is_adding_in_turn(values in proptest::collection::vec(any_decimal(), 0..8)) {
@@ -536,6 +576,33 @@ mod tests {
             prop_assert_eq!(sum, in_turn);
             prop_assert_eq!(sum.scale(), in_turn.scale());
             prop_assert!(!(sum.is_zero() && sum.is_sign_negative()));
+        }
+
+        #[test]
+        fn round_dp_is_rust_decimals_rounding_for_any_coefficient(v in any_addend(), scale in 0u32..=28) {
+            // The shortcuts give rust_decimal's own round and rescale,
+            // scale included, for coefficients up to 96 bits.
+            let mut expected = v.round_dp_with_strategy(scale, RoundingStrategy::MidpointAwayFromZero);
+            expected.rescale(scale);
+            if expected.is_zero() {
+                expected.set_sign_positive(true);
+            }
+            let rounded = round_dp(v, scale, RoundingMode::HalfUp);
+            prop_assert_eq!(rounded, expected);
+            prop_assert_eq!(rounded.scale(), expected.scale());
+            prop_assert_eq!(rounded.is_sign_negative(), expected.is_sign_negative());
+        }
+
+        #[test]
+        fn checked_sum_is_adding_in_turn_with_zeros_and_huge_values(
+            values in proptest::collection::vec(any_addend(), 0..6)
+        ) {
+            // Same value, same scale, same overflow; only a zero's sign differs.
+            let in_turn = values.iter().try_fold(Decimal::ZERO, |s, v| s.checked_add(*v));
+            let sum = checked_sum(&values);
+            prop_assert_eq!(sum, in_turn);
+            prop_assert_eq!(sum.map(|d| d.scale()), in_turn.map(|d| d.scale()));
+            prop_assert!(sum.is_none_or(|d| !(d.is_zero() && d.is_sign_negative())));
         }
 
         #[test]
@@ -560,6 +627,51 @@ mod tests {
         assert_eq!(checked_sum([Decimal::ZERO; 0]), Some(Decimal::ZERO));
         let minus_zero = Decimal::new(-0, 2) * Decimal::NEGATIVE_ONE;
         assert!(!checked_sum([minus_zero]).unwrap().is_sign_negative());
+    }
+
+    #[test]
+    fn checked_sum_adds_in_turn_where_partial_sums_overflow() {
+        // Found in review: the exact sum keeps the cent that adding in turn
+        // rounds away, and turns an overflow into a number. Both now agree
+        // with checked_add in turn.
+        let big = d("600000000000000000000000000.01");
+        let values = [
+            big,
+            d("600000000000000000000000000.00"),
+            -d("600000000000000000000000000.00"),
+        ];
+        let in_turn = values
+            .iter()
+            .try_fold(Decimal::ZERO, |s, v| s.checked_add(*v));
+        assert_eq!(checked_sum(values.iter()), in_turn);
+        assert_eq!(
+            checked_sum(values).map(|s| s.scale()),
+            in_turn.map(|s| s.scale())
+        );
+        assert_eq!(
+            checked_sum([Decimal::MAX, Decimal::ONE, Decimal::NEGATIVE_ONE]),
+            None
+        );
+        // A zero leaves the scale of the sum as adding in turn does.
+        assert_eq!(
+            checked_sum([d("0.00"), d("38.1")]).unwrap().to_string(),
+            "38.1"
+        );
+        assert_eq!(
+            checked_sum([d("1.50"), d("-1.50"), d("2")])
+                .unwrap()
+                .to_string(),
+            "2"
+        );
+    }
+
+    #[test]
+    fn rounding_past_the_greatest_scale_does_not_panic() {
+        // Rounding's fields are public: a scale of 29 is a caller's
+        // mistake, answered with what rescale can do, not a panic.
+        let r = Rounding::new(29, RoundingMode::HalfUp);
+        assert_eq!(r.round(Decimal::new(1, 10)), Decimal::new(1, 10));
+        assert!(r.round(Decimal::ZERO).is_zero());
     }
 
     #[test]

@@ -55,9 +55,14 @@ impl Stats {
         let scale = values.first()?.scale();
         if values.iter().all(|v| v.scale() == scale) {
             let mut coefficients: Vec<i128> = values.iter().map(|v| v.mantissa()).collect();
+            // Partial sums within 96 bits are what `checked_add` gives in
+            // turn; past that, `checked_sum` adds in turn itself.
             let exact = coefficients
                 .iter()
-                .try_fold(0i128, |sum, m| sum.checked_add(*m))
+                .try_fold(0i128, |sum, m| {
+                    sum.checked_add(*m)
+                        .filter(|s| s.unsigned_abs() <= crate::money::COEFFICIENT_MAX)
+                })
                 .and_then(|sum| Decimal::try_from_i128_with_scale(sum, scale).ok());
             let sum = match exact {
                 Some(sum) => sum,
