@@ -94,6 +94,32 @@ impl Stats {
     }
 }
 
+/// Decimal places that show a sweep's levels apart: the first level's own
+/// places, or enough for three significant digits of the step between
+/// levels, whichever is more (at most 28).
+fn level_places(levels: &[SweepLevel]) -> u32 {
+    let first = levels
+        .first()
+        .map_or(Decimal::ZERO, |l| l.level.normalize());
+    let step = match levels {
+        [a, b, ..] => b
+            .level
+            .checked_sub(a.level)
+            .map_or(Decimal::ZERO, |d| d.abs().normalize()),
+        _ => Decimal::ZERO,
+    };
+    let for_step = if step.is_zero() {
+        0
+    } else {
+        // floor(log10(step)) is the coefficient's digits less one, less
+        // the scale.
+        let digits = step.mantissa().unsigned_abs().to_string().len() as i64;
+        let magnitude = digits - 1 - i64::from(step.scale());
+        (2 - magnitude).max(0)
+    };
+    (for_step.min(28) as u32).max(first.scale())
+}
+
 /// The 5th, 50th and 95th percentiles of non-empty `values` (reordered).
 ///
 /// Three selections instead of a sort: the median first, then the 5th
@@ -679,8 +705,17 @@ impl SweepReport {
         let mut header = vec![self.series.clone()];
         header.extend(self.contracts.iter().cloned());
         let mut rows = vec![header];
+        // Levels between round ends can carry 28 digits (1000 + 8000 / 9):
+        // the table shows what tells the steps apart; JSON and CSV keep
+        // every digit.
+        let places = level_places(&self.levels);
+        let shown = |level: Decimal, places: u32| {
+            let rounded =
+                level.round_dp_with_strategy(places, RoundingStrategy::MidpointNearestEven);
+            group_thousands(&format_normalized(rounded))
+        };
         for l in &self.levels {
-            let mut row = vec![group_thousands(&format_normalized(l.level))];
+            let mut row = vec![shown(l.level, places)];
             for (total, r) in l.totals.iter().zip(&self.roundings) {
                 row.push(money(*total, r.scale));
             }
@@ -700,7 +735,7 @@ impl SweepReport {
                     b.contracts.0,
                     b.contracts.1,
                     self.series,
-                    group_thousands(&format_normalized(b.level))
+                    shown(b.level, places + 2)
                 );
             }
         }
@@ -910,6 +945,48 @@ mod tests {
         assert_eq!(share(1, 80_000).to_string(), "0.0000");
         assert_eq!(share(3, 80_000).to_string(), "0.0000");
         assert_eq!(share(5, 10_000).to_string(), "0.0005");
+    }
+
+    #[test]
+    fn sweep_tables_show_levels_to_the_places_that_tell_them_apart() {
+        // Proves a table rounds levels for reading (1000 + 8000 / 9 shows
+        // as 1,889) and small steps keep their digits, while JSON keeps
+        // every digit.
+        let at = |level: &str| SweepLevel {
+            level: d(level),
+            totals: vec![d("1")],
+        };
+        let report = |levels: Vec<SweepLevel>| SweepReport {
+            series: "tickets".into(),
+            contracts: vec!["a".into()],
+            currency: "USD".parse().expect("a currency"),
+            roundings: vec![Rounding::new(2, RoundingMode::HalfEven)],
+            levels,
+            break_even: vec![],
+        };
+        let ninths = report(vec![
+            at("1000"),
+            at("1888.8888888888888888888888889"),
+            at("2777.7777777777777777777777778"),
+        ]);
+        let table = ninths.to_table();
+        assert!(
+            table.contains("1,889") && table.contains("2,778"),
+            "{table}"
+        );
+        assert!(!table.contains("1,888.88"), "{table}");
+        assert_eq!(
+            ninths.to_json()["levels"][1]["level"],
+            "1888.8888888888888888888888889"
+        );
+        let fine = report(vec![at("0.8"), at("0.801"), at("0.802")]);
+        let table = fine.to_table();
+        assert!(
+            table.contains("0.801") && table.contains("0.802"),
+            "{table}"
+        );
+        assert_eq!(level_places(&[at("0.5")]), 1);
+        assert_eq!(level_places(&[]), 0);
     }
 
     #[test]
