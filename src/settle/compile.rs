@@ -7,6 +7,7 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 
 use crate::charge::ChargeRule;
+use crate::contract::rules::line_rounding;
 use crate::contract::{
     Accumulate, BaselineKind, ChargeKind, Contract, CorridorDirection, Direction, LimitKind,
     Missing, PackageRound, Scope, ShareCap, Sharing, Threshold, TierMode, Window,
@@ -296,29 +297,8 @@ enum Allowed {
 struct Compiler<'c> {
     names: &'c Names,
     deps: Vec<Vec<u32>>,
-    /// The version's params, to fold expressions that read only them.
-    params: ParamEnv<'c>,
-}
-
-/// Answers params, and only params, for constant folding.
-struct ParamEnv<'c> {
-    params: Vec<Decimal>,
-    slots: &'c [Slot],
-    rounding: crate::money::Rounding,
-}
-
-impl crate::expr::Env for ParamEnv<'_> {
-    fn value(&mut self, slot: u32) -> std::result::Result<Decimal, Box<Error>> {
-        self.slots
-            .get(slot as usize)
-            .filter(|s| s.kind == SlotKind::Param)
-            .and_then(|s| self.params.get(s.index).copied())
-            .ok_or_else(|| Box::new(Error::usage(format!("slot {slot} is not a param"))))
-    }
-
-    fn rounding(&self) -> crate::money::Rounding {
-        self.rounding
-    }
+    /// The version compiled, whose params fold into constants.
+    contract: &'c Contract,
 }
 
 impl Compiler<'_> {
@@ -352,17 +332,11 @@ impl Compiler<'_> {
         }
         let mut code = code;
         // A param is a constant of its version: an expression reading only
-        // params (`up_to = "allowance"`) is worked out once, here. One that
-        // fails (`1 / z` with z = 0) is left to fail at settlement, where
-        // the error names the period.
-        let only_params = expr.names().iter().all(|n| {
-            names
-                .index
-                .get(*n)
-                .is_some_and(|&slot| names.slots[slot as usize].kind == SlotKind::Param)
-        });
-        if code.constant().is_none() && only_params {
-            if let Ok(value) = code.eval(&mut self.params) {
+        // params (`up_to = "allowance"`) is worked out once, here, as the
+        // load-time rules work it out. One that fails (`1 / z` with z = 0)
+        // is left to fail at settlement, where the error names the period.
+        if code.constant().is_none() {
+            if let Ok(Some(value)) = crate::contract::rules::constant(self.contract, path, expr) {
                 code.fold(value);
             }
         }
@@ -390,6 +364,12 @@ impl Compiler<'_> {
 /// `contract` may be an amended version of it.
 pub(crate) fn compile(contract: &Contract) -> Result<Program> {
     let names = Names::of(contract)?;
+    let mut c = Compiler {
+        names: &names,
+        deps: vec![Vec::new(); names.slots.len()],
+        contract,
+    };
+
     let mut params = Vec::new();
     for (name, value) in &contract.params {
         let v = value.as_literal().ok_or_else(|| {
@@ -400,15 +380,6 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         })?;
         params.push(v);
     }
-    let mut c = Compiler {
-        names: &names,
-        deps: vec![Vec::new(); names.slots.len()],
-        params: ParamEnv {
-            params: params.clone(),
-            slots: &names.slots,
-            rounding: crate::contract::rules::line_rounding(contract),
-        },
-    };
 
     let mut metrics = Vec::new();
     for (name, m) in &contract.metrics {
@@ -859,7 +830,10 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
             name: limit.id.clone().unwrap_or_else(|| format!("limits[{i}]")),
             kind: limit.kind,
             scope: limit.scope,
-            rounded: amount.code.constant().map(|a| c.params.rounding.round(a)),
+            rounded: amount
+                .code
+                .constant()
+                .map(|a| line_rounding(contract).round(a)),
             amount,
             charges: set,
             nested,
