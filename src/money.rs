@@ -439,7 +439,7 @@ impl fmt::Display for Money {
 }
 
 /// The greatest coefficient a decimal holds: 2^96 − 1.
-pub(crate) const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
+const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
 
 /// Reads a decimal in the formats' strict syntax: an optional sign, digits,
 /// and an optional `.` with digits; no exponent, no spaces.

@@ -46,41 +46,20 @@ impl Stats {
     /// assert_eq!(s.mean.to_string(), "10.50");
     /// ```
     pub fn of(values: &mut [Decimal], rounding: Rounding) -> Option<Stats> {
-        let n = values.len();
-        let count = Decimal::from(n as u64);
+        let scale = values.first()?.scale();
+        let sum = crate::money::checked_sum(values.iter())?;
+        let mean = rounding.round(sum.checked_div(Decimal::from(values.len() as u64))?);
         // Amounts are rounded lines, almost always of one scale: then their
         // order is that of their coefficients, which compare as integers
-        // far faster than decimals do, and their sum is the coefficients'
-        // (as `checked_sum` gives it) when it fits a decimal.
-        let scale = values.first()?.scale();
-        if values.iter().all(|v| v.scale() == scale) {
+        // far faster than decimals do.
+        let (p5, p50, p95) = if values.iter().all(|v| v.scale() == scale) {
             let mut coefficients: Vec<i128> = values.iter().map(|v| v.mantissa()).collect();
-            // Partial sums within 96 bits are what `checked_add` gives in
-            // turn; past that, `checked_sum` adds in turn itself.
-            let exact = coefficients
-                .iter()
-                .try_fold(0i128, |sum, m| {
-                    sum.checked_add(*m)
-                        .filter(|s| s.unsigned_abs() <= crate::money::COEFFICIENT_MAX)
-                })
-                .and_then(|sum| Decimal::try_from_i128_with_scale(sum, scale).ok());
-            let sum = match exact {
-                Some(sum) => sum,
-                None => crate::money::checked_sum(values.iter())?,
-            };
-            let mean = rounding.round(sum.checked_div(count)?);
-            let back = |m: i128| Decimal::try_from_i128_with_scale(m, scale).ok();
             let (p5, p50, p95) = percentiles(&mut coefficients);
-            return Some(Stats {
-                mean,
-                p5: back(p5)?,
-                p50: back(p50)?,
-                p95: back(p95)?,
-            });
-        }
-        let sum = crate::money::checked_sum(values.iter())?;
-        let mean = rounding.round(sum.checked_div(count)?);
-        let (p5, p50, p95) = percentiles(values);
+            let back = |m: i128| Decimal::try_from_i128_with_scale(m, scale).ok();
+            (back(p5)?, back(p50)?, back(p95)?)
+        } else {
+            percentiles(values)
+        };
         Some(Stats { mean, p5, p50, p95 })
     }
 
