@@ -179,12 +179,6 @@ pub(crate) fn round_dp(value: Decimal, scale: u32, mode: RoundingMode) -> Decima
 /// `value` (of a scale below `scale`) with trailing zeros up to `scale`;
 /// when the coefficient cannot hold them all, the value with as many as fit.
 fn with_scale(value: Decimal, scale: u32) -> Decimal {
-    if scale > MAX_SCALE {
-        // No decimal has more places: `rescale` stops at what it can.
-        let mut d = value;
-        d.rescale(scale);
-        return d;
-    }
     let shift = scale - value.scale();
     let coefficient = value.mantissa().unsigned_abs();
     // A coefficient of 64 bits times a power of ten of 64 bits is one
@@ -195,7 +189,8 @@ fn with_scale(value: Decimal, scale: u32) -> Decimal {
             .get(shift as usize)
             .and_then(|p| coefficient.checked_mul(p.unsigned_abs())),
     }
-    .filter(|m| *m <= COEFFICIENT_MAX);
+    // No decimal has more than 28 places: past that, `rescale` below.
+    .filter(|m| *m <= COEFFICIENT_MAX && scale <= MAX_SCALE);
     match widened {
         Some(m) => {
             // Each part is 32 bits of a coefficient below 2^96: the casts
@@ -210,7 +205,8 @@ fn with_scale(value: Decimal, scale: u32) -> Decimal {
         }
         None => {
             // `rescale` only adds trailing zeros here; when the coefficient
-            // cannot hold them it keeps the value and a smaller scale.
+            // (or the greatest scale) cannot hold them it keeps the value
+            // and a smaller scale.
             let mut d = value;
             d.rescale(scale);
             d
