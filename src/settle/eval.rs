@@ -845,12 +845,7 @@ fn charge_amount<'a>(
             };
             let result = match accumulate {
                 Accumulate::Period => {
-                    let v = if t.on {
-                        tiered::amount(*mode, values, q, &mut t.describer())
-                    } else {
-                        tiered::amount_quietly(*mode, values, whole_before, q)
-                    }
-                    .ok_or_else(|| overflow(e))?;
+                    let v = priced(*mode, values, whole_before, q, t).ok_or_else(|| overflow(e))?;
                     Ok((v, Some(q), false))
                 }
                 Accumulate::ContractYear => {
@@ -860,12 +855,8 @@ fn charge_amount<'a>(
                         || e.cc.periods()[e.period.index - 1].contract_year
                             != e.period.contract_year;
                     let r = e.cc.rounding;
-                    let a_y = if t.on {
-                        tiered::amount(*mode, values, y, &mut t.describer())
-                    } else {
-                        tiered::amount_quietly(*mode, values, whole_before, y)
-                    }
-                    .ok_or_else(|| overflow(e))?;
+                    let a_y =
+                        priced(*mode, values, whole_before, y, t).ok_or_else(|| overflow(e))?;
                     let a_y = r.round(a_y);
                     let a_before = if first {
                         Decimal::ZERO
@@ -1157,6 +1148,22 @@ fn charge_amount<'a>(
             let q = ctx.quantity;
             Ok((v, q, false))
         }
+    }
+}
+
+/// The tiers' amount for `quantity`: with its steps when tracing, else by
+/// the quiet path (the same decimal).
+fn priced(
+    mode: crate::contract::TierMode,
+    values: &[tiered::TierValues],
+    before: &[Option<Decimal>],
+    quantity: Decimal,
+    t: &mut Trace,
+) -> Option<Decimal> {
+    if t.on {
+        tiered::amount(mode, values, quantity, &mut t.describer())
+    } else {
+        tiered::amount_quietly(mode, values, before, quantity)
     }
 }
 
