@@ -39,6 +39,7 @@ mod money;
 mod period;
 mod reconcile;
 mod report;
+mod run;
 mod settle;
 mod simulate;
 
@@ -56,7 +57,10 @@ pub use period::{
     Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,
 };
 pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconcile};
-pub use report::{ContractStatements, RunItem, run_csv, run_json, run_table};
+pub use report::{
+    CSV_HEADER, ContractStatements, RunFormat, RunItem, RunWriter, run_csv, run_json, run_table,
+};
+pub use run::{BillingRun, RunOptions};
 pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
 pub use simulate::{
     Basis, BreakEven, ChartLabels, Comparison, DECIMALS_DEFAULT, DECIMALS_MAX, Difference, Model,

@@ -109,84 +109,48 @@ impl ContractStatements {
     }
 }
 
-/// The JSON of a run: one contract's document alone, or
-/// `{ "contracts": [...] }` when `several` (items in the order given).
-///
-/// # Errors
-/// When a term total overflows.
-pub fn run_json(items: &[RunItem], several: bool) -> Result<String> {
-    let mut docs = Vec::new();
-    for item in items {
-        docs.push(match item {
-            RunItem::Settled(s) => s.to_json()?,
-            RunItem::Failed { contract, error } => {
-                json!({ "contract": contract, "error": error.to_string() })
+/// The CSV export's header (`settle --format csv`).
+pub const CSV_HEADER: &str = "contract,period_start,period_end,charge,kind,quantity,amount,group\n";
+
+/// How a run is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunFormat {
+    /// For people; its layout may change.
+    Table,
+    /// The statement document of the spec.
+    Json,
+    /// The invoicing export of the spec.
+    Csv,
+}
+
+impl RunItem {
+    /// This item's part of a run's output in `format`: its JSON document
+    /// (pretty, no final newline), its CSV rows (no header), or its table.
+    ///
+    /// # Errors
+    /// When a term total overflows (JSON only).
+    pub fn render(&self, format: RunFormat) -> Result<String> {
+        Ok(match format {
+            RunFormat::Json => {
+                let doc = match self {
+                    RunItem::Settled(s) => s.to_json()?,
+                    RunItem::Failed { contract, error } => {
+                        json!({ "contract": contract, "error": error.to_string() })
+                    }
+                };
+                serde_json::to_string_pretty(&doc).unwrap_or_default()
             }
-        });
+            RunFormat::Csv => match self {
+                RunItem::Settled(s) => s.csv_rows(),
+                RunItem::Failed { .. } => String::new(),
+            },
+            RunFormat::Table => self.table(),
+        })
     }
-    let value = if several || docs.len() != 1 {
-        json!({ "contracts": docs })
-    } else {
-        docs.pop().unwrap_or(Value::Null)
-    };
-    Ok(pretty(&value))
-}
 
-/// Pretty JSON with a final newline.
-pub(crate) fn pretty(value: &Value) -> String {
-    let mut s = serde_json::to_string_pretty(value).unwrap_or_default();
-    s.push('\n');
-    s
-}
-
-/// The CSV export of a run: one header, one row per line; failed contracts
-/// have no rows.
-pub fn run_csv(items: &[RunItem]) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut rows: Vec<[String; 7]> = Vec::new();
-    for item in items {
-        if let RunItem::Settled(s) = item {
-            for st in &s.statements {
-                for l in &st.lines {
-                    rows.push([
-                        s.contract.clone(),
-                        st.period.start.to_string(),
-                        st.period.end.to_string(),
-                        l.charge.clone(),
-                        l.kind.clone(),
-                        l.quantity.map(format_normalized).unwrap_or_default(),
-                        s.amount(l.amount),
-                    ]);
-                }
-            }
-        }
-    }
-    // Writing to a Vec cannot fail.
-    let _ = w.write_record([
-        "contract",
-        "period_start",
-        "period_end",
-        "charge",
-        "kind",
-        "quantity",
-        "amount",
-    ]);
-    for r in &rows {
-        let _ = w.write_record(r);
-    }
-    String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
-}
-
-/// A table for people: each contract's statements with their lines and
-/// totals, amounts grouped by thousands. Its layout may change; use JSON or
-/// CSV in programs.
-pub fn run_table(items: &[RunItem]) -> String {
-    let mut out = String::new();
-    for (k, item) in items.iter().enumerate() {
-        if k > 0 {
-            out.push('\n');
-        }
-        match item {
+    fn table(&self) -> String {
+        let mut out = String::new();
+        match self {
             RunItem::Failed { contract, error } => {
                 let _ = writeln!(out, "{contract}: failed: {error}");
             }
@@ -234,8 +198,168 @@ pub fn run_table(items: &[RunItem]) -> String {
                 let _ = writeln!(out, "  term total: {total} {}", s.currency);
             }
         }
+        out
     }
-    out
+}
+
+impl ContractStatements {
+    /// The CSV rows of these statements, without the header.
+    fn csv_rows(&self) -> String {
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(Vec::new());
+        for st in &self.statements {
+            let (start, end) = (st.period.start.to_string(), st.period.end.to_string());
+            for l in &st.lines {
+                let quantity = l.quantity.map(format_normalized).unwrap_or_default();
+                // Writing to a Vec cannot fail.
+                let _ = w.write_record([
+                    self.contract.as_str(),
+                    &start,
+                    &end,
+                    &l.charge,
+                    &l.kind,
+                    &quantity,
+                    &self.amount(l.amount),
+                    "",
+                ]);
+            }
+        }
+        String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+    }
+}
+
+/// Writes a run's output as its items arrive, in the spec's shapes: one
+/// CSV header, `{ "contracts": [...] }` around several JSON documents (or
+/// one document alone), tables one after another.
+///
+/// # Example
+/// ```
+/// use outcome_billing::{RunFormat, RunWriter};
+/// let mut out = Vec::new();
+/// let mut writer = RunWriter::new(&mut out, RunFormat::Json, true);
+/// writer.start()?;
+/// writer.item("{\n  \"contract\": \"a\",\n  \"error\": \"x\"\n}")?;
+/// writer.finish()?;
+/// assert!(String::from_utf8(out).unwrap().starts_with("{\n  \"contracts\": [\n    {"));
+/// # Ok::<(), std::io::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RunWriter<W: std::io::Write> {
+    out: W,
+    format: RunFormat,
+    several: bool,
+    written: usize,
+}
+
+impl<W: std::io::Write> RunWriter<W> {
+    /// A writer of `format` to `out`; `several` wraps JSON documents in
+    /// `contracts` (a run of several files, or a folder).
+    pub fn new(out: W, format: RunFormat, several: bool) -> RunWriter<W> {
+        RunWriter {
+            out,
+            format,
+            several,
+            written: 0,
+        }
+    }
+
+    /// Writes what comes before the first item.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn start(&mut self) -> std::io::Result<()> {
+        match self.format {
+            RunFormat::Csv => self.out.write_all(CSV_HEADER.as_bytes()),
+            RunFormat::Json if self.several => self.out.write_all(b"{\n  \"contracts\": ["),
+            _ => Ok(()),
+        }
+    }
+
+    /// Writes one item's text, as [`RunItem::render`] gives it.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn item(&mut self, text: &str) -> std::io::Result<()> {
+        match self.format {
+            RunFormat::Csv => self.out.write_all(text.as_bytes())?,
+            RunFormat::Table => {
+                if self.written > 0 {
+                    self.out.write_all(b"\n")?;
+                }
+                self.out.write_all(text.as_bytes())?;
+            }
+            RunFormat::Json if self.several => {
+                self.out
+                    .write_all(if self.written > 0 { b",\n" } else { b"\n" })?;
+                for (i, line) in text.split('\n').enumerate() {
+                    if i > 0 {
+                        self.out.write_all(b"\n")?;
+                    }
+                    self.out.write_all(b"    ")?;
+                    self.out.write_all(line.as_bytes())?;
+                }
+            }
+            RunFormat::Json => {
+                self.out.write_all(text.as_bytes())?;
+                self.out.write_all(b"\n")?;
+            }
+        }
+        self.written += 1;
+        Ok(())
+    }
+
+    /// Writes what follows the last item, and flushes.
+    ///
+    /// # Errors
+    /// The writer's.
+    pub fn finish(&mut self) -> std::io::Result<()> {
+        if self.format == RunFormat::Json && self.several {
+            let end: &[u8] = if self.written > 0 {
+                b"\n  ]\n}\n"
+            } else {
+                b"]\n}\n"
+            };
+            self.out.write_all(end)?;
+        }
+        self.out.flush()
+    }
+}
+
+/// The JSON of a run: one contract's document alone, or
+/// `{ "contracts": [...] }` when `several` (items in the order given).
+///
+/// # Errors
+/// When a term total overflows.
+pub fn run_json(items: &[RunItem], several: bool) -> Result<String> {
+    run_text(items, RunFormat::Json, several || items.len() != 1)
+}
+
+/// The CSV export of a run: one header, one row per line; failed contracts
+/// have no rows.
+pub fn run_csv(items: &[RunItem]) -> String {
+    // Only JSON rendering can fail.
+    run_text(items, RunFormat::Csv, true).unwrap_or_default()
+}
+
+/// A table for people: each contract's statements with their lines and
+/// totals, amounts grouped by thousands. Its layout may change; use JSON or
+/// CSV in programs.
+pub fn run_table(items: &[RunItem]) -> String {
+    // Only JSON rendering can fail.
+    run_text(items, RunFormat::Table, true).unwrap_or_default()
+}
+
+fn run_text(items: &[RunItem], format: RunFormat, several: bool) -> Result<String> {
+    let mut out = Vec::new();
+    let mut writer = RunWriter::new(&mut out, format, several);
+    // Writing to a Vec cannot fail.
+    let _ = writer.start();
+    for item in items {
+        let _ = writer.item(&item.render(format)?);
+    }
+    let _ = writer.finish();
+    Ok(String::from_utf8(out).unwrap_or_default())
 }
 
 /// `1234567.89` as `1,234,567.89`, for people.

@@ -609,9 +609,9 @@ fn settle_a_failing_contract_takes_its_place_and_does_not_stop_the_others() {
     assert_eq!(run.code, 1);
     assert_eq!(
         run.stdout,
-        "contract,period_start,period_end,charge,kind,quantity,amount\n\
-         a-ok,2026-01-01,2026-02-01,plan,fixed,,10.00\n\
-         z-ok,2026-01-01,2026-02-01,plan,fixed,,10.00\n"
+        "contract,period_start,period_end,charge,kind,quantity,amount,group\n\
+         a-ok,2026-01-01,2026-02-01,plan,fixed,,10.00,\n\
+         z-ok,2026-01-01,2026-02-01,plan,fixed,,10.00,\n"
     );
 
     // An invalid contract too: the run exits 2, and the invalid one is
@@ -781,22 +781,22 @@ fn csv_rows_are_ordered_with_exact_scales_and_no_negative_zero() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "contract,period_start,period_end,charge,kind,quantity,amount\n\
-         a-jpy,2026-01-01,2026-02-01,fee,expr,,100\n\
-         a-jpy,2026-02-01,2026-03-01,fee,expr,,100\n\
-         b-usd,2026-01-01,2026-02-01,u,unit,3.5,1.75\n\
-         b-usd,2026-01-01,2026-02-01,tiny credit,expr,,0.00\n\
-         b-usd,2026-01-01,2026-02-01,\"p,q\",package,3.5,2.00\n\
-         b-usd,2026-02-01,2026-03-01,u,unit,0,0.00\n\
-         b-usd,2026-02-01,2026-03-01,tiny credit,expr,,0.00\n\
-         b-usd,2026-02-01,2026-03-01,\"p,q\",package,0,0.00\n\
-         c-milli,2026-01-01,2026-02-01,fee,expr,,1.500\n\
-         c-milli,2026-01-01,2026-02-01,neg,expr,,0.000\n\
-         c-milli,2026-02-01,2026-03-01,fee,expr,,1.500\n\
-         c-milli,2026-02-01,2026-03-01,neg,expr,,0.000\n"
+        "contract,period_start,period_end,charge,kind,quantity,amount,group\n\
+         a-jpy,2026-01-01,2026-02-01,fee,expr,,100,\n\
+         a-jpy,2026-02-01,2026-03-01,fee,expr,,100,\n\
+         b-usd,2026-01-01,2026-02-01,u,unit,3.5,1.75,\n\
+         b-usd,2026-01-01,2026-02-01,tiny credit,expr,,0.00,\n\
+         b-usd,2026-01-01,2026-02-01,\"p,q\",package,3.5,2.00,\n\
+         b-usd,2026-02-01,2026-03-01,u,unit,0,0.00,\n\
+         b-usd,2026-02-01,2026-03-01,tiny credit,expr,,0.00,\n\
+         b-usd,2026-02-01,2026-03-01,\"p,q\",package,0,0.00,\n\
+         c-milli,2026-01-01,2026-02-01,fee,expr,,1.500,\n\
+         c-milli,2026-01-01,2026-02-01,neg,expr,,0.000,\n\
+         c-milli,2026-02-01,2026-03-01,fee,expr,,1.500,\n\
+         c-milli,2026-02-01,2026-03-01,neg,expr,,0.000,\n"
     );
     for row in run.stdout.lines().skip(1) {
-        let amount = row.rsplit(',').next().unwrap();
+        let amount = row.rsplit(',').nth(1).unwrap();
         assert!(
             !amount.starts_with('-')
                 || !amount
@@ -945,9 +945,9 @@ fn as_of_as_a_date_is_local_midnight_in_the_contracts_zone() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "contract,period_start,period_end,charge,kind,quantity,amount\n\
-         ny,2026-01-01,2026-02-01,u,unit,15,15.00\n\
-         utc,2026-01-01,2026-02-01,u,unit,10,10.00\n"
+        "contract,period_start,period_end,charge,kind,quantity,amount,group\n\
+         ny,2026-01-01,2026-02-01,u,unit,15,15.00,\n\
+         utc,2026-01-01,2026-02-01,u,unit,10,10.00,\n"
     );
     // An instant is the same for both: at 02:00Z New York's January has
     // not ended and holds an observation (so it is due); the correction is
@@ -968,9 +968,9 @@ fn as_of_as_a_date_is_local_midnight_in_the_contracts_zone() {
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
-        "contract,period_start,period_end,charge,kind,quantity,amount\n\
-         ny,2026-01-01,2026-02-01,u,unit,10,10.00\n\
-         utc,2026-01-01,2026-02-01,u,unit,10,10.00\n"
+        "contract,period_start,period_end,charge,kind,quantity,amount,group\n\
+         ny,2026-01-01,2026-02-01,u,unit,10,10.00,\n\
+         utc,2026-01-01,2026-02-01,u,unit,10,10.00,\n"
     );
 }
 

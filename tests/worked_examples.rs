@@ -137,13 +137,14 @@ fn diff(expected: &str, actual: &str) -> String {
 fn csv_total(text: &str) -> Result<Decimal, String> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
-    if header.last() != Some(&"amount") {
-        return Err("amount is not the last column".into());
+    if header.last() != Some(&"group") || header.iter().rev().nth(1) != Some(&"amount") {
+        return Err("amount and group are not the last columns".into());
     }
     let mut total = Decimal::ZERO;
     for line in lines.filter(|l| !l.is_empty()) {
-        // Amounts are the last column and never quoted.
-        let field = line.rsplit(',').next().unwrap_or_default();
+        // Amounts are next to last, never quoted; no example is grouped, so
+        // the last column is empty.
+        let field = line.rsplit(',').nth(1).unwrap_or_default();
         let amount: Decimal = field
             .parse()
             .map_err(|e| format!("amount {field:?}: {e}"))?;

@@ -12,10 +12,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, ContractStatements, CsvSource, Error,
-    MetricSource, RUNS_DEFAULT, RunItem, STEPS_DEFAULT, Scenario, SettleOptions, SimulateOptions,
-    SweepSpec, parse_as_of, parse_decimal, run_csv, run_json, run_table,
+    Basis, BillingRun, ChartLabels, CompiledContract, Contract, CsvSource, Error, MetricSource,
+    RUNS_DEFAULT, RunFormat, RunItem, RunOptions, RunWriter, STEPS_DEFAULT, Scenario,
+    SimulateOptions, Stamp, SweepSpec, parse_as_of, parse_decimal,
 };
+use rayon::prelude::*;
 
 #[derive(Parser)]
 #[command(
@@ -468,9 +469,10 @@ fn settle(
         }
     };
     let several = files.len() > 1 || args.iter().any(|a| a.is_dir());
-    let period = match period.map(|p| NaiveDate::parse_from_str(p, "%Y-%m-%d")) {
-        None => None,
-        Some(Ok(d)) => Some(d),
+    let mut options = RunOptions::new(Utc::now()).trace(format == Format::Json);
+    match period.map(|p| NaiveDate::parse_from_str(p, "%Y-%m-%d")) {
+        None => {}
+        Some(Ok(d)) => options = options.period(d),
         Some(Err(_)) => {
             let e = Error::usage(format!(
                 "--period {:?} is not a date (YYYY-MM-DD)",
@@ -479,25 +481,36 @@ fn settle(
             report(&e);
             return 2;
         }
-    };
+    }
     if let Some(t) = as_of {
-        if let Err(m) = parse_as_of(t, chrono_tz::UTC) {
-            report(&Error::usage(format!("--as-of: {m}")));
-            return 2;
+        match Stamp::parse(t) {
+            Ok(stamp) => options = options.as_of(stamp),
+            Err(m) => {
+                report(&Error::usage(format!("--as-of: {m}")));
+                return 2;
+            }
         }
     }
 
-    // Load every contract first: two files with one id stop the whole run.
-    let mut status = 0;
-    let mut loaded: Vec<(PathBuf, Result<CompiledContract, Error>)> = Vec::new();
+    // Load every contract first, in parallel: two files with one id stop
+    // the whole run.
+    let loaded: Vec<(PathBuf, Result<CompiledContract, Error>)> = files
+        .into_par_iter()
+        .map(|file| {
+            let result = load(&file);
+            (file, result)
+        })
+        .collect();
     let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
-    for file in files {
-        let result = load(&file);
+    let mut status = 0;
+    let mut contracts = Vec::new();
+    let mut failed = Vec::new();
+    for (file, result) in loaded {
         let id = match &result {
             Ok(c) => Some(c.contract().id.clone()),
             Err(_) => id_of(&file),
         };
-        if let Some(id) = id {
+        if let Some(id) = &id {
             if let Some(other) = ids.insert(id.clone(), file.clone()) {
                 let e = Error::usage(format!(
                     "two contract files have the id {id}: {} and {}; nothing was settled",
@@ -508,106 +521,176 @@ fn settle(
                 return 2;
             }
         }
-        loaded.push((file, result));
+        match result {
+            Ok(c) => contracts.push(c),
+            Err(error) => {
+                report(&error);
+                status = status.max(error.exit_code());
+                failed.push(RunItem::Failed {
+                    contract: id.unwrap_or_else(|| file.display().to_string()),
+                    error,
+                });
+            }
+        }
     }
-
-    let source = match open_source(metrics) {
-        Ok(s) => Some(s),
+    failed.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
+    let run = match BillingRun::new(contracts) {
+        Ok(run) => run,
         Err(e) => {
             report(&e);
-            status = status.max(e.exit_code());
-            None
+            return 2;
         }
     };
 
-    let now = Utc::now();
-    let mut items = Vec::new();
-    for (file, result) in loaded {
-        let item = match result {
-            Err(e) => {
-                report(&e);
-                status = status.max(e.exit_code());
-                RunItem::Failed {
-                    contract: id_of(&file).unwrap_or_else(|| file.display().to_string()),
-                    error: e,
+    let format = match format {
+        Format::Json => RunFormat::Json,
+        Format::Csv => RunFormat::Csv,
+        Format::Table => RunFormat::Table,
+    };
+    let stdout = std::io::stdout();
+    let mut printer = Printer {
+        writer: RunWriter::new(
+            std::io::BufWriter::with_capacity(1 << 20, stdout.lock()),
+            format,
+            several,
+        ),
+        format,
+        failed: failed.into_iter().peekable(),
+        last_error: None,
+        status,
+        buffered: (!several).then(Vec::new),
+    };
+    let written = (|| -> std::io::Result<()> {
+        if several {
+            printer.writer.start()?;
+        }
+        let map = |item: RunItem| {
+            let text = item.render(format);
+            (item, text)
+        };
+        if is_database(metrics) {
+            match open_source(metrics) {
+                Ok(source) => {
+                    for item in run.settle_source(source.as_ref(), &options) {
+                        printer.print(map(item))?;
+                    }
+                }
+                Err(e) => {
+                    // The source fails every contract of the run.
+                    for c in run.contracts() {
+                        let item = RunItem::Failed {
+                            contract: c.contract().id.clone(),
+                            error: e.clone(),
+                        };
+                        printer.print(map(item))?;
+                    }
                 }
             }
-            Ok(c) => match &source {
-                None => continue,
-                Some(source) => match settle_one(&c, source.as_ref(), period, as_of, now) {
-                    Ok(statements) => RunItem::Settled(ContractStatements {
-                        contract: c.contract().id.clone(),
-                        currency: c.currency(),
-                        rounding: c.rounding(),
-                        statements,
-                    }),
-                    Err(e) => {
-                        report(&e);
-                        status = status.max(e.exit_code());
-                        RunItem::Failed {
-                            contract: c.contract().id.clone(),
-                            error: e,
-                        }
-                    }
-                },
-            },
-        };
-        items.push(item);
+        } else {
+            run.settle_csv_with(Path::new(metrics), &options, map, |out| printer.print(out))?;
+        }
+        printer.finish()
+    })();
+    match written {
+        Ok(()) => printer.status,
+        // A closed pipe (`| head`) is not an error of the run.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => printer.status,
+        Err(e) => {
+            report(&Error::Io {
+                path: "standard output".into(),
+                message: e.to_string(),
+            });
+            1
+        }
     }
-    if source.is_none() {
-        return status;
-    }
-    items.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
-    // One contract that failed has said so on stderr; stdout stays empty
-    // rather than holding a document without statements.
-    if !several && items.iter().all(|i| matches!(i, RunItem::Failed { .. })) {
-        return status;
-    }
-    let out = match format {
-        Format::Json => match run_json(&items, several) {
-            Ok(s) => s,
-            Err(e) => {
-                report(&e);
-                return 1;
-            }
-        },
-        Format::Csv => run_csv(&items),
-        Format::Table => run_table(&items),
-    };
-    print!("{out}");
-    status
 }
 
-fn settle_one(
-    c: &CompiledContract,
-    source: &dyn MetricSource,
-    period: Option<NaiveDate>,
-    as_of: Option<&str>,
-    now: chrono::DateTime<Utc>,
-) -> Result<Vec<outcome_billing::Statement>, Error> {
-    let tz = c.contract().timezone;
-    let as_of = match as_of {
-        Some(t) => Some(parse_as_of(t, tz).map_err(|m| Error::usage(format!("--as-of: {m}")))?),
-        None => None,
-    };
-    let options = SettleOptions { as_of, trace: true };
-    match period {
-        Some(start) => {
-            let index = c
-                .periods()
-                .iter()
-                .position(|p| p.start == start)
-                .ok_or_else(|| {
-                    Error::usage(format!(
-                        "--period {start} is not the start of a period of contract {}",
-                        c.contract().id
-                    ))
-                })?;
-            let mut all = c.settle_through(source, index, &options)?;
-            Ok(all.split_off(index))
+/// Prints a run's items in the byte order of their ids as they come,
+/// with the contracts that failed to load in their places, and reports
+/// each failure on stderr once.
+struct Printer<W: std::io::Write> {
+    writer: RunWriter<W>,
+    format: RunFormat,
+    /// Contracts that failed to load, sorted, not yet printed.
+    failed: std::iter::Peekable<std::vec::IntoIter<RunItem>>,
+    /// The last error reported, so an error that fails every contract (a
+    /// malformed row) is said once.
+    last_error: Option<Error>,
+    status: i32,
+    /// With one contract, the items are held: a contract that failed
+    /// prints nothing on stdout.
+    buffered: Option<Vec<String>>,
+}
+
+impl<W: std::io::Write> Printer<W> {
+    fn print(&mut self, (item, text): (RunItem, Result<String, Error>)) -> std::io::Result<()> {
+        while let Some(f) = self
+            .failed
+            .next_if(|f| f.contract().as_bytes() < item.contract().as_bytes())
+        {
+            self.put(f, None)?;
         }
-        None => c.settle_due(source, as_of.unwrap_or(now), &options),
+        self.put(item, Some(text))
     }
+
+    fn put(&mut self, item: RunItem, text: Option<Result<String, Error>>) -> std::io::Result<()> {
+        let text = match text {
+            Some(t) => t,
+            None => item.render(self.format),
+        };
+        if let RunItem::Failed { error, .. } = &item {
+            if text.is_ok() && self.last_error.as_ref() != Some(error) {
+                // Load failures were reported as they were found.
+                if !self.failed_at_load(error) {
+                    report(error);
+                }
+                self.last_error = Some(error.clone());
+            }
+            self.status = self.status.max(error.exit_code());
+        }
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => {
+                report(&e);
+                self.status = self.status.max(1);
+                return Ok(());
+            }
+        };
+        match &mut self.buffered {
+            Some(held) => {
+                if !matches!(item, RunItem::Failed { .. }) {
+                    held.push(text);
+                }
+                Ok(())
+            }
+            None => self.writer.item(&text),
+        }
+    }
+
+    fn failed_at_load(&self, error: &Error) -> bool {
+        matches!(error, Error::Contract { .. } | Error::Syntax { .. })
+    }
+
+    fn finish(&mut self) -> std::io::Result<()> {
+        while let Some(f) = self.failed.next() {
+            self.put(f, None)?;
+        }
+        if let Some(held) = self.buffered.take() {
+            if held.is_empty() {
+                return Ok(());
+            }
+            self.writer.start()?;
+            for text in held {
+                self.writer.item(&text)?;
+            }
+        }
+        self.writer.finish()
+    }
+}
+
+/// Whether a metric source names a database store rather than a CSV file.
+fn is_database(spec: &str) -> bool {
+    spec.starts_with("sqlite:") || is_postgres(spec)
 }
 
 fn reconcile(

@@ -44,18 +44,18 @@ pub struct CsvSource {
 }
 
 /// Where each known column sits in the header (0-based).
-struct Columns {
-    series: usize,
-    timestamp: usize,
-    value: usize,
-    id: Option<usize>,
-    recorded_at: Option<usize>,
-    customer: Option<usize>,
-    void: Option<usize>,
+pub(crate) struct Columns {
+    pub series: usize,
+    pub timestamp: usize,
+    pub value: usize,
+    pub id: Option<usize>,
+    pub recorded_at: Option<usize>,
+    pub customer: Option<usize>,
+    pub void: Option<usize>,
     /// Dimension columns, sorted by name.
-    dimensions: Vec<(String, usize)>,
+    pub dimensions: Vec<(String, usize)>,
     /// Fields in the header.
-    width: usize,
+    pub width: usize,
 }
 
 impl CsvSource {
@@ -126,6 +126,15 @@ impl MetricSource for CsvSource {
     fn name(&self) -> &str {
         self.memory.name()
     }
+
+    fn check_versions(
+        &self,
+        customer: &str,
+        timezone: chrono_tz::Tz,
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<()> {
+        self.memory.check_versions(customer, timezone, as_of)
+    }
 }
 
 /// A metric CSV read one checked row at a time, for every reader of the
@@ -193,7 +202,7 @@ impl<R: Read> CsvRows<R> {
 }
 
 /// An I/O error on `name`, worded in lowercase like every message.
-pub(super) fn io_error(name: &str, error: &io::Error) -> Error {
+pub(crate) fn io_error(name: &str, error: &io::Error) -> Error {
     let message = error.to_string();
     let mut chars = message.chars();
     let message = match chars.next() {
@@ -207,7 +216,10 @@ pub(super) fn io_error(name: &str, error: &io::Error) -> Error {
 }
 
 /// `reader` without a leading UTF-8 byte order mark.
-fn skip_bom<R: Read>(name: &str, mut reader: R) -> Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
+pub(crate) fn skip_bom<R: Read>(
+    name: &str,
+    mut reader: R,
+) -> Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut head = [0u8; 3];
     let mut filled = 0;
@@ -229,7 +241,7 @@ fn skip_bom<R: Read>(name: &str, mut reader: R) -> Result<io::Chain<io::Cursor<V
 
 /// Reads the next record into `record`; the line it starts on, or none at
 /// the end of the data.
-fn read<R: Read>(
+pub(crate) fn read<R: Read>(
     name: &str,
     csv: &mut csv::Reader<LineCounter<R>>,
     record: &mut ByteRecord,
@@ -255,7 +267,7 @@ fn read<R: Read>(
 /// told exactly. (The csv crate's own line count misses line feeds inside
 /// quoted fields.) Lines are counted by line feeds, so CRLF and LF files
 /// are numbered right.
-struct LineCounter<R> {
+pub(crate) struct LineCounter<R> {
     inner: R,
     /// Bytes read so far.
     offset: u64,
@@ -281,7 +293,7 @@ impl<R: Read> Read for LineCounter<R> {
 }
 
 impl<R> LineCounter<R> {
-    fn new(inner: R) -> LineCounter<R> {
+    pub(crate) fn new(inner: R) -> LineCounter<R> {
         LineCounter {
             inner,
             offset: 0,
@@ -291,10 +303,23 @@ impl<R> LineCounter<R> {
         }
     }
 
+    /// The number of line feeds before byte `end`; `end` never goes back.
+    pub(crate) fn lines_before(&mut self, end: u64) -> u64 {
+        while let Some(&at) = self.pending.front() {
+            if at >= end {
+                break;
+            }
+            self.passed += 1;
+            self.last_passed = Some(at);
+            self.pending.pop_front();
+        }
+        self.passed
+    }
+
     /// The line on which `record`, which ends at byte `end` (after its
     /// terminator, or the first byte of a CRLF terminator), begins: the
     /// line of its last byte, less the line feeds inside its fields.
-    fn first_line(&mut self, end: u64, record: &ByteRecord) -> u64 {
+    pub(crate) fn first_line(&mut self, end: u64, record: &ByteRecord) -> u64 {
         while let Some(&at) = self.pending.front() {
             if at >= end {
                 break;
@@ -323,7 +348,7 @@ fn field<'r>(name: &str, line: u64, record: &'r ByteRecord, i: usize) -> Result<
     })
 }
 
-fn header(name: &str, line: u64, record: &ByteRecord) -> Result<Columns> {
+pub(crate) fn header(name: &str, line: u64, record: &ByteRecord) -> Result<Columns> {
     const KNOWN: [&str; 7] = [
         "series",
         "timestamp",
@@ -380,7 +405,27 @@ fn header(name: &str, line: u64, record: &ByteRecord) -> Result<Columns> {
     })
 }
 
-fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<Observation> {
+/// A checked row, borrowing its text from the record: every reader of the
+/// format builds on it, so all apply the same rules and messages.
+pub(crate) struct RowRef<'r> {
+    pub series: &'r str,
+    pub timestamp: Stamp,
+    pub value: rust_decimal::Decimal,
+    pub id: Option<&'r str>,
+    pub recorded_at: Option<Stamp>,
+    /// Empty when the row has no customer.
+    pub customer: &'r str,
+    pub void: bool,
+}
+
+/// Checks the record at `line` against the header and reads its known
+/// columns; dimensions are read with [`dimension_values`].
+pub(crate) fn parse_row<'r>(
+    name: &str,
+    line: u64,
+    columns: &Columns,
+    record: &'r ByteRecord,
+) -> Result<RowRef<'r>> {
     let at = |i: usize| format!("{name}:{line}:{}", i + 1);
     if record.len() != columns.width {
         let (what, first) = if record.len() < columns.width {
@@ -399,9 +444,9 @@ fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<
         ));
     }
     let text = |i: usize| field(name, line, record, i);
-    let optional = |i: Option<usize>| -> Result<Option<&str>> {
+    let optional = |i: Option<usize>| -> Result<Option<&'r str>> {
         match i {
-            Some(i) => text(i).map(|t| (!t.is_empty()).then_some(t)),
+            Some(i) => field(name, line, record, i).map(|t| (!t.is_empty()).then_some(t)),
             None => Ok(None),
         }
     };
@@ -417,7 +462,7 @@ fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<
         .map_err(|m| Error::data(at(columns.timestamp), m))?;
     let value =
         parse_decimal(text(columns.value)?).map_err(|m| Error::data(at(columns.value), m))?;
-    let id = optional(columns.id)?.map(str::to_owned);
+    let id = optional(columns.id)?;
     let recorded_at = match optional(columns.recorded_at)? {
         Some(t) => Some(
             Stamp::parse(t)
@@ -425,7 +470,7 @@ fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<
         ),
         None => None,
     };
-    let customer = optional(columns.customer)?.map(str::to_owned);
+    let customer = optional(columns.customer)?.unwrap_or("");
     let void = match optional(columns.void)? {
         None | Some("false") => false,
         Some("true") => true,
@@ -436,19 +481,48 @@ fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<
             ));
         }
     };
-    let mut dimensions = Vec::with_capacity(columns.dimensions.len());
-    for (dimension, i) in &columns.dimensions {
-        dimensions.push((dimension.clone(), text(*i)?.to_owned()));
+    for (_, i) in &columns.dimensions {
+        text(*i)?;
     }
-    Ok(Observation {
-        series: series.to_owned(),
+    Ok(RowRef {
+        series,
         timestamp,
         value,
         id,
         recorded_at,
         customer,
         void,
-        dimensions,
+    })
+}
+
+/// The row's dimension values, in the header's dimension order (by name).
+/// The row has been checked by [`parse_row`], so every field is UTF-8.
+pub(crate) fn dimension_values<'r>(
+    columns: &'r Columns,
+    record: &'r ByteRecord,
+) -> impl Iterator<Item = (&'r str, &'r str)> + 'r {
+    columns.dimensions.iter().map(|(dimension, i)| {
+        let bytes = record.get(*i).unwrap_or_default();
+        (
+            dimension.as_str(),
+            std::str::from_utf8(bytes).unwrap_or_default(),
+        )
+    })
+}
+
+fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<Observation> {
+    let r = parse_row(name, line, columns, record)?;
+    Ok(Observation {
+        series: r.series.to_owned(),
+        timestamp: r.timestamp,
+        value: r.value,
+        id: r.id.map(str::to_owned),
+        recorded_at: r.recorded_at,
+        customer: (!r.customer.is_empty()).then(|| r.customer.to_owned()),
+        void: r.void,
+        dimensions: dimension_values(columns, record)
+            .map(|(d, v)| (d.to_owned(), v.to_owned()))
+            .collect(),
         origin: Some(format!("{name}:{line}")),
     })
 }

@@ -24,7 +24,7 @@ use crate::period::Stamp;
 /// How far a date-only stamp's local midnight can be from its UTC
 /// midnight, with room to spare: zone offsets stay within ±14 hours, and a
 /// zone that skips midnight moves it by at most a few hours more.
-pub(super) const WIDEN_SECONDS: i64 = 2 * 24 * 60 * 60;
+pub(crate) const WIDEN_SECONDS: i64 = 2 * 24 * 60 * 60;
 
 /// Observations held in memory, indexed by customer and series.
 ///
@@ -265,7 +265,7 @@ impl MemorySource {
         j = next(first);
         while j != first {
             if recorded_at(&rows[j].obs, tz) == recorded
-                && !same_version(&rows[first].obs, &rows[j].obs)
+                && !same_version(&rows[first].obs, &rows[j].obs, tz)
             {
                 let obs = &rows[first].obs;
                 return Err(Error::data(
@@ -283,6 +283,50 @@ impl MemorySource {
             j = next(j);
         }
         Ok(first == i && !row.obs.void)
+    }
+}
+
+impl MemorySource {
+    /// The first conflicting tie among the versions that a contract of
+    /// `customer` in zone `tz` reads (its customer's rows and the rows
+    /// without customer, of every series), by the push order of the tie's
+    /// first row; see [`MetricSource::check_versions`].
+    fn first_conflict(
+        &self,
+        customer: &str,
+        tz: Tz,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Option<(u64, Error)> {
+        let mut found: Option<(u64, Error)> = None;
+        for (series, buckets) in &self.series {
+            let own = match customer {
+                "" => None,
+                c => buckets.customers.get(c),
+            };
+            for bucket in own.into_iter().chain([&buckets.shared]) {
+                let query = Query {
+                    customer,
+                    series,
+                    start: DateTime::<Utc>::MIN_UTC,
+                    end: DateTime::<Utc>::MAX_UTC,
+                    timezone: tz,
+                    filter: &[],
+                    as_of,
+                };
+                let index = bucket.index();
+                for (i, row) in bucket.rows.iter().enumerate() {
+                    if row.obs.id.is_none() || found.as_ref().is_some_and(|(s, _)| *s <= row.seq) {
+                        continue;
+                    }
+                    // Rows are visited in push order, so the first row of a
+                    // group that reports the tie is the tie's first row.
+                    if let Err(e) = self.counts(bucket, index, i, &query) {
+                        found = Some((row.seq, e));
+                    }
+                }
+            }
+        }
+        found
     }
 }
 
@@ -416,6 +460,18 @@ impl MetricSource for MemorySource {
     fn name(&self) -> &str {
         &self.name
     }
+
+    fn check_versions(
+        &self,
+        customer: &str,
+        timezone: Tz,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        match self.first_conflict(customer, timezone, as_of) {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
+        }
+    }
 }
 
 /// A query's window as local dates, so a date-only stamp is placed without
@@ -470,10 +526,12 @@ fn recorded_at(obs: &Observation, tz: Tz) -> DateTime<Utc> {
 }
 
 /// Whether two versions sharing their customer, series, id and recorded
-/// instant are equal in every column after parsing (so they count once).
-fn same_version(a: &Observation, b: &Observation) -> bool {
-    a.timestamp == b.timestamp
-        && a.value == b.value
+/// instant are equal in every column after parsing, as a contract in `tz`
+/// reads them (so they count once): values as numbers, timestamps as the
+/// instants they mean there.
+pub(crate) fn same_version(a: &Observation, b: &Observation, tz: Tz) -> bool {
+    a.value == b.value
+        && (a.timestamp == b.timestamp || a.timestamp.instant(tz) == b.timestamp.instant(tz))
         && a.void == b.void
         && a.dimensions == b.dimensions
 }

@@ -18,8 +18,8 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::period::Stamp;
 
-mod csv_source;
-mod memory;
+pub(crate) mod csv_source;
+pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
@@ -184,6 +184,26 @@ pub trait MetricSource: Send + Sync {
     /// A short name for messages (a file path, a URL without password).
     fn name(&self) -> &str {
         "metrics"
+    }
+
+    /// Checks every row a contract of `customer` in zone `timezone` reads
+    /// as of `as_of` (its customer's rows and those without customer), of
+    /// every series, whether or not a metric reads it: two different
+    /// versions of one id sharing the latest `recorded_at` are a data error
+    /// that fails the contract, like a malformed row. Settlement calls it
+    /// once before the first period. The default finds nothing to check (a
+    /// source that resolves versions elsewhere, a scenario).
+    ///
+    /// # Errors
+    /// A data error naming the first such tie, in the source's order.
+    fn check_versions(
+        &self,
+        customer: &str,
+        timezone: Tz,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        let _ = (customer, timezone, as_of);
+        Ok(())
     }
 }
 

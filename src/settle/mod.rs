@@ -11,7 +11,7 @@ use crate::metric::{Aggregate, MetricSource, Query};
 use crate::money::{Currency, Rounding, RoundingMode};
 use crate::period::{Period, Schedule};
 
-mod compile;
+pub(crate) mod compile;
 mod eval;
 
 pub(crate) use compile::Program;
@@ -227,6 +227,11 @@ impl CompiledContract {
         }
     }
 
+    /// Every version's program, in order.
+    pub(crate) fn programs(&self) -> impl Iterator<Item = &Program> {
+        self.versions.iter().map(|(_, p)| p)
+    }
+
     pub(crate) fn program_for(&self, period: usize) -> &Program {
         let k = self.versions.partition_point(|(first, _)| *first <= period);
         // The first version starts at period 0, so k >= 1.
@@ -283,6 +288,21 @@ impl CompiledContract {
                 self.periods().len()
             )));
         }
+        source.check_versions(
+            &self.contract.customer,
+            self.contract.timezone,
+            options.as_of,
+        )?;
+        self.settle_checked(source, last, options)
+    }
+
+    /// [`CompiledContract::settle_through`] once the source's rows are checked.
+    fn settle_checked(
+        &self,
+        source: &dyn MetricSource,
+        last: usize,
+        options: &SettleOptions,
+    ) -> Result<Vec<Statement>> {
         let mut state = self.initial_state();
         let mut out = Vec::with_capacity(last + 1);
         while state.next_period <= last {
@@ -305,6 +325,7 @@ impl CompiledContract {
         now: DateTime<Utc>,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Option<usize>> {
+        source.check_versions(&self.contract.customer, self.contract.timezone, as_of)?;
         let periods = self.periods();
         let ended = periods.iter().rposition(|p| p.end_at <= now);
         let program = self.program_for(0);
@@ -341,7 +362,7 @@ impl CompiledContract {
         options: &SettleOptions,
     ) -> Result<Vec<Statement>> {
         match self.last_due(source, now, options.as_of)? {
-            Some(last) => self.settle_through(source, last, options),
+            Some(last) => self.settle_checked(source, last, options),
             None => Ok(Vec::new()),
         }
     }
