@@ -128,9 +128,32 @@ impl Stamp {
     /// # Errors
     /// The message quotes the text and says what was expected.
     pub fn parse(text: &str) -> std::result::Result<Stamp, String> {
+        let bytes = text.as_bytes();
         if is_date_shape(text) {
-            if let Ok(date) = NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+            if let Some(date) = digits_date(bytes) {
                 return Ok(Stamp::Date(date));
+            }
+        }
+        // The common shape of machine-written data, `2026-01-03T14:20:00Z`,
+        // read without the general parser; anything else (offsets,
+        // fractions, leap seconds, a bad date) goes to chrono's RFC 3339.
+        if bytes.len() == 20
+            && bytes[10] == b'T'
+            && bytes[19] == b'Z'
+            && is_date_shape(&text[..10])
+            && bytes[13] == b':'
+            && bytes[16] == b':'
+        {
+            let two = |i: usize| -> Option<u32> {
+                let (a, b) = (bytes[i].wrapping_sub(b'0'), bytes[i + 1].wrapping_sub(b'0'));
+                (a < 10 && b < 10).then(|| u32::from(a) * 10 + u32::from(b))
+            };
+            let time = two(11)
+                .zip(two(14))
+                .zip(two(17))
+                .and_then(|((h, m), s)| NaiveTime::from_hms_opt(h, m, s));
+            if let Some((date, time)) = digits_date(bytes).zip(time) {
+                return Ok(Stamp::At(date.and_time(time).and_utc()));
             }
         }
         DateTime::parse_from_rfc3339(text)
@@ -139,6 +162,17 @@ impl Stamp {
                 format!("malformed time {text:?}: expected RFC 3339 with an offset (2026-01-03T14:20:00Z) or a date (2026-01-03)")
             })
     }
+}
+
+/// The date of `DDDD-DD-DD` at the start of `bytes` (its shape checked by
+/// [`is_date_shape`]), if it is a real date.
+fn digits_date(bytes: &[u8]) -> Option<NaiveDate> {
+    let n = |range: std::ops::Range<usize>| {
+        bytes[range]
+            .iter()
+            .fold(0u32, |acc, b| acc * 10 + u32::from(b - b'0'))
+    };
+    NaiveDate::from_ymd_opt(i32::try_from(n(0..4)).ok()?, n(5..7), n(8..10))
 }
 
 /// Whether `text` is exactly `DDDD-DD-DD` in ASCII digits: chrono's `%Y`

@@ -12,11 +12,14 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use outcome_billing::{
-    Basis, BillingRun, ChartLabels, CompiledContract, Contract, CsvSource, Error, MetricSource,
-    RUNS_DEFAULT, RunFormat, RunItem, RunOptions, RunWriter, STEPS_DEFAULT, Scenario,
-    SimulateOptions, Stamp, SweepSpec, parse_as_of, parse_decimal,
+    Basis, BillingRun, ChartLabels, CompiledContract, CsvSource, Error, MetricSource, RUNS_DEFAULT,
+    RunFormat, RunItem, RunOptions, RunWriter, STEPS_DEFAULT, Scenario, SimulateOptions, Stamp,
+    SweepSpec, parse_as_of, parse_decimal,
 };
 use rayon::prelude::*;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser)]
 #[command(
@@ -345,8 +348,7 @@ fn is_contract_file(p: &Path) -> bool {
 
 /// Loads and compiles a contract file.
 fn load(path: &Path) -> Result<CompiledContract, Error> {
-    let contract = Contract::from_path(path)?;
-    CompiledContract::new(contract).map_err(|e| e.in_file(path.display().to_string()))
+    CompiledContract::from_path(path)
 }
 
 /// The id written in a file that fails validation, when it can be read.
@@ -492,6 +494,7 @@ fn settle(
         }
     }
 
+    let t0 = std::time::Instant::now();
     // Load every contract first, in parallel: two files with one id stop
     // the whole run.
     let loaded: Vec<(PathBuf, Result<CompiledContract, Error>)> = files
@@ -534,6 +537,18 @@ fn settle(
         }
     }
     failed.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
+    if std::env::var_os("OUTCOME_TIMING").is_some() {
+        eprintln!(
+            "load {:?} rss {}",
+            t0.elapsed(),
+            std::fs::read_to_string("/proc/self/status")
+                .unwrap()
+                .lines()
+                .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
+    }
     let run = match BillingRun::new(contracts) {
         Ok(run) => run,
         Err(e) => {

@@ -126,9 +126,18 @@ impl Contract {
     /// # Ok::<(), outcome_billing::Error>(())
     /// ```
     pub fn versions(&self) -> Result<Vec<Version>> {
-        let mut current = self.clone();
-        current.amendments.clear();
+        let mut current = Contract {
+            amendments: Vec::new(),
+            ..self.clone()
+        };
         let mut versions = Vec::with_capacity(self.amendments.len() + 1);
+        if self.amendments.is_empty() {
+            versions.push(Version {
+                effective: self.start,
+                contract: current,
+            });
+            return Ok(versions);
+        }
         versions.push(Version {
             effective: self.start,
             contract: current.clone(),

@@ -128,6 +128,16 @@ impl Contract {
     pub fn from_path(path: impl AsRef<Path>) -> Result<Contract> {
         let path = path.as_ref();
         let name = path.display().to_string();
+        let contract = Contract::parse_path(path)?;
+        contract.validate().map_err(|e| e.in_file(name))?;
+        Ok(contract)
+    }
+
+    /// Reads a contract file as [`Contract::from_path`] does, without the
+    /// rules that need compiling: for callers that compile it next
+    /// ([`crate::CompiledContract::from_path`]), so it is validated once.
+    pub(crate) fn parse_path(path: &Path) -> Result<Contract> {
+        let name = path.display().to_string();
         let extension = path
             .extension()
             .and_then(|e| e.to_str())
@@ -142,11 +152,12 @@ impl Contract {
                 )));
             }
         };
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
+        let bytes = std::fs::read(path).map_err(|e| Error::Io {
             path: name.clone(),
             message: e.to_string(),
         })?;
-        load(&text, format, &name).map_err(|e| e.in_file(name.clone()))
+        let text = std::str::from_utf8(&bytes).map_err(|e| not_utf8(&name, &bytes, &e))?;
+        parse(text, format, &name).map_err(|e| e.in_file(name.clone()))
     }
 
     /// Writes the contract as TOML that [`Contract::from_toml_str`] reads
@@ -175,14 +186,34 @@ impl Contract {
 /// Parses `text` as `format`, deserializes and validates the contract.
 /// `file` names the text in syntax errors.
 fn load(text: &str, format: Format, file: &str) -> Result<Contract> {
+    let contract = parse(text, format, file)?;
+    contract.validate()?;
+    Ok(contract)
+}
+
+/// Parses `text` as `format` and deserializes the contract.
+fn parse(text: &str, format: Format, file: &str) -> Result<Contract> {
     let tree = match format {
         Format::Toml => toml_tree(text, file)?,
         Format::Json => json_tree(text, file)?,
         Format::Yaml => yaml_tree(text, file)?,
     };
-    let contract: Contract = from_tree(&tree)?;
-    contract.validate()?;
-    Ok(contract)
+    from_tree(&tree)
+}
+
+/// A contract file that is not UTF-8: a syntax error at the first bad byte
+/// (its line, and its column counted in characters before it).
+fn not_utf8(file: &str, bytes: &[u8], error: &std::str::Utf8Error) -> Error {
+    let good = &bytes[..error.valid_up_to()];
+    let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    let line = 1 + good.iter().filter(|&&b| b == b'\n').count() as u64;
+    let column = 1 + String::from_utf8_lossy(&good[line_start..]).chars().count() as u64;
+    Error::Syntax {
+        file: file.to_owned(),
+        line,
+        column,
+        message: "the file is not UTF-8 text".to_owned(),
+    }
 }
 
 /// Deserializes any part of a contract from an intermediate tree, naming
@@ -435,7 +466,9 @@ fn line_column(text: &str, offset: usize) -> (u64, u64) {
 /// Parses TOML text into the intermediate tree (decimals kept as text);
 /// `file` names the text in syntax errors. Scenario files reuse it.
 pub(crate) fn toml_tree(text: &str, file: &str) -> Result<Value> {
-    let document: toml_edit::DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| {
+    // The `toml` crate's borrowed tree keeps each number's text as written
+    // (without `_`), and costs far less than an editable document.
+    let document = toml::de::DeTable::parse(text).map_err(|e| {
         let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
         Error::Syntax {
             file: file.to_string(),
@@ -444,46 +477,35 @@ pub(crate) fn toml_tree(text: &str, file: &str) -> Result<Value> {
             message: e.message().trim_end().to_string(),
         }
     })?;
-    Ok(toml_table(document.as_table()))
+    Ok(toml_table(document.get_ref()))
 }
 
-fn toml_table<'a>(entries: impl IntoIterator<Item = (&'a str, &'a toml_edit::Item)>) -> Value {
-    let mut map = Map::new();
-    for (key, item) in entries {
-        map.insert(key.to_string(), toml_item(item));
+fn toml_table(table: &toml::de::DeTable<'_>) -> Value {
+    let mut map = Map::with_capacity(table.len());
+    for (key, value) in table {
+        map.insert(key.get_ref().to_string(), toml_value(value.get_ref()));
     }
     Value::Object(map)
 }
 
-fn toml_item(item: &toml_edit::Item) -> Value {
-    match item {
-        toml_edit::Item::None => Value::Null,
-        toml_edit::Item::Value(v) => toml_value(v),
-        toml_edit::Item::Table(t) => toml_table(t.iter()),
-        toml_edit::Item::ArrayOfTables(a) => {
-            Value::Array(a.iter().map(|t| toml_table(t.iter())).collect())
-        }
-    }
-}
-
-fn toml_value(value: &toml_edit::Value) -> Value {
+fn toml_value(value: &toml::de::DeValue<'_>) -> Value {
+    use toml::de::DeValue;
     match value {
-        toml_edit::Value::String(s) => Value::String(s.value().clone()),
-        toml_edit::Value::Integer(i) => Value::from(*i.value()),
-        // The literal as written: TOML allows `_` between digits, which only
-        // groups them. `inf`, `nan` and exponents reach the decimal reader
-        // as text and are rejected there with the field path.
-        toml_edit::Value::Float(f) => decimal_token(f.display_repr().replace('_', "")),
-        toml_edit::Value::Boolean(b) => Value::Bool(*b.value()),
-        toml_edit::Value::Datetime(d) => Value::String(d.value().to_string()),
-        toml_edit::Value::Array(a) => Value::Array(a.iter().map(toml_value).collect()),
-        toml_edit::Value::InlineTable(t) => {
-            let mut map = Map::new();
-            for (key, v) in t.iter() {
-                map.insert(key.to_string(), toml_value(v));
-            }
-            Value::Object(map)
-        }
+        DeValue::String(s) => Value::String(s.to_string()),
+        // An integer that does not fit 64 bits reaches the decimal reader
+        // as text, which names the field it is in.
+        DeValue::Integer(i) => match i64::from_str_radix(i.as_str(), i.radix()) {
+            Ok(n) => Value::from(n),
+            Err(_) if i.radix() == 10 => decimal_token(i.as_str().to_owned()),
+            Err(_) => Value::String(i.to_string()),
+        },
+        // The literal as written. `inf`, `nan` and exponents reach the
+        // decimal reader as text and are rejected there with the field path.
+        DeValue::Float(f) => decimal_token(f.as_str().to_owned()),
+        DeValue::Boolean(b) => Value::Bool(*b),
+        DeValue::Datetime(d) => Value::String(d.to_string()),
+        DeValue::Array(a) => Value::Array(a.iter().map(|v| toml_value(v.get_ref())).collect()),
+        DeValue::Table(t) => toml_table(t),
     }
 }
 

@@ -282,11 +282,9 @@ pub(crate) struct LineCounter<R> {
 impl<R: Read> Read for LineCounter<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        for (i, &b) in buf[..n].iter().enumerate() {
-            if b == b'\n' {
-                self.pending.push_back(self.offset + i as u64);
-            }
-        }
+        let offset = self.offset;
+        self.pending
+            .extend(memchr::memchr_iter(b'\n', &buf[..n]).map(|i| offset + i as u64));
         self.offset += n as u64;
         Ok(n)
     }
@@ -329,7 +327,7 @@ impl<R> LineCounter<R> {
             self.pending.pop_front();
         }
         let terminator = u64::from(end > 0 && self.last_passed == Some(end - 1));
-        let inside = record.as_slice().iter().filter(|&&b| b == b'\n').count() as u64;
+        let inside = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
         (1 + self.passed)
             .saturating_sub(terminator)
             .saturating_sub(inside)
@@ -426,27 +424,51 @@ pub(crate) fn parse_row<'r>(
     columns: &Columns,
     record: &'r ByteRecord,
 ) -> Result<RowRef<'r>> {
+    parse_fields(name, line, columns, record.len(), |i| {
+        field(name, line, record, i)
+    })
+}
+
+/// As [`parse_row`], for a record already known to be UTF-8 (each field
+/// checked once, by the csv crate, without a second pass per field).
+pub(crate) fn parse_text_row<'r>(
+    name: &str,
+    line: u64,
+    columns: &Columns,
+    record: &'r csv::StringRecord,
+) -> Result<RowRef<'r>> {
+    parse_fields(name, line, columns, record.len(), |i| {
+        Ok(record.get(i).unwrap_or_default())
+    })
+}
+
+/// The checks of a row, reading field `i` as text with `text`.
+fn parse_fields<'r>(
+    name: &str,
+    line: u64,
+    columns: &Columns,
+    width: usize,
+    text: impl Fn(usize) -> Result<&'r str>,
+) -> Result<RowRef<'r>> {
     let at = |i: usize| format!("{name}:{line}:{}", i + 1);
-    if record.len() != columns.width {
-        let (what, first) = if record.len() < columns.width {
-            ("missing", record.len())
+    if width != columns.width {
+        let (what, first) = if width < columns.width {
+            ("missing", width)
         } else {
             ("extra", columns.width)
         };
         return Err(Error::data(
             at(first),
             format!(
-                "the row has {} fields where the header has {}: field {} is {what}",
-                record.len(),
+                "the row has {width} fields where the header has {}: field {} is {what}",
                 columns.width,
                 first + 1
             ),
         ));
     }
-    let text = |i: usize| field(name, line, record, i);
     let optional = |i: Option<usize>| -> Result<Option<&'r str>> {
         match i {
-            Some(i) => field(name, line, record, i).map(|t| (!t.is_empty()).then_some(t)),
+            Some(i) => text(i).map(|t| (!t.is_empty()).then_some(t)),
             None => Ok(None),
         }
     };

@@ -2,7 +2,7 @@
 //! families of metrics (a series and a filter), the windows they are read
 //! over, and where each (contract, family, window) keeps its accumulator.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -123,7 +123,7 @@ impl Plan {
         dimensions: &[String],
     ) -> Plan {
         let position = |name: &str| dimensions.iter().position(|d| d == name);
-        let mut series: HashMap<Box<str>, u32> = HashMap::new();
+        let mut series: HashMap<Box<str>, u32> = HashMap::default();
         let mut plans = Vec::with_capacity(contracts.len());
         let mut cell_base = Vec::with_capacity(contracts.len() + 1);
         let mut cells: u64 = 0;
@@ -246,7 +246,7 @@ impl Plan {
         cell_base.push(u32::try_from(cells).unwrap_or(u32::MAX));
 
         // Reader groups: 0 for rows without customer, then one per customer.
-        let mut customers: HashMap<Box<str>, u32> = HashMap::new();
+        let mut customers: HashMap<Box<str>, u32> = HashMap::default();
         let mut members: Vec<Vec<u32>> = vec![(0..contracts.len() as u32).collect()];
         for (i, c) in contracts.iter().enumerate() {
             let next = members.len() as u32;

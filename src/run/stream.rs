@@ -12,7 +12,10 @@
 //! file order, so line numbers, the first error and every sum come out the
 //! same on any number of threads.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
@@ -21,16 +24,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
-use csv::ByteRecord;
+use csv::{ByteRecord, StringRecord};
 use rayon::prelude::*;
 
 use super::acc::{Acc, Obs};
-use super::plan::{ContractPlan, Plan};
+use super::plan::{ContractPlan, Family, Plan};
 use super::versions::{self, Key, Resolved, Version};
 use super::{BillingRun, RunOptions, item, settle_against};
 use crate::error::{Error, Result};
 use crate::metric::csv_source::{
-    Columns, LineCounter, dimension_values, header, io_error, parse_row, read,
+    Columns, LineCounter, header, io_error, parse_row, parse_text_row, read,
 };
 use crate::metric::{Aggregate, MetricSource, Observation, Query, Reduced};
 use crate::period::Stamp;
@@ -51,7 +54,11 @@ pub(super) fn settle_csv<T: Send>(
     emit: &mut dyn FnMut(T) -> io::Result<()>,
 ) -> io::Result<()> {
     let name = path.display().to_string();
+    let t0 = std::time::Instant::now();
     let read = Data::read(path, &name, run, options);
+    if std::env::var_os("OUTCOME_TIMING").is_some() {
+        eprintln!("read {:?}", t0.elapsed());
+    }
     for batch in run
         .contracts()
         .chunks(SETTLE_BATCH)
@@ -141,9 +148,16 @@ impl Data {
             conflicts: vec![None; plan.contracts.len()],
             plan,
         };
-        let mut versions: HashMap<Key, Vec<Version>> = HashMap::new();
-        data.scan(path, &layout, options, &mut versions)?;
-        data.resolve(&versions);
+        let mut versions: Vec<(Key, Version)> = Vec::new();
+        let t0 = std::time::Instant::now();
+        data.scan(path, &layout, &mut versions)?;
+        if std::env::var_os("OUTCOME_TIMING").is_some() {
+            eprintln!("scan {:?} ids {}", t0.elapsed(), versions.len());
+        }
+        data.resolve(versions);
+        if std::env::var_os("OUTCOME_TIMING").is_some() {
+            eprintln!("resolve {:?}", t0.elapsed());
+        }
         Ok(data)
     }
 
@@ -152,15 +166,12 @@ impl Data {
         &mut self,
         path: &Path,
         layout: &Layout,
-        options: &RunOptions,
-        versions: &mut HashMap<Key, Vec<Version>>,
+        versions: &mut Vec<(Key, Version)>,
     ) -> Result<()> {
-        let as_of = options.as_of;
         let (name, plan) = (self.name.as_str(), &self.plan);
         let mut merger = Merger {
             cells: &mut self.cells,
             versions,
-            as_of,
             start: layout.data_start,
             line: layout.data_line,
         };
@@ -182,7 +193,7 @@ impl Data {
         }
         let shared = Mutex::new(Shared {
             merger,
-            done: HashMap::new(),
+            done: HashMap::default(),
             turn: 0,
             failed: None,
         });
@@ -249,56 +260,44 @@ impl Data {
     }
 
     /// Settles which version of each id counts for each reader, records
-    /// conflicting ties, and routes the winners.
-    fn resolve(&mut self, versions: &HashMap<Key, Vec<Version>>) {
+    /// conflicting ties, and routes the winners. `versions` holds every
+    /// version of every id, in file order.
+    fn resolve(&mut self, mut versions: Vec<(Key, Version)>) {
+        // A stable sort: the versions of an id stay in file order.
+        versions.par_sort_by(|a, b| a.0.cmp(&b.0));
+        let runs: Vec<&[(Key, Version)]> = versions.chunk_by(|a, b| a.0 == b.0).collect();
         let Data {
             name,
             plan,
             cells,
             conflicts,
         } = self;
-        // In key order, so winners are added in the same order every run.
-        let mut keys: Vec<&Key> = versions.keys().collect();
-        keys.sort_unstable();
-        for key in keys {
-            let list = &versions[key];
-            let (group, series, id) = key;
-            let series_no = plan.series.get(series).copied();
-            for r in &plan.groups[*group as usize] {
-                let (tz, as_of, readers) = (&r.zone, &r.as_of, &r.contracts);
-                match versions::resolve(list, *tz, *as_of, name, series, id) {
-                    Resolved::Nothing => {}
-                    Resolved::Conflict(line, error) => {
-                        for &ci in readers {
-                            let slot = &mut conflicts[ci as usize];
-                            if slot.as_ref().is_none_or(|(l, _)| line < *l) {
-                                *slot = Some((line, error.clone()));
-                            }
-                        }
-                    }
-                    Resolved::Winner(v) => {
-                        let Some(series_no) = series_no else { continue };
-                        if v.void {
-                            continue;
-                        }
-                        let obs = observation(&v.timestamp, *tz, v.value, Some(id), v.line);
-                        let dims = |p: usize| -> &str { &v.dims[p] };
-                        for &ci in readers {
-                            let c = &plan.contracts[ci as usize];
-                            let base = plan.cell_base[ci as usize];
-                            route(
-                                c,
-                                base,
-                                series_no,
-                                &obs,
-                                &dims,
-                                &mut |cell, needs, obs, unique| {
-                                    cells[cell as usize].add(needs, obs, unique);
-                                },
-                            );
-                        }
-                    }
+        let (name, plan) = (name.as_str(), &*plan);
+        // Groups of ids are resolved in parallel; their results are applied
+        // in order, so the same run gives the same sums on any thread count.
+        let results: Vec<Resolution<'_>> = runs
+            .par_chunks(4096)
+            .map(|group| {
+                let mut out = Resolution::default();
+                for run in group {
+                    resolve_id(plan, name, run, &mut out);
                 }
+                out
+            })
+            .collect();
+        for result in results {
+            for (ci, line, error) in result.conflicts {
+                let slot = &mut conflicts[ci as usize];
+                if slot.as_ref().is_none_or(|(l, _)| line < *l) {
+                    *slot = Some((line, error));
+                }
+            }
+            for (cell, family, obs, dims) in result.winners {
+                let unique = family
+                    .unique
+                    .iter()
+                    .map(|(_, p)| p.map_or("", |p| &*dims[p]));
+                cells[cell as usize].add(&family.needs, &obs, unique);
             }
         }
     }
@@ -320,8 +319,7 @@ impl Data {
 /// Folds chunks into the run's state, in file order.
 struct Merger<'m, 'v> {
     cells: &'m mut Vec<Acc>,
-    versions: &'v mut HashMap<Key, Vec<Version>>,
-    as_of: Option<Stamp>,
+    versions: &'v mut Vec<(Key, Version)>,
     /// Where the next chunk must start, and its first line.
     start: u64,
     line: u64,
@@ -339,18 +337,64 @@ impl Merger<'_, '_> {
         self.start = chunk.end;
         self.line += chunk.newlines;
         let lines = line - 1;
-        for (key, mut v) in chunk.versions {
-            v.line += lines;
-            versions::keep(
-                self.versions.entry(key).or_default(),
-                v,
-                self.as_of.as_ref(),
-            );
-        }
+        self.versions
+            .extend(chunk.versions.into_iter().map(|(key, mut v)| {
+                v.line += lines;
+                (key, v)
+            }));
         for (cell, acc) in chunk.cells {
             self.cells[cell as usize].merge(acc, lines);
         }
         Ok(())
+    }
+}
+
+/// What resolving some ids found: conflicting ties (contract, line of the
+/// tie's first row, error) and the winners' observations for each cell.
+#[derive(Default)]
+struct Resolution<'a> {
+    conflicts: Vec<(u32, u64, Error)>,
+    winners: Vec<(u32, &'a Family, Obs<'a>, &'a [Box<str>])>,
+}
+
+/// Resolves the versions of one id (`run`, in file order) for each zone
+/// of its readers.
+fn resolve_id<'a>(plan: &'a Plan, name: &str, run: &'a [(Key, Version)], out: &mut Resolution<'a>) {
+    let Some(((group, series, id), _)) = run.first() else {
+        return;
+    };
+    let series_no = plan.series.get(&**series).copied();
+    for r in &plan.groups[*group as usize] {
+        match versions::resolve(
+            run.iter().map(|(_, v)| v),
+            r.zone,
+            r.as_of,
+            name,
+            series,
+            id,
+        ) {
+            Resolved::Nothing => {}
+            Resolved::Conflict(line, error) => {
+                for &ci in &r.contracts {
+                    out.conflicts.push((ci, line, error.clone()));
+                }
+            }
+            Resolved::Winner(v) => {
+                let Some(series_no) = series_no else { continue };
+                if v.void {
+                    continue;
+                }
+                let obs = observation(&v.timestamp, r.zone, v.value, Some(id), v.line);
+                let dims = |p: usize| -> &str { &v.dims[p] };
+                for &ci in &r.contracts {
+                    let c = &plan.contracts[ci as usize];
+                    let base = plan.cell_base[ci as usize];
+                    route(c, base, series_no, &obs, &dims, &mut |cell, family| {
+                        out.winners.push((cell, family, obs, &v.dims));
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -437,12 +481,12 @@ impl Chunk {
             end: start,
             newlines: 0,
             error: None,
-            cells: HashMap::new(),
+            cells: HashMap::default(),
             versions: Vec::new(),
         };
         let mut csv = reader(file);
         let mut record = ByteRecord::new();
-        let mut zones: ZoneCache = ZoneCache::default();
+        let mut scratch = Scratch::default();
         let mut pos = 0u64;
         loop {
             if start + pos >= to {
@@ -457,12 +501,24 @@ impl Chunk {
                 }
             };
             pos = csv.position().byte();
-            match parse_row(name, line, &layout.columns, &record) {
-                Err(_) => {
-                    chunk.error = Some(ChunkError::Row(line, record.clone()));
+            // One UTF-8 check per record (a pass over its bytes when they
+            // are ASCII); a bad row is checked again field by field, at its
+            // real line, so its message is the reference's.
+            match StringRecord::from_byte_record(std::mem::take(&mut record)) {
+                Err(e) => {
+                    chunk.error = Some(ChunkError::Row(line, e.into_byte_record()));
                     break;
                 }
-                Ok(row) => chunk.route_row(plan, layout, &record, &row, line, &mut zones),
+                Ok(text) => {
+                    match parse_text_row(name, line, &layout.columns, &text) {
+                        Err(_) => {
+                            chunk.error = Some(ChunkError::Row(line, text.into_byte_record()));
+                            break;
+                        }
+                        Ok(row) => chunk.route_row(plan, layout, &text, &row, line, &mut scratch),
+                    }
+                    record = text.into_byte_record();
+                }
             }
         }
         chunk.end = start + pos;
@@ -474,11 +530,15 @@ impl Chunk {
         &mut self,
         plan: &Plan,
         layout: &Layout,
-        record: &ByteRecord,
+        record: &StringRecord,
         row: &crate::metric::csv_source::RowRef<'_>,
         line: u64,
-        zones: &mut ZoneCache,
+        scratch: &mut Scratch,
     ) {
+        let Scratch {
+            zones,
+            series: series_names,
+        } = scratch;
         let group = if row.customer.is_empty() {
             0
         } else {
@@ -489,16 +549,27 @@ impl Chunk {
             }
         };
         if let Some(id) = row.id {
+            let series = match series_names.get(row.series) {
+                Some(s) => Arc::clone(s),
+                None => {
+                    let s: Arc<str> = row.series.into();
+                    series_names.insert(Arc::clone(&s));
+                    s
+                }
+            };
             self.versions.push((
-                (group, row.series.into(), id.into()),
+                (group, series, id.into()),
                 Version {
                     line,
                     recorded: row.recorded_at.unwrap_or(row.timestamp),
                     timestamp: row.timestamp,
                     value: row.value,
                     void: row.void,
-                    dims: dimension_values(&layout.columns, record)
-                        .map(|(_, v)| v.into())
+                    dims: layout
+                        .columns
+                        .dimensions
+                        .iter()
+                        .map(|(_, i)| record.get(*i).unwrap_or_default().into())
                         .collect(),
                 },
             ));
@@ -512,8 +583,9 @@ impl Chunk {
         }
         let recorded = row.recorded_at.unwrap_or(row.timestamp);
         let dims = |p: usize| -> &str {
-            let i = layout.columns.dimensions[p].1;
-            std::str::from_utf8(record.get(i).unwrap_or_default()).unwrap_or_default()
+            record
+                .get(layout.columns.dimensions[p].1)
+                .unwrap_or_default()
         };
         for r in &plan.groups[group as usize] {
             let (tz, as_of, readers) = (&r.zone, &r.as_of, &r.contracts);
@@ -532,16 +604,13 @@ impl Chunk {
             for &ci in readers {
                 let c = &plan.contracts[ci as usize];
                 let base = plan.cell_base[ci as usize];
-                route(
-                    c,
-                    base,
-                    series_no,
-                    &obs,
-                    &dims,
-                    &mut |cell, needs, obs, unique| {
-                        self.cells.entry(cell).or_default().add(needs, obs, unique);
-                    },
-                );
+                route(c, base, series_no, &obs, &dims, &mut |cell, family| {
+                    let unique = family.unique.iter().map(|(_, p)| p.map_or("", dims));
+                    self.cells
+                        .entry(cell)
+                        .or_default()
+                        .add(&family.needs, &obs, unique);
+                });
             }
         }
     }
@@ -567,6 +636,14 @@ fn after_line_feed(file: &mut File, name: &str, at: u64) -> Result<u64> {
         }
         offset += n as u64;
     }
+}
+
+/// What a chunk's parser reuses from row to row.
+#[derive(Default)]
+struct Scratch {
+    zones: ZoneCache,
+    /// Series names of rows with an id, shared by their keys.
+    series: HashSet<Arc<str>>,
 }
 
 /// Date stamps' instants per zone, cached: a file has few distinct dates.
@@ -619,21 +696,16 @@ fn observation<'a>(
     }
 }
 
-/// Adds an observation to a cell: (cell, what it keeps, the observation,
-/// the values of the family's counted dimensions).
-type Add<'a, 'd> =
-    dyn FnMut(u32, &super::plan::Needs, &Obs<'_>, &mut dyn ExactSizeIterator<Item = &'d str>) + 'a;
-
 /// Hands `obs` of series `series_no` to every accumulator of contract `c`
 /// (whose cells start at `base`) that reads it: each family of the series
 /// whose filter it matches, in each window list, in the window holding it.
-fn route<'d>(
-    c: &ContractPlan,
+fn route<'p, 'd>(
+    c: &'p ContractPlan,
     base: u32,
     series_no: u32,
     obs: &Obs<'_>,
     dims: &dyn Fn(usize) -> &'d str,
-    add: &mut Add<'_, 'd>,
+    add: &mut dyn FnMut(u32, &'p Family),
 ) {
     let from = c.by_series.partition_point(|&(s, _)| s < series_no);
     for &(s, f) in &c.by_series[from..] {
@@ -649,8 +721,7 @@ fn route<'d>(
         }
         for &(set, first) in &family.sets {
             if let Some(w) = c.windows[set].find(obs.secs) {
-                let mut unique = family.unique.iter().map(|(_, p)| p.map_or("", dims));
-                add(base + first + w as u32, &family.needs, obs, &mut unique);
+                add(base + first + w as u32, family);
             }
         }
     }

@@ -191,6 +191,17 @@ impl CompiledContract {
         })
     }
 
+    /// Reads, validates and compiles the contract file at `path` (as
+    /// [`Contract::from_path`] reads it), checking its rules once.
+    ///
+    /// # Errors
+    /// As [`Contract::from_path`].
+    pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<CompiledContract> {
+        let path = path.as_ref();
+        let contract = Contract::parse_path(path)?;
+        CompiledContract::new(contract).map_err(|e| e.in_file(path.display().to_string()))
+    }
+
     /// The contract as written.
     pub fn contract(&self) -> &Contract {
         &self.contract
