@@ -1431,4 +1431,25 @@ mod tests {
             }
         }
     }
+
+    proptest! {
+        #[test]
+        fn the_fast_stamp_reader_agrees_with_chrono(
+            year in 0i32..=9999, month in 0u32..=13, day in 0u32..=32,
+            hour in 0u32..=25, minute in 0u32..=61, second in 0u32..=61,
+            zulu in any::<bool>(),
+        ) {
+            // Proves the shortcut for `YYYY-MM-DDTHH:MM:SSZ` reads exactly
+            // what chrono's RFC 3339 parser reads, and fails where it fails.
+            let text = format!(
+                "{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}{}",
+                if zulu { "Z" } else { "+00:00" }
+            );
+            let general = DateTime::parse_from_rfc3339(&text).map(|t| Stamp::At(t.with_timezone(&Utc)));
+            prop_assert_eq!(Stamp::parse(&text).ok(), general.ok());
+            let date = format!("{year:04}-{month:02}-{day:02}");
+            let general = NaiveDate::parse_from_str(&date, "%Y-%m-%d").map(Stamp::Date);
+            prop_assert_eq!(Stamp::parse(&date).ok(), general.ok());
+        }
+    }
 }

@@ -1098,3 +1098,73 @@ fn a_contract_that_validates_settles_its_constant_tiers() {
         settle.stderr.trim()
     );
 }
+
+#[test]
+fn a_contract_file_that_is_not_utf8_is_an_invalid_contract() {
+    // Proves a contract with a byte that is not UTF-8 exits 2 (an invalid
+    // contract, not a read error) naming the line and column of that byte,
+    // and that the other contracts of a run still settle.
+    let dir = tmp();
+    std::fs::create_dir(dir.path().join("contracts")).expect("mkdir");
+    let mut bad = contract("bad", "", PLAN).into_bytes();
+    let at = bad.iter().position(|&b| b == b'a').expect("an a") + 3;
+    bad.splice(at..at, [0xFFu8]);
+    std::fs::write(dir.path().join("contracts/bad.toml"), bad).expect("write");
+    write(
+        &dir.path().join("contracts"),
+        "good.toml",
+        &contract("good", "", PLAN),
+    );
+    write(dir.path(), "m.csv", "series,timestamp,value\n");
+    let run = outcome(&["validate", "contracts/bad.toml"], dir.path());
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("not UTF-8"), "{}", run.stderr);
+    assert!(
+        run.stderr.contains("contracts/bad.toml:1:"),
+        "{}",
+        run.stderr
+    );
+
+    let run = outcome(
+        &[
+            "settle",
+            "contracts",
+            "--metrics",
+            "m.csv",
+            "--as-of",
+            "2026-02-01",
+            "--format",
+            "csv",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert_eq!(
+        run.stdout,
+        "contract,period_start,period_end,charge,kind,quantity,amount,group\n\
+         good,2026-01-01,2026-02-01,plan,fixed,,10.00,\n"
+    );
+}
+
+#[test]
+fn a_closed_pipe_is_not_an_error_of_the_run() {
+    // Proves `outcome settle ... | head` stops quietly: a reader that goes
+    // away early is not reported as a failure of the run.
+    let dir = tmp();
+    let c = write(dir.path(), "c.toml", &contract("t", "", PLAN));
+    write(dir.path(), "m.csv", "series,timestamp,value\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_outcome"))
+        .args(["settle", &c, "--metrics", "m.csv", "--as-of", "2026-04-01"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run outcome");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        !String::from_utf8_lossy(&out.stderr).contains("panicked"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

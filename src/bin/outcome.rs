@@ -18,8 +18,23 @@ use outcome_billing::{
 };
 use rayon::prelude::*;
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+/// Writes to stdout like `print!`, except that a reader that went away (a
+/// closed pipe, as with `| head`) ends the output quietly instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = write!(std::io::stdout(), $($arg)*);
+    }};
+}
+
+/// `out!` with a final newline.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
 
 #[derive(Parser)]
 #[command(
@@ -377,7 +392,7 @@ fn validate(args: &[PathBuf]) -> i32 {
     let mut status = 0;
     for file in files {
         match load(&file) {
-            Ok(c) => println!(
+            Ok(c) => outln!(
                 "{}: ok ({} periods, {} charges, {} limits)",
                 c.contract().id,
                 c.periods().len(),
@@ -436,7 +451,7 @@ fn import(data: &Path, into: &str) -> Result<(), Error> {
         #[cfg(feature = "sqlite")]
         {
             let n = outcome_billing::import_csv(data, path)?;
-            println!("imported {n} rows into {path}");
+            outln!("imported {n} rows into {path}");
             return Ok(());
         }
         #[cfg(not(feature = "sqlite"))]
@@ -494,13 +509,14 @@ fn settle(
         }
     }
 
-    let t0 = std::time::Instant::now();
     // Load every contract first, in parallel: two files with one id stop
     // the whole run.
     let loaded: Vec<(PathBuf, Result<CompiledContract, Error>)> = files
         .into_par_iter()
         .map(|file| {
-            let result = load(&file);
+            // Settlement reads only the compiled form: the run holds every
+            // contract at once, so the body as written is dropped.
+            let result = load(&file).map(CompiledContract::into_lean);
             (file, result)
         })
         .collect();
@@ -537,18 +553,6 @@ fn settle(
         }
     }
     failed.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
-    if std::env::var_os("OUTCOME_TIMING").is_some() {
-        eprintln!(
-            "load {:?} rss {}",
-            t0.elapsed(),
-            std::fs::read_to_string("/proc/self/status")
-                .unwrap()
-                .lines()
-                .filter(|l| l.starts_with("VmRSS") || l.starts_with("VmHWM"))
-                .collect::<Vec<_>>()
-                .join(" ")
-        );
-    }
     let run = match BillingRun::new(contracts) {
         Ok(run) => run,
         Err(e) => {
@@ -606,6 +610,9 @@ fn settle(
         }
         printer.finish()
     })();
+    // The process ends next: freeing every compiled contract one by one
+    // would only delay the exit of a large run.
+    std::mem::forget(run);
     match written {
         Ok(()) => printer.status,
         // A closed pipe (`| head`) is not an error of the run.
@@ -747,15 +754,15 @@ fn reconcile(
         Format::Json => {
             let mut s = serde_json::to_string_pretty(&result.to_json()?).unwrap_or_default();
             s.push('\n');
-            print!("{s}");
+            out!("{s}");
         }
-        Format::Csv => print!("{}", result.to_csv()),
+        Format::Csv => out!("{}", result.to_csv()),
         Format::Table => {
             if result.adjustments.is_empty() {
-                println!("{}: no adjustments", c.contract().id);
+                outln!("{}: no adjustments", c.contract().id);
             }
             for a in &result.adjustments {
-                println!(
+                outln!(
                     "{} .. {}  {:<20} {:<10} issued {:>12}  settled {:>12}  adjustment {:>12}",
                     a.period_start,
                     a.period_end,
@@ -863,7 +870,7 @@ fn simulate(
     done();
     let report = result?;
     write_plot(plot, || report.chart_svg())?;
-    print!(
+    out!(
         "{}",
         match format {
             Format::Json => report.to_json_string(),
@@ -953,7 +960,7 @@ fn compare(
             comparison.chart_svg()
         }
     })?;
-    print!(
+    out!(
         "{}",
         match format {
             Format::Json => comparison.to_json_string(),
@@ -1005,7 +1012,7 @@ fn sweep(
     done();
     let report = result?;
     write_plot(plot, || report.chart_svg())?;
-    print!(
+    out!(
         "{}",
         match format {
             Format::Json => report.to_json_string(),

@@ -43,6 +43,10 @@ use crate::report::RunItem;
 /// enough that two threads stay busy and in-flight results stay small.
 const CHUNK_BYTES: u64 = 4 << 20;
 
+/// Ids resolved by one task, and by one batch of tasks.
+const RESOLVE_GROUP: usize = 4096;
+const RESOLVE_BATCH: usize = 64 * RESOLVE_GROUP;
+
 /// Contracts settled and handed on together.
 const SETTLE_BATCH: usize = 256;
 
@@ -54,11 +58,7 @@ pub(super) fn settle_csv<T: Send>(
     emit: &mut dyn FnMut(T) -> io::Result<()>,
 ) -> io::Result<()> {
     let name = path.display().to_string();
-    let t0 = std::time::Instant::now();
     let read = Data::read(path, &name, run, options);
-    if std::env::var_os("OUTCOME_TIMING").is_some() {
-        eprintln!("read {:?}", t0.elapsed());
-    }
     for batch in run
         .contracts()
         .chunks(SETTLE_BATCH)
@@ -148,16 +148,15 @@ impl Data {
             conflicts: vec![None; plan.contracts.len()],
             plan,
         };
-        let mut versions: Vec<(Key, Version)> = Vec::new();
-        let t0 = std::time::Instant::now();
-        data.scan(path, &layout, &mut versions)?;
-        if std::env::var_os("OUTCOME_TIMING").is_some() {
-            eprintln!("scan {:?} ids {}", t0.elapsed(), versions.len());
+        let mut pieces: Vec<Vec<(Key, Version)>> = Vec::new();
+        data.scan(path, &layout, &mut pieces)?;
+        // One allocation of the exact size, each chunk's piece freed as it
+        // is moved: never two copies of the versions.
+        let mut versions = Vec::with_capacity(pieces.iter().map(Vec::len).sum());
+        for piece in pieces {
+            versions.extend(piece);
         }
         data.resolve(versions);
-        if std::env::var_os("OUTCOME_TIMING").is_some() {
-            eprintln!("resolve {:?}", t0.elapsed());
-        }
         Ok(data)
     }
 
@@ -166,7 +165,7 @@ impl Data {
         &mut self,
         path: &Path,
         layout: &Layout,
-        versions: &mut Vec<(Key, Version)>,
+        versions: &mut Vec<Vec<(Key, Version)>>,
     ) -> Result<()> {
         let (name, plan) = (self.name.as_str(), &self.plan);
         let mut merger = Merger {
@@ -263,8 +262,9 @@ impl Data {
     /// conflicting ties, and routes the winners. `versions` holds every
     /// version of every id, in file order.
     fn resolve(&mut self, mut versions: Vec<(Key, Version)>) {
-        // A stable sort: the versions of an id stay in file order.
-        versions.par_sort_by(|a, b| a.0.cmp(&b.0));
+        // By id, then line: the versions of an id in file order. In place,
+        // so sorting needs no second copy of the versions.
+        versions.par_sort_unstable_by(|a, b| a.0.cmp(&b.0).then(a.1.line.cmp(&b.1.line)));
         let runs: Vec<&[(Key, Version)]> = versions.chunk_by(|a, b| a.0 == b.0).collect();
         let Data {
             name,
@@ -275,29 +275,32 @@ impl Data {
         let (name, plan) = (name.as_str(), &*plan);
         // Groups of ids are resolved in parallel; their results are applied
         // in order, so the same run gives the same sums on any thread count.
-        let results: Vec<Resolution<'_>> = runs
-            .par_chunks(4096)
-            .map(|group| {
-                let mut out = Resolution::default();
-                for run in group {
-                    resolve_id(plan, name, run, &mut out);
+        // A batch of groups at a time bounds what waits to be applied.
+        for batch in runs.chunks(RESOLVE_BATCH) {
+            let results: Vec<Resolution<'_>> = batch
+                .par_chunks(RESOLVE_GROUP)
+                .map(|group| {
+                    let mut out = Resolution::default();
+                    for run in group {
+                        resolve_id(plan, name, run, &mut out);
+                    }
+                    out
+                })
+                .collect();
+            for result in results {
+                for (ci, line, error) in result.conflicts {
+                    let slot = &mut conflicts[ci as usize];
+                    if slot.as_ref().is_none_or(|(l, _)| line < *l) {
+                        *slot = Some((line, error));
+                    }
                 }
-                out
-            })
-            .collect();
-        for result in results {
-            for (ci, line, error) in result.conflicts {
-                let slot = &mut conflicts[ci as usize];
-                if slot.as_ref().is_none_or(|(l, _)| line < *l) {
-                    *slot = Some((line, error));
+                for (cell, family, obs, dims) in result.winners {
+                    let unique = family
+                        .unique
+                        .iter()
+                        .map(|(_, p)| p.map_or("", |p| &*dims[p]));
+                    cells[cell as usize].add(&family.needs, &obs, unique);
                 }
-            }
-            for (cell, family, obs, dims) in result.winners {
-                let unique = family
-                    .unique
-                    .iter()
-                    .map(|(_, p)| p.map_or("", |p| &*dims[p]));
-                cells[cell as usize].add(&family.needs, &obs, unique);
             }
         }
     }
@@ -319,7 +322,8 @@ impl Data {
 /// Folds chunks into the run's state, in file order.
 struct Merger<'m, 'v> {
     cells: &'m mut Vec<Acc>,
-    versions: &'v mut Vec<(Key, Version)>,
+    /// Each chunk's versions, lines made absolute, in file order.
+    versions: &'v mut Vec<Vec<(Key, Version)>>,
     /// Where the next chunk must start, and its first line.
     start: u64,
     line: u64,
@@ -337,11 +341,12 @@ impl Merger<'_, '_> {
         self.start = chunk.end;
         self.line += chunk.newlines;
         let lines = line - 1;
-        self.versions
-            .extend(chunk.versions.into_iter().map(|(key, mut v)| {
-                v.line += lines;
-                (key, v)
-            }));
+        let mut piece = chunk.versions;
+        piece.shrink_to_fit();
+        for (_, v) in &mut piece {
+            v.line += lines;
+        }
+        self.versions.push(piece);
         for (cell, acc) in chunk.cells {
             self.cells[cell as usize].merge(acc, lines);
         }

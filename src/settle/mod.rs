@@ -202,6 +202,36 @@ impl CompiledContract {
         CompiledContract::new(contract).map_err(|e| e.in_file(path.display().to_string()))
     }
 
+    /// The same compiled contract without the body of the contract as
+    /// written: settlement reads only the compiled programs and the
+    /// contract's header (id, customer, currency, term, cadence, zone,
+    /// rounding), so a billing run that holds many contracts at once can
+    /// keep them at about half the memory. Afterwards
+    /// [`CompiledContract::contract`] shows that header with no params,
+    /// metrics, KPIs, baselines, charges, limits or amendments.
+    ///
+    /// # Example
+    /// ```
+    /// use outcome_billing::CompiledContract;
+    /// let c = CompiledContract::from_path("examples/support-agent/contract.toml")?;
+    /// let lean = c.clone().into_lean();
+    /// assert_eq!(lean.contract().id, c.contract().id);
+    /// assert!(lean.contract().charges.is_empty());
+    /// assert_eq!(lean.periods(), c.periods());
+    /// # Ok::<(), outcome_billing::Error>(())
+    /// ```
+    pub fn into_lean(mut self) -> CompiledContract {
+        let c = &mut self.contract;
+        c.params = Default::default();
+        c.metrics = Default::default();
+        c.kpis = Default::default();
+        c.baselines = Default::default();
+        c.charges = Vec::new();
+        c.limits = Vec::new();
+        c.amendments = Vec::new();
+        self
+    }
+
     /// The contract as written.
     pub fn contract(&self) -> &Contract {
         &self.contract
