@@ -3,15 +3,15 @@
 //!
 //! Source: CMS, "Medicare Shared Savings Program Accountable Care
 //! Organizations Performance Year 2014 Results" public use file (settlement
-//! columns in `shared/data/mssp-2014`), and 42 CFR part 425 subpart G.
+//! columns in `tests/data/mssp-2014`), and 42 CFR part 425 subpart G.
 
 use std::path::PathBuf;
 
 use outcome_billing::{CompiledContract, Contract, CsvSource, SettleOptions};
 use rust_decimal::Decimal;
 
-fn shared_data() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mssp-2014/aco-settlements.csv")
+fn cms_data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/mssp-2014/aco-settlements.csv")
 }
 
 /// One ACO's published row.
@@ -76,8 +76,8 @@ fn metric_csv_and_acos(text: &str) -> (String, Vec<Aco>) {
 fn every_aco_payment_is_reproduced_within_one_dollar() {
     // Proves the shared-savings rules, expressed once as a contract, give
     // each of the 333 ACOs the payment CMS made, within $1.
-    let text = std::fs::read_to_string(shared_data())
-        .expect("shared/data/mssp-2014 beside the repository");
+    let text = std::fs::read_to_string(cms_data())
+        .expect("tests/data/mssp-2014/aco-settlements.csv in the repository");
     let (csv, acos) = metric_csv_and_acos(&text);
     assert_eq!(acos.len(), 333);
     let source = CsvSource::from_reader("mssp-2014.csv", csv.as_bytes()).unwrap();
