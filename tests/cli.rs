@@ -62,6 +62,10 @@ fn contract(id: &str, extra: &str, body: &str) -> String {
 
 const PLAN: &str = "[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = \"10\"\n";
 
+/// A unit price on the sum of series `resolved`.
+const UNIT: &str = "[metrics.resolved]\naggregate = \"sum\"\n\
+                    [[charges]]\nid = \"u\"\nkind = \"unit\"\nquantity = \"resolved\"\nunit_price = \"0.5\"\n";
+
 fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
@@ -1167,4 +1171,51 @@ fn a_closed_pipe_is_not_an_error_of_the_run() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+#[test]
+fn a_billing_run_reads_metrics_from_a_pipe() {
+    // Proves `--metrics` may name a stream that cannot be read in chunks
+    // (a FIFO): it is read once, and settles as the same data in a file.
+    let dir = tmp();
+    write(dir.path(), "c.toml", &contract("t", "", UNIT));
+    let data = "series,timestamp,value\nresolved,2026-01-05,7\nresolved,2026-02-05,3\n";
+    write(dir.path(), "m.csv", data);
+    let args = |m: &str| {
+        vec![
+            "settle".to_owned(),
+            "c.toml".into(),
+            "--metrics".into(),
+            m.into(),
+            "--as-of".into(),
+            "2026-03-01".into(),
+            "--format".into(),
+            "csv".into(),
+        ]
+    };
+    let from_file = outcome(
+        &args("m.csv").iter().map(String::as_str).collect::<Vec<_>>(),
+        dir.path(),
+    );
+    assert_eq!(from_file.code, 0, "{}", from_file.stderr);
+    let fifo = dir.path().join("pipe.csv");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        eprintln!("skipped: mkfifo is not available here");
+        return;
+    }
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, data).expect("write to the pipe"))
+    };
+    let from_pipe = outcome(
+        &args("pipe.csv")
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+        dir.path(),
+    );
+    writer.join().expect("writer");
+    assert_eq!(from_pipe.code, 0, "{}", from_pipe.stderr);
+    assert_eq!(from_pipe.stdout, from_file.stdout);
 }

@@ -58,6 +58,22 @@ pub(super) fn settle_csv<T: Send>(
     emit: &mut dyn FnMut(T) -> io::Result<()>,
 ) -> io::Result<()> {
     let name = path.display().to_string();
+    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        // A pipe or another stream cannot be read in chunks from several
+        // places: it goes through the in-memory source, once.
+        let items = match crate::metric::CsvSource::open(path) {
+            Ok(source) => run.settle_source(&source, options),
+            Err(error) => run
+                .contracts()
+                .iter()
+                .map(|c| item(c, Err(error.clone())))
+                .collect(),
+        };
+        for it in items {
+            emit(map(it))?;
+        }
+        return Ok(());
+    }
     let read = Data::read(path, &name, run, options);
     for batch in run
         .contracts()
@@ -168,17 +184,14 @@ impl Data {
         versions: &mut Vec<Vec<(Key, Version)>>,
     ) -> Result<()> {
         let (name, plan) = (self.name.as_str(), &self.plan);
-        let mut merger = Merger {
+        let merger = Merger {
             cells: &mut self.cells,
             versions,
             start: layout.data_start,
             line: layout.data_line,
         };
-        let Some(size) = layout.size else {
-            // Not a regular file: one pass, from where the header ended.
-            let chunk = Chunk::parse(plan, name, path, layout, layout.data_start, u64::MAX, true)?;
-            return merger.merge(chunk, name, layout);
-        };
+        // `settle_csv` sends anything but a regular file elsewhere.
+        let size = layout.size.unwrap_or(u64::MAX);
         let span = size.saturating_sub(layout.data_start);
         let count = span.div_ceil(CHUNK_BYTES).max(1) as usize;
         let nominal = |k: usize| (layout.data_start + k as u64 * CHUNK_BYTES).min(size);
