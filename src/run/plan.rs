@@ -7,6 +7,8 @@ use rustc_hash::FxHashMap as HashMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use rayon::prelude::*;
+
 use super::RunOptions;
 use crate::metric::Aggregate;
 use crate::settle::CompiledContract;
@@ -123,125 +125,133 @@ impl Plan {
         dimensions: &[String],
     ) -> Plan {
         let position = |name: &str| dimensions.iter().position(|d| d == name);
+        // Each contract is laid out on its own, in parallel; numbering the
+        // cells and the series is done after, in contract order.
+        let laid: Vec<(ContractPlan, u64)> = contracts
+            .par_iter()
+            .map(|c| {
+                let zone = c.contract().timezone;
+                let periods = Windows {
+                    bounds: c
+                        .periods()
+                        .iter()
+                        .map(|p| (p.start_at.timestamp(), p.end_at.timestamp()))
+                        .collect(),
+                };
+                let mut windows = vec![periods];
+                let mut families: Vec<Family> = Vec::new();
+                // Windows each family reads beyond the periods.
+                let mut extra: Vec<Vec<usize>> = Vec::new();
+                for program in c.programs() {
+                    let mut family_of = Vec::with_capacity(program.metrics.len());
+                    for m in &program.metrics {
+                        let k = match families
+                            .iter()
+                            .position(|f| f.series == m.series && f.filter == m.filter)
+                        {
+                            Some(k) => k,
+                            None => {
+                                families.push(Family {
+                                    series: m.series.clone(),
+                                    filter: m.filter.clone(),
+                                    filter_at: m
+                                        .filter
+                                        .iter()
+                                        .map(|(d, v)| position(d).map(|p| (p, v.clone())))
+                                        .collect(),
+                                    needs: Needs::default(),
+                                    unique: Vec::new(),
+                                    sets: Vec::new(),
+                                });
+                                extra.push(Vec::new());
+                                families.len() - 1
+                            }
+                        };
+                        let f = &mut families[k];
+                        match m.aggregate {
+                            Aggregate::Sum | Aggregate::Mean => f.needs.sum = true,
+                            Aggregate::Min => f.needs.min = true,
+                            Aggregate::Max => f.needs.max = true,
+                            Aggregate::First => f.needs.first = true,
+                            Aggregate::Last => f.needs.last = true,
+                            Aggregate::Count => {}
+                            Aggregate::UniqueCount => {
+                                if let Some(of) = &m.of {
+                                    if !f.unique.iter().any(|(d, _)| d == of) {
+                                        f.unique.push((of.clone(), position(of)));
+                                    }
+                                }
+                            }
+                        }
+                        family_of.push(k);
+                    }
+                    for b in &program.baselines {
+                        if let CBaseline::Historical { metric, laid } = b {
+                            let w = Windows {
+                                bounds: laid
+                                    .iter()
+                                    .map(|(from, to)| {
+                                        (
+                                            crate::period::local_midnight(*from, zone).timestamp(),
+                                            crate::period::local_midnight(*to, zone).timestamp(),
+                                        )
+                                    })
+                                    .collect(),
+                            };
+                            let at = match windows.iter().position(|x| *x == w) {
+                                Some(at) => at,
+                                None => {
+                                    windows.push(w);
+                                    windows.len() - 1
+                                }
+                            };
+                            let k = family_of[*metric];
+                            if !extra[k].contains(&at) {
+                                extra[k].push(at);
+                            }
+                        }
+                    }
+                    for charge in &program.charges {
+                        if let Body::Percentage {
+                            per_observation: Some(po),
+                            ..
+                        } = &charge.body
+                        {
+                            families[family_of[po.metric]].needs.observations = true;
+                        }
+                    }
+                }
+                let mut local: u64 = 0;
+                for (f, extra) in families.iter_mut().zip(&extra) {
+                    for set in std::iter::once(0).chain(extra.iter().copied()) {
+                        f.sets.push((set, u32::try_from(local).unwrap_or(u32::MAX)));
+                        local += windows[set].bounds.len() as u64;
+                    }
+                }
+                let plan = ContractPlan {
+                    zone,
+                    as_of: options.as_of.map(|s| s.instant(zone)),
+                    families,
+                    by_series: Vec::new(),
+                    windows,
+                };
+                (plan, local)
+            })
+            .collect();
         let mut series: HashMap<Box<str>, u32> = HashMap::default();
         let mut plans = Vec::with_capacity(contracts.len());
         let mut cell_base = Vec::with_capacity(contracts.len() + 1);
         let mut cells: u64 = 0;
-        for c in contracts {
-            let zone = c.contract().timezone;
-            let periods = Windows {
-                bounds: c
-                    .periods()
-                    .iter()
-                    .map(|p| (p.start_at.timestamp(), p.end_at.timestamp()))
-                    .collect(),
-            };
-            let mut windows = vec![periods];
-            let mut families: Vec<Family> = Vec::new();
-            // Windows each family reads beyond the periods.
-            let mut extra: Vec<Vec<usize>> = Vec::new();
-            for program in c.programs() {
-                let mut family_of = Vec::with_capacity(program.metrics.len());
-                for m in &program.metrics {
-                    let k = match families
-                        .iter()
-                        .position(|f| f.series == m.series && f.filter == m.filter)
-                    {
-                        Some(k) => k,
-                        None => {
-                            families.push(Family {
-                                series: m.series.clone(),
-                                filter: m.filter.clone(),
-                                filter_at: m
-                                    .filter
-                                    .iter()
-                                    .map(|(d, v)| position(d).map(|p| (p, v.clone())))
-                                    .collect(),
-                                needs: Needs::default(),
-                                unique: Vec::new(),
-                                sets: Vec::new(),
-                            });
-                            extra.push(Vec::new());
-                            families.len() - 1
-                        }
-                    };
-                    let f = &mut families[k];
-                    match m.aggregate {
-                        Aggregate::Sum | Aggregate::Mean => f.needs.sum = true,
-                        Aggregate::Min => f.needs.min = true,
-                        Aggregate::Max => f.needs.max = true,
-                        Aggregate::First => f.needs.first = true,
-                        Aggregate::Last => f.needs.last = true,
-                        Aggregate::Count => {}
-                        Aggregate::UniqueCount => {
-                            if let Some(of) = &m.of {
-                                if !f.unique.iter().any(|(d, _)| d == of) {
-                                    f.unique.push((of.clone(), position(of)));
-                                }
-                            }
-                        }
-                    }
-                    family_of.push(k);
-                }
-                for b in &program.baselines {
-                    if let CBaseline::Historical { metric, laid } = b {
-                        let w = Windows {
-                            bounds: laid
-                                .iter()
-                                .map(|(from, to)| {
-                                    (
-                                        crate::period::local_midnight(*from, zone).timestamp(),
-                                        crate::period::local_midnight(*to, zone).timestamp(),
-                                    )
-                                })
-                                .collect(),
-                        };
-                        let at = match windows.iter().position(|x| *x == w) {
-                            Some(at) => at,
-                            None => {
-                                windows.push(w);
-                                windows.len() - 1
-                            }
-                        };
-                        let k = family_of[*metric];
-                        if !extra[k].contains(&at) {
-                            extra[k].push(at);
-                        }
-                    }
-                }
-                for charge in &program.charges {
-                    if let Body::Percentage {
-                        per_observation: Some(po),
-                        ..
-                    } = &charge.body
-                    {
-                        families[family_of[po.metric]].needs.observations = true;
-                    }
-                }
-            }
+        for (mut plan, local) in laid {
             cell_base.push(u32::try_from(cells).unwrap_or(u32::MAX));
-            let mut local: u64 = 0;
-            for (f, extra) in families.iter_mut().zip(&extra) {
-                for set in std::iter::once(0).chain(extra.iter().copied()) {
-                    f.sets.push((set, u32::try_from(local).unwrap_or(u32::MAX)));
-                    local += windows[set].bounds.len() as u64;
-                }
-            }
             cells += local;
-            let mut by_series = Vec::with_capacity(families.len());
-            for (k, f) in families.iter().enumerate() {
+            for (k, f) in plan.families.iter().enumerate() {
                 let next = series.len() as u32;
                 let id = *series.entry(f.series.as_str().into()).or_insert(next);
-                by_series.push((id, k as u32));
+                plan.by_series.push((id, k as u32));
             }
-            by_series.sort_unstable();
-            plans.push(ContractPlan {
-                zone,
-                as_of: options.as_of.map(|s| s.instant(zone)),
-                families,
-                by_series,
-                windows,
-            });
+            plan.by_series.sort_unstable();
+            plans.push(plan);
         }
         cell_base.push(u32::try_from(cells).unwrap_or(u32::MAX));
 

@@ -160,7 +160,8 @@ impl Data {
         })?;
         let mut data = Data {
             name: name.to_owned(),
-            cells: vec![Acc::default(); cells],
+            // Touched on both cores: a large run has millions of cells.
+            cells: (0..cells).into_par_iter().map(|_| Acc::default()).collect(),
             conflicts: vec![None; plan.contracts.len()],
             plan,
         };
