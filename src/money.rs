@@ -528,10 +528,166 @@ fn round_up_half_even(kept: u128, dropped: &str) -> bool {
     }
 }
 
+/// A sum of decimals whose value does not depend on the order of its
+/// terms: kept exactly, in 256 bits at the largest scale among them, and
+/// rounded once at the end, half even, to the most decimal places that fit
+/// a 96-bit coefficient (as the format's arithmetic rounds). Adding in turn
+/// with `Decimal::checked_add` gives the same value whenever no partial sum
+/// needs rounding; where one would, the result of adding in turn depends on
+/// the order, and this one does not.
+///
+/// Up to 2^64 terms fit without overflow of the 256 bits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ExactSum {
+    total: ethnum::I256,
+    scale: u32,
+}
+
+/// 10^n for n ≤ 28, in 256 bits.
+fn pow10_256(n: u32) -> ethnum::I256 {
+    ethnum::I256::from(10i128.pow(n.min(28)))
+}
+
+impl ExactSum {
+    /// Adds one term.
+    pub(crate) fn add(&mut self, term: Decimal) {
+        self.merge(&ExactSum {
+            total: ethnum::I256::from(term.mantissa()),
+            scale: term.scale(),
+        });
+    }
+
+    /// Adds every term of `other`.
+    pub(crate) fn merge(&mut self, other: &ExactSum) {
+        let scale = self.scale.max(other.scale);
+        // Terms are below 2^96 times 10^28 < 2^190 each: 2^64 of them stay
+        // below 2^255, so the products and the sum cannot overflow.
+        let align = |t: ethnum::I256, s: u32| t.wrapping_mul(pow10_256(scale - s));
+        self.total = align(self.total, self.scale).wrapping_add(align(other.total, other.scale));
+        self.scale = scale;
+    }
+
+    /// The sum as a decimal, rounded once to fit; none when its whole part
+    /// does not fit 96 bits.
+    pub(crate) fn value(&self) -> Option<Decimal> {
+        let limit = ethnum::U256::from(COEFFICIENT_MAX);
+        for drop in 0..=self.scale {
+            let q = if drop == 0 {
+                self.total
+            } else {
+                div_half_even(self.total, pow10_256(drop))
+            };
+            if q.unsigned_abs() <= limit {
+                let mut d =
+                    Decimal::try_from_i128_with_scale(q.as_i128(), self.scale - drop).ok()?;
+                if d.is_zero() {
+                    d.set_sign_positive(true);
+                }
+                return Some(d);
+            }
+        }
+        None
+    }
+}
+
+/// `t / p` rounded half even (`p` positive).
+fn div_half_even(t: ethnum::I256, p: ethnum::I256) -> ethnum::I256 {
+    let (q, r) = (t / p, t % p);
+    let (twice, whole) = (r.unsigned_abs() * 2, p.unsigned_abs());
+    if twice > whole || (twice == whole && q % 2 != 0) {
+        q + if t < 0 { -1 } else { 1 }
+    } else {
+        q
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_exact_sum_does_not_depend_on_order() {
+        // Proves sums that adding in turn would round (or overflow part
+        // way) give one value in any order, rounded once, half even.
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let sum = |terms: &[&str]| {
+            let mut s = ExactSum::default();
+            for t in terms {
+                s.add(d(t));
+            }
+            s.value()
+        };
+        let terms = [
+            "10000000000",
+            "-10000000000",
+            "0.0000000000000000000000000001",
+        ];
+        let mut orders = vec![terms.to_vec()];
+        orders.push(vec![terms[2], terms[0], terms[1]]);
+        orders.push(vec![terms[0], terms[2], terms[1]]);
+        for o in &orders {
+            assert_eq!(sum(o), Some(d("0.0000000000000000000000000001")), "{o:?}");
+        }
+        let max = Decimal::MAX.to_string();
+        assert_eq!(sum(&[&max, "-1", "1"]), Some(Decimal::MAX));
+        assert_eq!(sum(&["1", &max, "-1"]), Some(Decimal::MAX));
+        assert_eq!(sum(&[&max, "1"]), None);
+        // 9 + 2e-28 does not fit 96 bits at scale 28: rounded once, half
+        // even, at scale 27.
+        assert_eq!(
+            sum(&["9", "0.0000000000000000000000000002"]),
+            Some(d("9.000000000000000000000000000"))
+        );
+        assert_eq!(
+            sum(&["9", "0.0000000000000000000000000006"]),
+            Some(d("9.000000000000000000000000001"))
+        );
+        assert_eq!(
+            sum(&["-9", "-0.0000000000000000000000000006"]),
+            Some(d("-9.000000000000000000000000001"))
+        );
+        assert_eq!(
+            sum(&["9", "0.0000000000000000000000000005"]),
+            Some(d("9.000000000000000000000000000"))
+        );
+        assert_eq!(
+            sum(&["9", "0.0000000000000000000000000015"]),
+            Some(d("9.000000000000000000000000002"))
+        );
+        assert_eq!(
+            sum(&["1.5", "-1.5"]).map(|v| v.to_string()),
+            Some("0.0".to_owned())
+        );
+        assert_eq!(sum(&[]), Some(Decimal::ZERO));
+    }
+
+    proptest! {
+        #[test]
+        fn an_exact_sum_is_adding_in_turn_when_nothing_rounds(
+            terms in proptest::collection::vec(any_decimal(), 0..20),
+        ) {
+            // Proves the exact sum is checked_add's value and scale for
+            // ordinary amounts, and the same in reverse order.
+            let mut exact = ExactSum::default();
+            let mut reversed = ExactSum::default();
+            let mut turn = Decimal::ZERO;
+            for t in &terms {
+                exact.add(*t);
+                turn = turn.checked_add(*t).unwrap();
+            }
+            for t in terms.iter().rev() {
+                reversed.add(*t);
+            }
+            if turn.is_zero() {
+                turn.set_sign_positive(true);
+            }
+            let value = exact.value().unwrap();
+            prop_assert_eq!(value, turn);
+            prop_assert_eq!(value.scale(), turn.scale());
+            prop_assert_eq!(reversed.value(), Some(value));
+        }
+    }
 
     /// A decimal of up to 20 digits at a scale from 0 to 8, either sign.
     fn any_decimal() -> impl Strategy<Value = Decimal> {

@@ -2210,3 +2210,100 @@ fn a_run_with_two_contracts_of_one_id_is_a_usage_error() {
     .unwrap_err();
     assert!(matches!(e, Error::Usage { .. }), "{e:?}");
 }
+
+/// A UTC contract, January 2026, one unit charge on metric `m` of series
+/// `s` reduced with `aggregate`.
+fn one_metric(aggregate: &str) -> CompiledContract {
+    compile(&format!(
+        "format = 1\nid = \"c\"\ncustomer = \"acme\"\ncurrency = \"USD\"\n\
+         start = \"2026-01-01\"\nend = \"2026-02-01\"\ncadence = \"monthly\"\n\
+         [metrics.m]\nseries = \"s\"\naggregate = \"{aggregate}\"\n\
+         [[charges]]\nid = \"u\"\nkind = \"unit\"\nquantity = \"m\"\nunit_price = \"1\"\n"
+    ))
+}
+
+/// Settles `data` with one contract both ways and requires the same items.
+fn both_ways(contract: CompiledContract, data: &[u8]) -> Vec<RunItem> {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("m.csv");
+    std::fs::write(&path, data).expect("write");
+    let run = BillingRun::new(vec![contract]).expect("run");
+    let options = RunOptions::new(now()).as_of(Stamp::parse("2026-02-01").expect("stamp"));
+    let streamed = run.settle_csv(&path, &options);
+    let expected = reference(&run, &path, &options);
+    same_items("streaming", &expected, &streamed).unwrap_or_else(|e| panic!("{e}"));
+    streamed
+}
+
+#[test]
+fn a_byte_order_mark_inside_the_data_is_part_of_its_row() {
+    // Proves only the file's own byte order mark is dropped: one at the
+    // start of a data row stays in its series (which nothing reads), and a
+    // row that is only a mark is a malformed row, as in the reference.
+    let items = both_ways(
+        one_metric("sum"),
+        b"series,timestamp,value,customer\n\xEF\xBB\xBFs,2026-01-10,5,acme\ns,2026-01-11,1,acme\n",
+    );
+    let RunItem::Settled(s) = &items[0] else {
+        panic!("settled: {items:?}")
+    };
+    assert_eq!(
+        s.statements[0].lines[0]
+            .quantity
+            .map(|q| q.to_string())
+            .as_deref(),
+        Some("1")
+    );
+    let items = both_ways(
+        one_metric("sum"),
+        b"series,timestamp,value,customer\n\xEF\xBB\xBF\ns,2026-01-11,1,acme\n",
+    );
+    assert!(matches!(&items[0], RunItem::Failed { .. }), "{items:?}");
+}
+
+#[test]
+fn a_first_tie_names_the_same_rows_however_lines_are_numbered() {
+    // Proves the two rows a `first` tie names are chosen by line number,
+    // the same in the streaming path (which numbers lines per chunk) as in
+    // the reference: lines 10 and 12, not 11 and 12.
+    let mut data = String::from("series,timestamp,value,customer\n");
+    for _ in 2..=9 {
+        data.push_str("s,2026-01-20,1,acme\n");
+    }
+    data.push_str("s,2026-01-05,1,acme\ns,2026-01-05,1,acme\ns,2026-01-05,2,acme\n");
+    let items = both_ways(one_metric("first"), data.as_bytes());
+    let RunItem::Failed { error, .. } = &items[0] else {
+        panic!("a tie: {items:?}")
+    };
+    assert!(
+        error.message().contains(":10 and ") && error.message().ends_with(":12"),
+        "{error}"
+    );
+}
+
+#[test]
+fn sums_do_not_depend_on_the_order_of_rows() {
+    // Proves a sum that adding in turn would round, or overflow part way,
+    // is the same exact sum on both paths whatever the file order.
+    let items = both_ways(
+        one_metric("sum"),
+        b"series,timestamp,value,customer\ns,2026-01-10,10000000000,acme\n\
+          s,2026-01-20,-10000000000,acme\ns,2026-01-05,0.0000000000000000000000000001,acme\n",
+    );
+    let RunItem::Settled(s) = &items[0] else {
+        panic!("settled: {items:?}")
+    };
+    assert_eq!(
+        s.statements[0].lines[0]
+            .quantity
+            .map(|q| q.to_string())
+            .as_deref(),
+        Some("0.0000000000000000000000000001")
+    );
+    let items = both_ways(
+        one_metric("sum"),
+        b"series,timestamp,value,customer\ns,2026-01-10,79228162514264337593543950335,acme\n\
+          s,2026-01-20,-1,acme\ns,2026-01-05,1,acme\n",
+    );
+    assert!(matches!(&items[0], RunItem::Settled(_)), "{items:?}");
+}

@@ -575,7 +575,7 @@ fn settle(
         ),
         format,
         failed: failed.into_iter().peekable(),
-        last_error: None,
+        reported: std::collections::HashSet::new(),
         status,
         buffered: (!several).then(Vec::new),
     };
@@ -633,11 +633,12 @@ fn settle(
 struct Printer<W: std::io::Write> {
     writer: RunWriter<W>,
     format: RunFormat,
-    /// Contracts that failed to load, sorted, not yet printed.
+    /// Contracts that failed to load (reported as they were found),
+    /// sorted, not yet printed.
     failed: std::iter::Peekable<std::vec::IntoIter<RunItem>>,
-    /// The last error reported, so an error that fails every contract (a
-    /// malformed row) is said once.
-    last_error: Option<Error>,
+    /// Errors said on stderr, so one that fails every contract (a malformed
+    /// row) is said once.
+    reported: std::collections::HashSet<String>,
     status: i32,
     /// With one contract, the items are held: a contract that failed
     /// prints nothing on stdout.
@@ -650,34 +651,39 @@ impl<W: std::io::Write> Printer<W> {
             .failed
             .next_if(|f| f.contract().as_bytes() < item.contract().as_bytes())
         {
-            self.put(f, None)?;
+            self.put(f, None, true)?;
         }
-        self.put(item, Some(text))
+        self.put(item, Some(text), false)
     }
 
-    fn put(&mut self, item: RunItem, text: Option<Result<String, Error>>) -> std::io::Result<()> {
-        let text = match text {
-            Some(t) => t,
-            None => item.render(self.format),
+    /// Prints one item (its text, or rendered here); `said` when its error
+    /// is on stderr already.
+    fn put(
+        &mut self,
+        item: RunItem,
+        text: Option<Result<String, Error>>,
+        said: bool,
+    ) -> std::io::Result<()> {
+        let text = text.unwrap_or_else(|| item.render(self.format));
+        // A contract whose document cannot be written (its term total
+        // overflows) takes its place as a failed one.
+        let (item, text) = match text {
+            Ok(text) => (item, text),
+            Err(error) => {
+                let failed = RunItem::Failed {
+                    contract: item.contract().to_owned(),
+                    error,
+                };
+                let text = failed.render(self.format).unwrap_or_default();
+                (failed, text)
+            }
         };
         if let RunItem::Failed { error, .. } = &item {
-            if text.is_ok() && self.last_error.as_ref() != Some(error) {
-                // Load failures were reported as they were found.
-                if !self.failed_at_load(error) {
-                    report(error);
-                }
-                self.last_error = Some(error.clone());
+            if !said && self.reported.insert(error.to_string()) {
+                report(error);
             }
             self.status = self.status.max(error.exit_code());
         }
-        let text = match text {
-            Ok(t) => t,
-            Err(e) => {
-                report(&e);
-                self.status = self.status.max(1);
-                return Ok(());
-            }
-        };
         match &mut self.buffered {
             Some(held) => {
                 if !matches!(item, RunItem::Failed { .. }) {
@@ -689,13 +695,9 @@ impl<W: std::io::Write> Printer<W> {
         }
     }
 
-    fn failed_at_load(&self, error: &Error) -> bool {
-        matches!(error, Error::Contract { .. } | Error::Syntax { .. })
-    }
-
     fn finish(&mut self) -> std::io::Result<()> {
         while let Some(f) = self.failed.next() {
-            self.put(f, None)?;
+            self.put(f, None, true)?;
         }
         if let Some(held) = self.buffered.take() {
             if held.is_empty() {

@@ -301,6 +301,17 @@ impl<R> LineCounter<R> {
         }
     }
 
+    /// The bytes read from the inner reader so far.
+    pub(crate) fn bytes_read(&self) -> u64 {
+        self.offset
+    }
+
+    /// Whether the byte at `at`, read already and not passed, is a line
+    /// feed.
+    pub(crate) fn is_line_feed(&self, at: u64) -> bool {
+        self.pending.iter().any(|&p| p == at)
+    }
+
     /// The number of line feeds before byte `end`; `end` never goes back.
     pub(crate) fn lines_before(&mut self, end: u64) -> u64 {
         while let Some(&at) = self.pending.front() {

@@ -212,8 +212,8 @@ pub trait MetricSource: Send + Sync {
 ///
 /// The result does not depend on the order of the scan: `min`, `max`,
 /// `first` and `last` break ties between numerically equal values by a
-/// fixed order (value, id, scale, origin), and sums of exact decimals are
-/// exact whatever their order. The count in the result is the number of
+/// fixed order (value, id, scale, origin by file and line number), and sums
+/// are exact whatever their order (see [`crate::money::ExactSum`]). The count in the result is the number of
 /// observations read, whatever the aggregate; the value is none when no
 /// observation was read.
 ///
@@ -231,21 +231,19 @@ pub fn reduce<S: MetricSource + ?Sized>(
     let mut count: u64 = 0;
     let value = match aggregate {
         Aggregate::Sum | Aggregate::Mean => {
-            let mut sum = Decimal::ZERO;
+            // Exact whatever the order of the scan, rounded once.
+            let mut sum = crate::money::ExactSum::default();
             source.scan(query, &mut |obs| {
                 count += 1;
-                sum = sum.checked_add(obs.value).ok_or_else(|| {
-                    Error::data(
-                        source.name(),
-                        format!("sum of {} overflows a 96-bit decimal", query.series),
-                    )
-                })?;
+                sum.add(obs.value);
                 Ok(())
             })?;
-            if sum.is_zero() {
-                // A sum is never a negative zero, however it was reached.
-                sum.set_sign_positive(true);
-            }
+            let sum = sum.value().ok_or_else(|| {
+                Error::data(
+                    source.name(),
+                    format!("sum of {} overflows a 96-bit decimal", query.series),
+                )
+            })?;
             if count == 0 {
                 None
             } else if aggregate == Aggregate::Sum {
@@ -401,10 +399,27 @@ impl Candidate {
             .then_with(|| self.id().cmp(&obs.id.as_deref()))
             .then_with(|| self.value.scale().cmp(&obs.value.scale()))
             .then_with(|| {
-                self.has_origin
-                    .then_some(self.origin.as_str())
-                    .cmp(&obs.origin.as_deref())
+                cmp_origin(
+                    self.has_origin.then_some(self.origin.as_str()),
+                    obs.origin.as_deref(),
+                )
             })
+    }
+}
+
+/// Orders origins `FILE:LINE` by file, then line number (so line 9 comes
+/// before line 10); an origin of another shape by its text.
+fn cmp_origin(a: Option<&str>, b: Option<&str>) -> Ordering {
+    fn split(o: &str) -> Option<(&str, u64)> {
+        o.rsplit_once(':')
+            .and_then(|(file, line)| line.parse::<u64>().ok().map(|n| (file, n)))
+    }
+    match (a, b) {
+        (Some(x), Some(y)) => match (split(x), split(y)) {
+            (Some(p), Some(q)) => p.cmp(&q),
+            _ => x.cmp(y),
+        },
+        _ => a.cmp(&b),
     }
 }
 

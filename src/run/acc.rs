@@ -11,6 +11,7 @@ use rust_decimal::Decimal;
 use super::plan::Needs;
 use crate::error::{Error, Result};
 use crate::metric::{Aggregate, Reduced};
+use crate::money::ExactSum;
 
 /// One observation as routed: its instant, value, identity and where it
 /// came from.
@@ -45,14 +46,14 @@ impl Candidate {
         }
     }
 
-    /// The in-memory source's order: value, id, scale, then origin as text
-    /// (`FILE:LINE`, so lines compare as text).
+    /// The in-memory source's order: value, id, scale, then origin (one
+    /// file's lines, in number order).
     fn cmp(&self, other: &Candidate) -> Ordering {
         self.value
             .cmp(&other.value)
             .then_with(|| self.id.cmp(&other.id))
             .then_with(|| self.value.scale().cmp(&other.value.scale()))
-            .then_with(|| self.line.to_string().cmp(&other.line.to_string()))
+            .then_with(|| self.line.cmp(&other.line))
     }
 }
 
@@ -101,8 +102,7 @@ pub(super) struct Extra {
 #[derive(Debug, Clone, Default)]
 pub(super) struct Acc {
     pub count: u64,
-    pub sum: Decimal,
-    pub overflow: bool,
+    pub sum: ExactSum,
     pub min: Option<Decimal>,
     pub max: Option<Decimal>,
     pub extra: Option<Box<Extra>>,
@@ -124,11 +124,8 @@ impl Acc {
         unique: impl ExactSizeIterator<Item = &'d str>,
     ) {
         self.count += 1;
-        if needs.sum && !self.overflow {
-            match self.sum.checked_add(obs.value) {
-                Some(s) => self.sum = s,
-                None => self.overflow = true,
-            }
+        if needs.sum {
+            self.sum.add(obs.value);
         }
         if needs.min
             && self
@@ -177,14 +174,7 @@ impl Acc {
     /// (a chunk's lines are counted from its start).
     pub fn merge(&mut self, other: Acc, lines: u64) {
         self.count += other.count;
-        if other.overflow {
-            self.overflow = true;
-        } else if !self.overflow && other.count > 0 {
-            match self.sum.checked_add(other.sum) {
-                Some(s) => self.sum = s,
-                None => self.overflow = true,
-            }
-        }
+        self.sum.merge(&other.sum);
         if let Some(m) = other.min {
             if self.min.is_none_or(|s| cmp_exact(m, s) == Ordering::Less) {
                 self.min = Some(m);
@@ -246,16 +236,12 @@ impl Acc {
         let count = self.count;
         let value = match aggregate {
             Aggregate::Sum | Aggregate::Mean => {
-                if self.overflow {
-                    return Err(Error::data(
+                let sum = self.sum.value().ok_or_else(|| {
+                    Error::data(
                         source,
                         format!("sum of {series} overflows a 96-bit decimal"),
-                    ));
-                }
-                let mut sum = self.sum;
-                if sum.is_zero() {
-                    sum.set_sign_positive(true);
-                }
+                    )
+                })?;
                 if count == 0 {
                     None
                 } else if aggregate == Aggregate::Sum {

@@ -119,6 +119,8 @@ struct Chunk {
     start: u64,
     end: u64,
     newlines: u64,
+    /// A guessed chunk that reached its read limit: parse it again.
+    truncated: bool,
     /// The first bad row: its line (from the chunk's first) and record.
     error: Option<ChunkError>,
     cells: HashMap<u32, Acc>,
@@ -239,7 +241,7 @@ impl Data {
                             let turn = sh.turn;
                             sh.turn += 1;
                             let chunk = match result {
-                                Ok(c) if c.start == sh.merger.start => Ok(c),
+                                Ok(c) if c.start == sh.merger.start && !c.truncated => Ok(c),
                                 // A quoted line feed fooled the guess: parse
                                 // again from where the chunk before ended.
                                 Ok(_) => {
@@ -467,7 +469,7 @@ impl Layout {
     }
 }
 
-fn reader(file: File) -> csv::Reader<LineCounter<File>> {
+fn reader<R: Read>(file: R) -> csv::Reader<LineCounter<R>> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -499,11 +501,25 @@ impl Chunk {
             start,
             end: start,
             newlines: 0,
+            truncated: false,
             error: None,
             cells: HashMap::default(),
             versions: Vec::new(),
         };
-        let mut csv = reader(file);
+        // A guess may start inside a quoted field and read a "record" to the
+        // end of the file: it may read one chunk past its end at most, and
+        // is parsed again from the right place if it needs more.
+        let limit = if exact {
+            u64::MAX
+        } else {
+            to.saturating_sub(start).saturating_add(CHUNK_BYTES)
+        };
+        // The csv crate strips a byte order mark at the start of what it
+        // reads, which only the file's own start may have: a line feed
+        // first (a blank line, skipped) keeps a record's first bytes. So the
+        // reader's offsets and lines are one more than the chunk's.
+        let input = io::Cursor::new(&b"\n"[..]).chain(file.take(limit));
+        let mut csv = reader(input);
         let mut record = ByteRecord::new();
         let mut scratch = Scratch::default();
         let mut pos = 0u64;
@@ -512,14 +528,14 @@ impl Chunk {
                 break;
             }
             let line = match read(name, &mut csv, &mut record) {
-                Ok(Some(line)) => line,
+                Ok(Some(line)) => line - 1,
                 Ok(None) => break,
                 Err(e) => {
                     chunk.error = Some(ChunkError::Other(e));
                     break;
                 }
             };
-            pos = csv.position().byte();
+            pos = csv.position().byte().saturating_sub(1);
             // One UTF-8 check per record (a pass over its bytes when they
             // are ASCII); a bad row is checked again field by field, at its
             // real line, so its message is the reference's.
@@ -540,8 +556,16 @@ impl Chunk {
                 }
             }
         }
-        chunk.end = start + pos;
-        chunk.newlines = csv.get_mut().lines_before(pos);
+        let counter = csv.get_mut();
+        chunk.truncated = counter.bytes_read().saturating_sub(1) >= limit;
+        // After a record ending in CRLF the reader stands on the LF: the
+        // next record starts after it.
+        let mut end = pos + 1;
+        if counter.is_line_feed(end) {
+            end += 1;
+        }
+        chunk.newlines = counter.lines_before(end).saturating_sub(1);
+        chunk.end = start + end - 1;
         Ok(chunk)
     }
 
