@@ -551,10 +551,15 @@ fn pow10_256(n: u32) -> ethnum::I256 {
 impl ExactSum {
     /// Adds one term.
     pub(crate) fn add(&mut self, term: Decimal) {
-        self.merge(&ExactSum {
-            total: ethnum::I256::from(term.mantissa()),
-            scale: term.scale(),
-        });
+        if term.scale() == self.scale {
+            // The common case: terms of one scale add without rescaling.
+            self.total = self.total.wrapping_add(ethnum::I256::from(term.mantissa()));
+        } else {
+            self.merge(&ExactSum {
+                total: ethnum::I256::from(term.mantissa()),
+                scale: term.scale(),
+            });
+        }
     }
 
     /// Adds every term of `other`.
@@ -562,7 +567,13 @@ impl ExactSum {
         let scale = self.scale.max(other.scale);
         // Terms are below 2^96 times 10^28 < 2^190 each: 2^64 of them stay
         // below 2^255, so the products and the sum cannot overflow.
-        let align = |t: ethnum::I256, s: u32| t.wrapping_mul(pow10_256(scale - s));
+        let align = |t: ethnum::I256, s: u32| {
+            if s == scale {
+                t
+            } else {
+                t.wrapping_mul(pow10_256(scale - s))
+            }
+        };
         self.total = align(self.total, self.scale).wrapping_add(align(other.total, other.scale));
         self.scale = scale;
     }
