@@ -756,7 +756,7 @@ fn aggregation_heavy(c: &mut Criterion) {
 
     let mut group = run_group(c, "aggregation_heavy");
     group.throughput(Throughput::Elements(rows));
-    group.bench_function("500_contracts_24_months_13_metrics", |b| {
+    group.bench_function("500_contracts_24_months_12_metrics", |b| {
         b.iter(|| run.settle_csv(black_box(&path), &options))
     });
     group.finish();
