@@ -161,11 +161,7 @@ impl<R: Read> CsvRows<R> {
     /// Reads the header of CSV data from `reader`, called `name` in
     /// messages.
     pub(crate) fn from_reader(name: &str, reader: R) -> Result<CsvRows<R>> {
-        let reader = skip_bom(name, reader)?;
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(LineCounter::new(reader));
+        let mut csv = csv_reader(skip_bom(name, reader)?);
         let mut record = ByteRecord::new();
         let Some(line) = read(name, &mut csv, &mut record)? else {
             return Err(Error::data(
@@ -199,6 +195,16 @@ impl<R: Read> CsvRows<R> {
             None => Ok(None),
         }
     }
+}
+
+/// A CSV reader of the format's rules (no header row of its own, any
+/// width, so that a row of the wrong width is our error), counting lines.
+pub(crate) fn csv_reader<R: Read>(input: R) -> csv::Reader<LineCounter<R>> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .buffer_capacity(1 << 16)
+        .from_reader(LineCounter::new(input))
 }
 
 /// An I/O error on `name`, worded in lowercase like every message.
@@ -329,14 +335,7 @@ impl<R> LineCounter<R> {
     /// terminator, or the first byte of a CRLF terminator), begins: the
     /// line of its last byte, less the line feeds inside its fields.
     pub(crate) fn first_line(&mut self, end: u64, record: &ByteRecord) -> u64 {
-        while let Some(&at) = self.pending.front() {
-            if at >= end {
-                break;
-            }
-            self.passed += 1;
-            self.last_passed = Some(at);
-            self.pending.pop_front();
-        }
+        self.lines_before(end);
         let terminator = u64::from(end > 0 && self.last_passed == Some(end - 1));
         let inside = memchr::memchr_iter(b'\n', record.as_slice()).count() as u64;
         (1 + self.passed)

@@ -210,14 +210,7 @@ impl MemorySource {
     }
 
     fn check_dimension(&self, name: &str, what: &str) -> Result<()> {
-        if self.dimensions.contains(name) {
-            Ok(())
-        } else {
-            Err(Error::data(
-                self.name.as_str(),
-                format!("{what} names dimension {name:?}, which the data lacks"),
-            ))
-        }
+        super::check_dimension(&self.name, name, what, self.dimensions.contains(name))
     }
 
     /// How a row is named in messages: its origin, or its push position.

@@ -213,7 +213,7 @@ pub trait MetricSource: Send + Sync {
 /// The result does not depend on the order of the scan: `min`, `max`,
 /// `first` and `last` break ties between numerically equal values by a
 /// fixed order (value, id, scale, origin by file and line number), and sums
-/// are exact whatever their order (see [`crate::money::ExactSum`]). The count in the result is the number of
+/// are exact whatever their order (kept in 256 bits, rounded once at the end). The count in the result is the number of
 /// observations read, whatever the aggregate; the value is none when no
 /// observation was read.
 ///
@@ -249,14 +249,7 @@ pub fn reduce<S: MetricSource + ?Sized>(
             } else if aggregate == Aggregate::Sum {
                 Some(sum)
             } else {
-                // Division rounds to the 28 significant digits a Decimal
-                // holds; the count is never zero here.
-                Some(sum.checked_div(Decimal::from(count)).ok_or_else(|| {
-                    Error::data(
-                        source.name(),
-                        format!("mean of {} cannot be computed", query.series),
-                    )
-                })?)
+                Some(mean(sum, count, source.name(), query.series)?)
             }
         }
         Aggregate::Count => {
@@ -350,6 +343,27 @@ pub fn reduce<S: MetricSource + ?Sized>(
         }
     };
     Ok(Reduced { value, count })
+}
+
+/// That a query names a dimension the data lacks: `what` names the field
+/// (`filter`, or the aggregate counting it). `known` says whether the data
+/// has the dimension.
+pub(crate) fn check_dimension(source: &str, name: &str, what: &str, known: bool) -> Result<()> {
+    if known {
+        Ok(())
+    } else {
+        Err(Error::data(
+            source,
+            format!("{what} names dimension {name:?}, which the data lacks"),
+        ))
+    }
+}
+
+/// The mean of `count` observations summing to `sum` (`count` not zero).
+pub(crate) fn mean(sum: Decimal, count: u64, source: &str, series: &str) -> Result<Decimal> {
+    // Division rounds to the 28 significant digits a Decimal holds.
+    sum.checked_div(Decimal::from(count))
+        .ok_or_else(|| Error::data(source, format!("mean of {series} cannot be computed")))
 }
 
 /// Orders decimals by value, then numerically equal ones by scale, so a

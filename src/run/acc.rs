@@ -247,9 +247,7 @@ impl Acc {
                 } else if aggregate == Aggregate::Sum {
                     Some(sum)
                 } else {
-                    Some(sum.checked_div(Decimal::from(count)).ok_or_else(|| {
-                        Error::data(source, format!("mean of {series} cannot be computed"))
-                    })?)
+                    Some(crate::metric::mean(sum, count, source, series)?)
                 }
             }
             Aggregate::Count => (count > 0).then(|| Decimal::from(count)),

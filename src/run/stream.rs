@@ -33,7 +33,7 @@ use super::versions::{self, Key, Resolved, Version};
 use super::{BillingRun, RunOptions, item, settle_against};
 use crate::error::{Error, Result};
 use crate::metric::csv_source::{
-    Columns, LineCounter, header, io_error, parse_row, parse_text_row, read,
+    Columns, csv_reader, header, io_error, parse_row, parse_text_row, read,
 };
 use crate::metric::{Aggregate, MetricSource, Observation, Query, Reduced};
 use crate::period::Stamp;
@@ -449,7 +449,7 @@ impl Layout {
         };
         file.seek(SeekFrom::Start(bom))
             .map_err(|e| io_error(name, &e))?;
-        let mut csv = reader(file);
+        let mut csv = csv_reader(file);
         let mut record = ByteRecord::new();
         let Some(line) = read(name, &mut csv, &mut record)? else {
             return Err(Error::data(
@@ -467,14 +467,6 @@ impl Layout {
             size: meta.is_file().then_some(meta.len()),
         })
     }
-}
-
-fn reader<R: Read>(file: R) -> csv::Reader<LineCounter<R>> {
-    csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(true)
-        .buffer_capacity(1 << 16)
-        .from_reader(LineCounter::new(file))
 }
 
 impl Chunk {
@@ -519,7 +511,7 @@ impl Chunk {
         // first (a blank line, skipped) keeps a record's first bytes. So the
         // reader's offsets and lines are one more than the chunk's.
         let input = io::Cursor::new(&b"\n"[..]).chain(file.take(limit));
-        let mut csv = reader(input);
+        let mut csv = csv_reader(input);
         let mut record = ByteRecord::new();
         let mut scratch = Scratch::default();
         let mut pos = 0u64;
@@ -781,14 +773,8 @@ struct Routed<'a> {
 
 impl Routed<'_> {
     fn check_dimension(&self, name: &str, what: &str) -> Result<()> {
-        if self.dimensions.iter().any(|d| d == name) {
-            Ok(())
-        } else {
-            Err(Error::data(
-                self.name,
-                format!("{what} names dimension {name:?}, which the data lacks"),
-            ))
-        }
+        let known = self.dimensions.iter().any(|d| d == name);
+        crate::metric::check_dimension(self.name, name, what, known)
     }
 
     /// The family and windows a query reads, combined into one accumulator.
