@@ -213,9 +213,9 @@ pub trait MetricSource: Send + Sync {
 /// The result does not depend on the order of the scan: `min`, `max`,
 /// `first` and `last` break ties between numerically equal values by a
 /// fixed order (value, id, scale, origin by file and line number), and sums
-/// are exact whatever their order (kept in 256 bits, rounded once at the end). The count in the result is the number of
-/// observations read, whatever the aggregate; the value is none when no
-/// observation was read.
+/// are exact whatever their order (kept in 256 bits, rounded once at the
+/// end). The count in the result is the number of observations read,
+/// whatever the aggregate; the value is none when no observation was read.
 ///
 /// # Errors
 /// As [`MetricSource::aggregate`]: a data error, located at the source's
