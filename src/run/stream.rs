@@ -141,8 +141,9 @@ struct Layout {
     data_start: u64,
     /// The line of the first data record's first byte.
     data_line: u64,
-    /// File size, when it is a regular file that can be read in chunks.
-    size: Option<u64>,
+    /// File size (`settle_csv` sends anything but a regular file to the
+    /// in-memory source).
+    size: u64,
 }
 
 impl Data {
@@ -193,8 +194,7 @@ impl Data {
             start: layout.data_start,
             line: layout.data_line,
         };
-        // `settle_csv` sends anything but a regular file elsewhere.
-        let size = layout.size.unwrap_or(u64::MAX);
+        let size = layout.size;
         let span = size.saturating_sub(layout.data_start);
         let count = span.div_ceil(CHUNK_BYTES).max(1) as usize;
         let nominal = |k: usize| (layout.data_start + k as u64 * CHUNK_BYTES).min(size);
@@ -464,7 +464,7 @@ impl Layout {
             columns,
             data_start: bom + end,
             data_line: 1 + newlines,
-            size: meta.is_file().then_some(meta.len()),
+            size: meta.len(),
         })
     }
 }
