@@ -13,19 +13,17 @@
 //! same on any number of threads.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-
-use rustc_hash::FxHashMap as HashMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::path::Path;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use chrono_tz::Tz;
 use csv::{ByteRecord, StringRecord};
 use rayon::prelude::*;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::acc::{Acc, Obs};
 use super::plan::{ContractPlan, Family, Plan};
