@@ -10,6 +10,27 @@ use outcome_billing::{
 };
 use rust_decimal::Decimal;
 
+/// The spec pages beside the repository (`../shared/spec`), the acceptance
+/// reference of the format. A clone with nothing beside it has no such
+/// folder: the tests that read it then say so and pass, except under CI,
+/// which always has it.
+fn spec_dir() -> Option<PathBuf> {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec");
+    if dir.is_dir() {
+        return Some(dir);
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{} is missing: CI runs with the spec beside the repository",
+        dir.display()
+    );
+    eprintln!(
+        "skipped: {} is not beside this clone (the spec pages are checked where they are)",
+        dir.display()
+    );
+    None
+}
+
 fn spec(page: &str) -> String {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/spec")
@@ -89,6 +110,9 @@ fn settles(name: &str, text: &str) {
 
 #[test]
 fn every_contract_fragment_loads_and_settles_inside_a_whole_contract() {
+    if spec_dir().is_none() {
+        return;
+    }
     // The format page's fragments, each completed with the few definitions
     // it names but does not show.
     let fragments = blocks("contract-format.md", "toml");
@@ -138,6 +162,9 @@ fn every_contract_fragment_loads_and_settles_inside_a_whole_contract() {
 
 #[test]
 fn the_complete_contract_settles_on_its_data() {
+    if spec_dir().is_none() {
+        return;
+    }
     // The page's complete contract, as the example file beside the spec,
     // settles every period on the example CSV.
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/spec/examples");
@@ -164,6 +191,9 @@ fn the_complete_contract_settles_on_its_data() {
 
 #[test]
 fn the_data_page_csv_example_reads() {
+    if spec_dir().is_none() {
+        return;
+    }
     // The CSV rows of the data page parse, with a dimension column.
     let csv = &blocks("cli-and-data.md", "csv")[0];
     let source = CsvSource::from_reader("example.csv", csv.as_bytes()).unwrap();
