@@ -140,9 +140,46 @@ impl MetricSource for CsvSource {
 /// A metric CSV read one checked row at a time, for every reader of the
 /// format (the CSV source, imports into a store), so all of them apply the
 /// same rules and name the same `FILE:LINE:COLUMN`.
+/// `R` without its byte order mark: the bytes read to look for one, put
+/// back when they were not one, then the rest.
+pub(crate) type Unmarked<R> = io::Chain<io::Cursor<Vec<u8>>, R>;
+
+/// A reader of metric CSV positioned after its header: what every reader
+/// of the format starts from.
+pub(crate) struct Header<R> {
+    /// The reader, after the header; its offsets count from after the byte
+    /// order mark, if any.
+    pub csv: csv::Reader<LineCounter<Unmarked<R>>>,
+    pub record: ByteRecord,
+    pub columns: Columns,
+    /// The length of the byte order mark skipped (0 or 3).
+    pub bom: u64,
+}
+
+/// Skips a byte order mark, then reads and checks the header of CSV data
+/// from `reader`, called `name` in messages.
+pub(crate) fn read_header<R: Read>(name: &str, reader: R) -> Result<Header<R>> {
+    let (reader, bom) = skip_bom(name, reader)?;
+    let mut csv = csv_reader(reader);
+    let mut record = ByteRecord::new();
+    let Some(line) = read(name, &mut csv, &mut record)? else {
+        return Err(Error::data(
+            format!("{name}:1:1"),
+            "the file is empty: expected a header with columns series, timestamp and value",
+        ));
+    };
+    let columns = header(name, line, &record)?;
+    Ok(Header {
+        csv,
+        record,
+        columns,
+        bom,
+    })
+}
+
 pub(crate) struct CsvRows<R> {
     name: String,
-    csv: csv::Reader<LineCounter<io::Chain<io::Cursor<Vec<u8>>, R>>>,
+    csv: csv::Reader<LineCounter<Unmarked<R>>>,
     record: ByteRecord,
     columns: Columns,
 }
@@ -161,15 +198,12 @@ impl<R: Read> CsvRows<R> {
     /// Reads the header of CSV data from `reader`, called `name` in
     /// messages.
     pub(crate) fn from_reader(name: &str, reader: R) -> Result<CsvRows<R>> {
-        let mut csv = csv_reader(skip_bom(name, reader)?);
-        let mut record = ByteRecord::new();
-        let Some(line) = read(name, &mut csv, &mut record)? else {
-            return Err(Error::data(
-                format!("{name}:1:1"),
-                "the file is empty: expected a header with columns series, timestamp and value",
-            ));
-        };
-        let columns = header(name, line, &record)?;
+        let Header {
+            csv,
+            record,
+            columns,
+            ..
+        } = read_header(name, reader)?;
         Ok(CsvRows {
             name: name.to_owned(),
             csv,
@@ -222,10 +256,7 @@ pub(crate) fn io_error(name: &str, error: &io::Error) -> Error {
 }
 
 /// `reader` without a leading UTF-8 byte order mark.
-pub(crate) fn skip_bom<R: Read>(
-    name: &str,
-    mut reader: R,
-) -> Result<io::Chain<io::Cursor<Vec<u8>>, R>> {
+fn skip_bom<R: Read>(name: &str, mut reader: R) -> Result<(Unmarked<R>, u64)> {
     const BOM: &[u8] = b"\xEF\xBB\xBF";
     let mut head = [0u8; 3];
     let mut filled = 0;
@@ -237,12 +268,12 @@ pub(crate) fn skip_bom<R: Read>(
             Err(e) => return Err(io_error(name, &e)),
         }
     }
-    let kept = if &head[..filled] == BOM {
-        Vec::new()
+    let (kept, skipped) = if &head[..filled] == BOM {
+        (Vec::new(), BOM.len() as u64)
     } else {
-        head[..filled].to_vec()
+        (head[..filled].to_vec(), 0)
     };
-    Ok(io::Cursor::new(kept).chain(reader))
+    Ok((io::Cursor::new(kept).chain(reader), skipped))
 }
 
 /// Reads the next record into `record`; the line it starts on, or none at

@@ -238,19 +238,7 @@ pub fn reduce<S: MetricSource + ?Sized>(
                 sum.add(obs.value);
                 Ok(())
             })?;
-            let sum = sum.value().ok_or_else(|| {
-                Error::data(
-                    source.name(),
-                    format!("sum of {} overflows a 96-bit decimal", query.series),
-                )
-            })?;
-            if count == 0 {
-                None
-            } else if aggregate == Aggregate::Sum {
-                Some(sum)
-            } else {
-                Some(mean(sum, count, source.name(), query.series)?)
-            }
+            sum_or_mean(aggregate, &sum, count, source.name(), query.series)?
         }
         Aggregate::Count => {
             source.scan(query, &mut |_| {
@@ -359,11 +347,31 @@ pub(crate) fn check_dimension(source: &str, name: &str, what: &str, known: bool)
     }
 }
 
-/// The mean of `count` observations summing to `sum` (`count` not zero).
-pub(crate) fn mean(sum: Decimal, count: u64, source: &str, series: &str) -> Result<Decimal> {
-    // Division rounds to the 28 significant digits a Decimal holds.
-    sum.checked_div(Decimal::from(count))
-        .ok_or_else(|| Error::data(source, format!("mean of {series} cannot be computed")))
+/// The `sum` or `mean` of `count` observations summing to `sum`: none when
+/// there is none; errors located at `source`, naming `series`.
+pub(crate) fn sum_or_mean(
+    aggregate: Aggregate,
+    sum: &crate::money::ExactSum,
+    count: u64,
+    source: &str,
+    series: &str,
+) -> Result<Option<Decimal>> {
+    let sum = sum.value().ok_or_else(|| {
+        Error::data(
+            source,
+            format!("sum of {series} overflows a 96-bit decimal"),
+        )
+    })?;
+    if count == 0 {
+        Ok(None)
+    } else if aggregate == Aggregate::Sum {
+        Ok(Some(sum))
+    } else {
+        // Division rounds to the 28 significant digits a Decimal holds.
+        sum.checked_div(Decimal::from(count))
+            .map(Some)
+            .ok_or_else(|| Error::data(source, format!("mean of {series} cannot be computed")))
+    }
 }
 
 /// Orders decimals by value, then numerically equal ones by scale, so a

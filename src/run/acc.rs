@@ -236,19 +236,7 @@ impl Acc {
         let count = self.count;
         let value = match aggregate {
             Aggregate::Sum | Aggregate::Mean => {
-                let sum = self.sum.value().ok_or_else(|| {
-                    Error::data(
-                        source,
-                        format!("sum of {series} overflows a 96-bit decimal"),
-                    )
-                })?;
-                if count == 0 {
-                    None
-                } else if aggregate == Aggregate::Sum {
-                    Some(sum)
-                } else {
-                    Some(crate::metric::mean(sum, count, source, series)?)
-                }
+                crate::metric::sum_or_mean(aggregate, &self.sum, count, source, series)?
             }
             Aggregate::Count => (count > 0).then(|| Decimal::from(count)),
             Aggregate::Min => self.min,

@@ -31,7 +31,7 @@ use super::versions::{self, Key, Resolved, Version};
 use super::{BillingRun, RunOptions, item, settle_against};
 use crate::error::{Error, Result};
 use crate::metric::csv_source::{
-    Columns, csv_reader, header, io_error, parse_row, parse_text_row, read,
+    Columns, Header, csv_reader, io_error, parse_row, parse_text_row, read, read_header,
 };
 use crate::metric::{Aggregate, MetricSource, Observation, Query, Reduced};
 use crate::period::Stamp;
@@ -428,34 +428,14 @@ fn row_error(name: &str, layout: &Layout, line: u64, record: &ByteRecord) -> Err
 
 impl Layout {
     fn read(path: &Path, name: &str) -> Result<Layout> {
-        let mut file = File::open(path).map_err(|e| io_error(name, &e))?;
+        let file = File::open(path).map_err(|e| io_error(name, &e))?;
         let meta = file.metadata().map_err(|e| io_error(name, &e))?;
-        let mut head = [0u8; 3];
-        let mut filled = 0;
-        while filled < 3 {
-            match file.read(&mut head[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(io_error(name, &e)),
-            }
-        }
-        let bom = if head[..filled] == *b"\xEF\xBB\xBF" {
-            3
-        } else {
-            0
-        };
-        file.seek(SeekFrom::Start(bom))
-            .map_err(|e| io_error(name, &e))?;
-        let mut csv = csv_reader(file);
-        let mut record = ByteRecord::new();
-        let Some(line) = read(name, &mut csv, &mut record)? else {
-            return Err(Error::data(
-                format!("{name}:1:1"),
-                "the file is empty: expected a header with columns series, timestamp and value",
-            ));
-        };
-        let columns = header(name, line, &record)?;
+        let Header {
+            mut csv,
+            columns,
+            bom,
+            ..
+        } = read_header(name, file)?;
         let end = csv.position().byte();
         let newlines = csv.get_mut().lines_before(end);
         Ok(Layout {
