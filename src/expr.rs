@@ -1224,7 +1224,8 @@ impl<'t> Parser<'t> {
         let tok = self.tok;
         match tok.kind {
             Tok::Number => {
-                let value = parse_decimal(self.slice(tok)).map_err(|m| self.error(tok.start, m))?;
+                let value = parse_decimal(self.slice(tok))
+                    .map_err(|m| self.error(tok.start, m.message().to_string()))?;
                 self.advance()?;
                 Ok(Parsed {
                     start: tok.start,

@@ -45,7 +45,7 @@ mod simulate;
 
 pub use charge::{ChargeContext, ChargeRule, CustomCharge};
 pub use contract::*;
-pub use error::{Error, Result};
+pub use error::{Error, ErrorKind, Location, Result};
 pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
 pub use metric::{
     Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced, reduce,

@@ -451,11 +451,11 @@ const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
 /// assert!(parse_decimal("1e3").is_err());
 /// assert!(parse_decimal(".5").is_err());
 /// ```
-pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
+pub fn parse_decimal(text: &str) -> Result<Decimal> {
     let bad = || {
-        format!(
+        Error::usage(format!(
             "malformed decimal {text:?}: expected digits with an optional sign and fraction, no exponent"
-        )
+        ))
     };
     let (negative, rest) = match text.as_bytes().first() {
         Some(b'-') => (true, &text[1..]),
@@ -477,9 +477,9 @@ pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
     if whole.len() > 29
         || (whole.len() == 29 && whole.parse::<u128>().map_or(true, |w| w > COEFFICIENT_MAX))
     {
-        return Err(format!(
+        return Err(Error::usage(format!(
             "{text:?} is too large: its whole part does not fit a 96-bit decimal"
-        ));
+        )));
     }
     // Keep as many fraction digits as fit (at most 28), rounding half even
     // on the digit string so no precision is lost before the decision.
@@ -509,9 +509,9 @@ pub fn parse_decimal(text: &str) -> std::result::Result<Decimal, String> {
             return Ok(value);
         }
         if kept == 0 {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "{text:?} is too large: its whole part does not fit a 96-bit decimal"
-            ));
+            )));
         }
         kept -= 1;
     }

@@ -12,6 +12,8 @@ use chrono::{
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 /// The most periods a schedule may hold (a monthly term of 8,333 years). A
 /// mistyped year such as `20260` would otherwise lay hundreds of thousands
 /// of periods before anyone notices.
@@ -127,7 +129,7 @@ impl Stamp {
     ///
     /// # Errors
     /// The message quotes the text and says what was expected.
-    pub fn parse(text: &str) -> std::result::Result<Stamp, String> {
+    pub fn parse(text: &str) -> Result<Stamp> {
         let bytes = text.as_bytes();
         if is_date_shape(text) {
             if let Some(date) = digits_date(bytes) {
@@ -159,7 +161,7 @@ impl Stamp {
         DateTime::parse_from_rfc3339(text)
             .map(|at| Stamp::At(at.with_timezone(&Utc)))
             .map_err(|_| {
-                format!("malformed time {text:?}: expected RFC 3339 with an offset (2026-01-03T14:20:00Z) or a date (2026-01-03)")
+                Error::usage(format!("malformed time {text:?}: expected RFC 3339 with an offset (2026-01-03T14:20:00Z) or a date (2026-01-03)"))
             })
     }
 }
@@ -198,9 +200,9 @@ fn is_date_shape(text: &str) -> bool {
 /// let tz = chrono_tz::America::New_York;
 /// assert_eq!(parse_as_of("2026-03-01", tz)?.to_rfc3339(), "2026-03-01T05:00:00+00:00");
 /// assert_eq!(parse_as_of("2026-03-01T12:00:00+01:00", tz)?.to_rfc3339(), "2026-03-01T11:00:00+00:00");
-/// # Ok::<(), String>(())
+/// # Ok::<(), outcome_billing::Error>(())
 /// ```
-pub fn parse_as_of(text: &str, tz: Tz) -> std::result::Result<DateTime<Utc>, String> {
+pub fn parse_as_of(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
     Stamp::parse(text).map(|stamp| stamp.instant(tz))
 }
 
@@ -218,7 +220,7 @@ pub fn parse_as_of(text: &str, tz: Tz) -> std::result::Result<DateTime<Utc>, Str
 /// // São Paulo skipped from 00:00 to 01:00 that day.
 /// let at = local_midnight(date, chrono_tz::America::Sao_Paulo);
 /// assert_eq!(at.to_rfc3339(), "2018-11-04T03:00:00+00:00");
-/// # Ok::<(), String>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn local_midnight(date: NaiveDate, tz: Tz) -> DateTime<Utc> {
     use chrono::LocalResult;
@@ -279,7 +281,7 @@ fn first_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 /// assert_eq!(add_months(jan31, 1), NaiveDate::from_ymd_opt(2026, 2, 28));
 /// assert_eq!(add_months(jan31, 2), NaiveDate::from_ymd_opt(2026, 3, 31));
 /// assert_eq!(add_months(jan31, -2), NaiveDate::from_ymd_opt(2025, 11, 30));
-/// # Ok::<(), String>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn add_months(date: NaiveDate, months: i64) -> Option<NaiveDate> {
     let magnitude = Months::new(u32::try_from(months.unsigned_abs()).ok()?);
@@ -319,7 +321,7 @@ fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
 /// assert_eq!(first.label(), "2026-01-15..2026-02-01");
 /// assert_eq!((first.days(), first.full_days()), (17, 31));
 /// assert_eq!(schedule.len(), 13);
-/// # Ok::<(), String>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
@@ -362,17 +364,23 @@ impl Schedule {
         cadence: Cadence,
         anchor: Option<NaiveDate>,
         tz: Tz,
-    ) -> std::result::Result<Schedule, String> {
+    ) -> Result<Schedule> {
         if end <= start {
-            return Err(format!("end {end} must be after start {start}"));
+            return Err(Error::usage(format!(
+                "end {end} must be after start {start}"
+            )));
         }
         let origin = anchor.unwrap_or(start);
         let step = i64::from(cadence.months());
         // Month counts between chrono dates stay within ±6.3 million, so
         // no product below can overflow an i64.
         let boundary = |n: i64| {
-            add_months(origin, n * step)
-                .ok_or_else(|| format!("dates out of range: {origin} plus {} months", n * step))
+            add_months(origin, n * step).ok_or_else(|| {
+                Error::usage(format!(
+                    "dates out of range: {origin} plus {} months",
+                    n * step
+                ))
+            })
         };
 
         // The boundary at or before `start`: guess from the month
@@ -392,9 +400,9 @@ impl Schedule {
         let mut start_at = local_midnight(start, tz);
         loop {
             if periods.len() == PERIODS_MAX {
-                return Err(format!(
+                return Err(Error::usage(format!(
                     "term {start}..{end} holds more than {PERIODS_MAX} {cadence} periods"
-                ));
+                )));
             }
             n += 1;
             let full_end = boundary(n)?;
@@ -457,23 +465,18 @@ impl Schedule {
     /// let laid = Schedule::lay(date(2025, 1, 1)?, date(2026, 1, 1)?, Cadence::Quarterly, chrono_tz::UTC)?;
     /// assert_eq!(laid.len(), 4);
     /// assert!(Schedule::lay(date(2025, 1, 1)?, date(2025, 12, 15)?, Cadence::Quarterly, chrono_tz::UTC).is_err());
-    /// # Ok::<(), String>(())
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
-    pub fn lay(
-        from: NaiveDate,
-        to: NaiveDate,
-        cadence: Cadence,
-        tz: Tz,
-    ) -> std::result::Result<Schedule, String> {
+    pub fn lay(from: NaiveDate, to: NaiveDate, cadence: Cadence, tz: Tz) -> Result<Schedule> {
         let months = months_between(from, to);
         let step = i64::from(cadence.months());
         // Month-end clamping makes `from + k * cadence` land in exactly one
         // month, so only one `k` can match.
         let whole = months >= step && months % step == 0 && add_months(from, months) == Some(to);
         if !whole {
-            return Err(format!(
+            return Err(Error::usage(format!(
                 "`to` must be `from` plus a whole number of cadences (from {from}, to {to}, cadence {cadence})"
-            ));
+            )));
         }
         Schedule::new(from, to, cadence, None, tz)
     }
@@ -621,14 +624,14 @@ fn contract_year_starts(start: NaiveDate, periods: &[Period]) -> Vec<usize> {
 /// let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).ok_or("bad date");
 /// let laid = lay(date(2025, 1, 31)?, date(2025, 4, 30)?, Cadence::Monthly, chrono_tz::UTC)?;
 /// assert_eq!(laid[1], (date(2025, 2, 28)?, date(2025, 3, 31)?));
-/// # Ok::<(), String>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub fn lay(
     from: NaiveDate,
     to: NaiveDate,
     cadence: Cadence,
     tz: Tz,
-) -> std::result::Result<Vec<(NaiveDate, NaiveDate)>, String> {
+) -> Result<Vec<(NaiveDate, NaiveDate)>> {
     let schedule = Schedule::lay(from, to, cadence, tz)?;
     Ok(schedule
         .periods()
@@ -1140,7 +1143,10 @@ mod tests {
             chrono_tz::UTC,
         )
         .expect_err("empty term");
-        assert_eq!(err, "end 2026-01-01 must be after start 2026-01-01");
+        assert_eq!(
+            err.message(),
+            "end 2026-01-01 must be after start 2026-01-01"
+        );
         assert!(
             Schedule::new(
                 date(2026, 2, 1),
@@ -1160,7 +1166,7 @@ mod tests {
             chrono_tz::UTC,
         )
         .expect_err("boundary out of range");
-        assert!(err.starts_with("dates out of range: "), "{err}");
+        assert!(err.message().starts_with("dates out of range: "), "{err}");
         let err = Schedule::new(
             date(2026, 1, 1),
             date(20260, 1, 1),
@@ -1170,7 +1176,7 @@ mod tests {
         )
         .expect_err("too many periods");
         assert_eq!(
-            err,
+            err.message(),
             "term 2026-01-01..+20260-01-01 holds more than 100000 monthly periods"
         );
     }
@@ -1212,7 +1218,7 @@ mod tests {
         )
         .expect_err("off the grid");
         assert_eq!(
-            err,
+            err.message(),
             "`to` must be `from` plus a whole number of cadences (from 2025-01-01, to 2025-12-15, cadence monthly)"
         );
         for (from, to, cadence) in [
@@ -1270,7 +1276,8 @@ mod tests {
         ] {
             let err = Stamp::parse(bad).expect_err(bad);
             assert!(
-                err.starts_with(&format!("malformed time {bad:?}: expected RFC 3339")),
+                err.message()
+                    .starts_with(&format!("malformed time {bad:?}: expected RFC 3339")),
                 "{err}"
             );
         }

@@ -7,7 +7,8 @@
 
 use chrono::{DateTime, Utc};
 use outcome_billing::{
-    CompiledContract, Contract, MemorySource, Observation, SettleOptions, Stamp, Statement,
+    CompiledContract, Contract, ErrorKind, Location, MemorySource, Observation, SettleOptions,
+    Stamp, Statement,
 };
 use rust_decimal::Decimal;
 
@@ -237,8 +238,13 @@ fn package_with_a_negative_quantity_is_a_settlement_error() {
     let err = c
         .settle_through(&src, 1, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1, "{err}");
-    assert!(err.location().contains("2026-02-01..2026-03-01"), "{err}");
+    assert!(matches!(err.location(), Location::Period { .. }), "{err}");
+    assert!(
+        err.location()
+            .to_string()
+            .contains("2026-02-01..2026-03-01"),
+        "{err}"
+    );
     assert!(err.message().contains("negative"), "{err}");
 }
 
@@ -296,7 +302,7 @@ fn tiered_with_a_negative_quantity_is_a_settlement_error() {
     let err = c
         .settle_through(&src, 0, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(matches!(err.location(), Location::Period { .. }), "{err}");
 }
 
 #[test]
@@ -390,8 +396,13 @@ fn tier_rules_on_expression_values_are_checked_at_settlement() {
     let err = c
         .settle_through(&src, 1, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1, "{err}");
-    assert!(err.location().contains("2026-02-01..2026-03-01"), "{err}");
+    assert!(matches!(err.location(), Location::Period { .. }), "{err}");
+    assert!(
+        err.location()
+            .to_string()
+            .contains("2026-02-01..2026-03-01"),
+        "{err}"
+    );
     assert!(err.message().contains("tiers[1]"), "{err}");
 }
 
@@ -698,9 +709,14 @@ fn corridor_with_a_zero_target_is_a_division_by_zero_error() {
     let err = c
         .settle_through(&src, 0, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1);
+    assert!(matches!(err.location(), Location::Period { .. }));
     assert!(err.message().contains("division by zero"), "{err}");
-    assert!(err.location().contains("2026-01-01..2026-02-01"), "{err}");
+    assert!(
+        err.location()
+            .to_string()
+            .contains("2026-01-01..2026-02-01"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1369,16 +1385,26 @@ fn missing_error_names_the_metric_and_the_period() {
     let err = c
         .settle_through(&src, 1, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1);
+    assert!(matches!(err.location(), Location::Period { .. }));
     assert!(err.message().contains("uptime"), "{err}");
-    assert!(err.location().contains("2026-02-01..2026-03-01"), "{err}");
+    assert!(
+        err.location()
+            .to_string()
+            .contains("2026-02-01..2026-03-01"),
+        "{err}"
+    );
 
     let src = source(vec![ob("uptime_pct", "2026-01-02", "99")]);
     let err = c
         .settle_through(&src, 0, &SettleOptions::default())
         .unwrap_err();
     assert!(err.message().contains("leads"), "{err}");
-    assert!(err.location().contains("2026-01-01..2026-02-01"), "{err}");
+    assert!(
+        err.location()
+            .to_string()
+            .contains("2026-01-01..2026-02-01"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -1400,13 +1426,18 @@ fn division_by_zero_names_the_expression_and_the_period() {
     let err = c
         .settle_through(&src, 1, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1);
+    assert!(matches!(err.location(), Location::Period { .. }));
     assert!(err.message().contains("division by zero"), "{err}");
     assert!(
         err.message().contains("resolutions / conversations"),
         "{err}"
     );
-    assert!(err.location().contains("2026-02-01..2026-03-01"), "{err}");
+    assert!(
+        err.location()
+            .to_string()
+            .contains("2026-02-01..2026-03-01"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1704,7 +1735,7 @@ fn a_last_tie_is_a_data_error_naming_both_rows() {
     let err = c
         .settle_through(&src, 0, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1, "{err}");
+    assert_eq!(err.kind(), ErrorKind::ConflictingData, "{err}");
     let text = err.to_string();
     assert!(
         text.contains("nav.csv:3") && text.contains("nav.csv:4"),
@@ -1781,7 +1812,7 @@ fn historical_baseline_with_missing_error_names_the_empty_laid_period() {
     let err = c
         .settle_through(&src, 0, &SettleOptions::default())
         .unwrap_err();
-    assert_eq!(err.exit_code(), 1, "{err}");
+    assert!(matches!(err.location(), Location::Period { .. }), "{err}");
     assert!(err.message().contains("peak"), "{err}");
     // With November filled in, the mean of 10, 20, 30 is 20.
     let src = source(series(
@@ -1853,7 +1884,7 @@ fn versions_sharing_the_latest_recorded_at_count_once_or_conflict() {
     let result = outcome_billing::CsvSource::from_reader("clash.csv", clash.as_bytes())
         .and_then(|src| c.settle_through(&src, 0, &SettleOptions::default()));
     let err = result.unwrap_err();
-    assert_eq!(err.exit_code(), 1, "{err}");
+    assert_eq!(err.kind(), ErrorKind::ConflictingData, "{err}");
     let text = err.to_string();
     assert!(
         text.contains("clash.csv:2") && text.contains("clash.csv:3"),

@@ -7,8 +7,9 @@ use std::path::Path;
 use std::process::Command;
 
 use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, CsvSource, MemorySource, Observation, Scenario,
-    SettleOptions, SimulateOptions, Stamp, SweepSpec, compare, simulate, sweep,
+    Basis, ChartLabels, CompiledContract, Contract, CsvSource, ErrorKind, MemorySource,
+    Observation, Scenario, SettleOptions, SimulateOptions, Stamp, SweepSpec, compare, simulate,
+    sweep,
 };
 use rust_decimal::Decimal;
 
@@ -476,7 +477,7 @@ fn sweep_finds_the_break_even_of_a_fee_and_a_price() {
         &SimulateOptions::new(),
     )
     .expect_err("nobody reads it");
-    assert_eq!(e.exit_code(), 2);
+    assert_eq!(e.kind(), ErrorKind::InvalidArgument);
 }
 
 #[test]

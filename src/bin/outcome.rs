@@ -12,9 +12,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use outcome_billing::{
-    Basis, BillingRun, ChartLabels, CompiledContract, CsvSource, Error, MetricSource, RUNS_DEFAULT,
-    RunFormat, RunItem, RunOptions, RunWriter, STEPS_DEFAULT, Scenario, SimulateOptions, Stamp,
-    SweepSpec, parse_as_of, parse_decimal,
+    Basis, BillingRun, ChartLabels, CompiledContract, CsvSource, Error, ErrorKind, Location,
+    MetricSource, RUNS_DEFAULT, RunFormat, RunItem, RunOptions, RunWriter, STEPS_DEFAULT, Scenario,
+    SimulateOptions, Stamp, SweepSpec, parse_as_of, parse_decimal,
 };
 use rayon::prelude::*;
 
@@ -308,7 +308,7 @@ fn status(result: Result<(), Error>) -> i32 {
         Ok(()) => 0,
         Err(e) => {
             report(&e);
-            e.exit_code()
+            exit_code(&e)
         }
     }
 }
@@ -317,8 +317,18 @@ fn status(result: Result<(), Error>) -> i32 {
 fn report(error: &Error) {
     eprintln!("error: {}", error.message());
     let at = error.location();
-    if !at.is_empty() {
+    if *at != Location::None {
         eprintln!("  at {at}");
+    }
+}
+
+/// The exit status for an error: 2 when the input given is wrong (an
+/// invalid contract or scenario, a bad argument, a state that does not fit),
+/// 1 when the data, the arithmetic or the system failed.
+fn exit_code(error: &Error) -> i32 {
+    match error.kind() {
+        ErrorKind::InvalidContract | ErrorKind::InvalidArgument | ErrorKind::StateMismatch => 2,
+        _ => 1,
     }
 }
 
@@ -327,10 +337,8 @@ fn contract_files(args: &[PathBuf]) -> Result<Vec<PathBuf>, Error> {
     let mut files = Vec::new();
     for arg in args {
         if arg.is_dir() {
-            let entries = std::fs::read_dir(arg).map_err(|e| Error::Io {
-                path: arg.display().to_string(),
-                message: e.to_string(),
-            })?;
+            let entries =
+                std::fs::read_dir(arg).map_err(|e| Error::io(arg.display().to_string(), e))?;
             let mut found: Vec<PathBuf> = entries
                 .filter_map(|e| e.ok().map(|e| e.path()))
                 .filter(|p| p.is_file() && is_contract_file(p))
@@ -386,7 +394,7 @@ fn validate(args: &[PathBuf]) -> i32 {
         Ok(f) => f,
         Err(e) => {
             report(&e);
-            return e.exit_code();
+            return exit_code(&e);
         }
     };
     let mut status = 0;
@@ -401,7 +409,7 @@ fn validate(args: &[PathBuf]) -> i32 {
             ),
             Err(e) => {
                 report(&e);
-                status = status.max(e.exit_code());
+                status = status.max(exit_code(&e));
             }
         }
     }
@@ -413,12 +421,11 @@ fn open_source(spec: &str) -> Result<Box<dyn MetricSource>, Error> {
         return open_sqlite(path);
     }
     if is_postgres(spec) {
-        return Err(Error::Io {
-            path: spec.split('@').next_back().unwrap_or(spec).to_string(),
-            message:
-                "database metric sources are not supported by this build; export the data to CSV"
-                    .into(),
-        });
+        return Err(Error::new(
+            ErrorKind::StoreUnavailable,
+            Location::File(spec.split('@').next_back().unwrap_or(spec).to_string()),
+            "database metric sources are not supported by this build; export the data to CSV",
+        ));
     }
     Ok(Box::new(CsvSource::open(spec)?))
 }
@@ -439,10 +446,11 @@ fn open_sqlite(path: &str) -> Result<Box<dyn MetricSource>, Error> {
 
 #[cfg(not(feature = "sqlite"))]
 fn no_sqlite(path: &str) -> Error {
-    Error::Io {
-        path: path.to_string(),
-        message: "this build has no SQLite support (build with the sqlite feature)".into(),
-    }
+    Error::new(
+        ErrorKind::StoreUnavailable,
+        Location::File(path.to_string()),
+        "this build has no SQLite support (build with the sqlite feature)",
+    )
 }
 
 /// `import DATA.csv --into STORE`.
@@ -461,10 +469,11 @@ fn import(data: &Path, into: &str) -> Result<(), Error> {
         }
     }
     if is_postgres(into) {
-        return Err(Error::Io {
-            path: into.split('@').next_back().unwrap_or(into).to_string(),
-            message: "this build has no PostgreSQL support".into(),
-        });
+        return Err(Error::new(
+            ErrorKind::StoreUnavailable,
+            Location::File(into.split('@').next_back().unwrap_or(into).to_string()),
+            "this build has no PostgreSQL support",
+        ));
     }
     Err(Error::usage(format!(
         "--into {into:?} is not a store: expected sqlite:PATH or a postgres:// URL"
@@ -482,7 +491,7 @@ fn settle(
         Ok(f) => f,
         Err(e) => {
             report(&e);
-            return e.exit_code();
+            return exit_code(&e);
         }
     };
     let several = files.len() > 1 || args.iter().any(|a| a.is_dir());
@@ -544,7 +553,7 @@ fn settle(
             Ok(c) => contracts.push(c),
             Err(error) => {
                 report(&error);
-                status = status.max(error.exit_code());
+                status = status.max(exit_code(&error));
                 failed.push(RunItem::Failed {
                     contract: id.unwrap_or_else(|| file.display().to_string()),
                     error,
@@ -618,10 +627,7 @@ fn settle(
         // A closed pipe (`| head`) is not an error of the run.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => printer.status,
         Err(e) => {
-            report(&Error::Io {
-                path: "standard output".into(),
-                message: e.to_string(),
-            });
+            report(&Error::io("standard output", e));
             1
         }
     }
@@ -682,7 +688,7 @@ impl<W: std::io::Write> Printer<W> {
             if !said && self.reported.insert(error.to_string()) {
                 report(error);
             }
-            self.status = self.status.max(error.exit_code());
+            self.status = self.status.max(exit_code(error));
         }
         match &mut self.buffered {
             Some(held) => {
@@ -727,19 +733,16 @@ fn reconcile(
 ) -> Result<(), Error> {
     let c = load(contract)?;
     if let Some(store) = ledger {
-        return Err(Error::Io {
-            path: store.split('@').next_back().unwrap_or(store).to_string(),
-            message:
-                "ledger stores are not supported by this build; use --issued with a settle document"
-                    .into(),
-        });
+        return Err(Error::new(
+            ErrorKind::StoreUnavailable,
+            Location::File(store.split('@').next_back().unwrap_or(store).to_string()),
+            "ledger stores are not supported by this build; use --issued with a settle document",
+        ));
     }
     let source = open_source(metrics)?;
     let issued_path = issued.ok_or_else(|| Error::usage("give --issued or --ledger"))?;
-    let text = std::fs::read_to_string(issued_path).map_err(|e| Error::Io {
-        path: issued_path.display().to_string(),
-        message: e.to_string(),
-    })?;
+    let text = std::fs::read_to_string(issued_path)
+        .map_err(|e| Error::io(issued_path.display().to_string(), e))?;
     let lines =
         outcome_billing::issued_lines(&issued_path.display().to_string(), &text, &c.contract().id)?;
     let as_of = match as_of {
@@ -849,10 +852,7 @@ fn write_plot(
     svg: impl FnOnce() -> Result<String, Error>,
 ) -> Result<(), Error> {
     if let Some(path) = plot {
-        std::fs::write(path, svg()?).map_err(|e| Error::Io {
-            path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
+        std::fs::write(path, svg()?).map_err(|e| Error::io(path.display().to_string(), e))?;
     }
     Ok(())
 }

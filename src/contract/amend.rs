@@ -96,7 +96,7 @@ impl Contract {
     /// Values are not re-validated here; [`Contract::validate`] does that.
     ///
     /// # Errors
-    /// [`Error::Contract`] at `amendments[N].set."KEY"` when a key does not
+    /// an invalid-contract [`Error`] at `amendments[N].set."KEY"` when a key does not
     /// name an existing amendable value, or the value is malformed.
     ///
     /// # Example
@@ -169,7 +169,7 @@ impl Contract {
     /// same, so a contract built in Rust is checked before it settles.
     ///
     /// # Errors
-    /// The first rule broken, as [`Error::Contract`] naming the field path;
+    /// The first rule broken, as an invalid-contract [`Error`] naming the field path;
     /// for a version made by amendments the message says from which date.
     pub fn validate(&self) -> Result<()> {
         crate::settle::CompiledContract::new(self.clone()).map(drop)
@@ -190,18 +190,14 @@ impl Contract {
 
 /// Says that a contract error holds in the version in force from `effective`.
 fn in_version(error: Error, effective: NaiveDate) -> Error {
-    match error {
-        Error::Contract {
-            file,
-            path,
-            message,
-        } => Error::Contract {
-            file,
-            path,
-            message: format!("{message} (in the version in force from {effective}, as amended)"),
-        },
-        other => other,
+    if error.field_path().is_none() {
+        return error;
     }
+    let message = format!(
+        "{} (in the version in force from {effective}, as amended)",
+        error.message()
+    );
+    error.with_message(message)
 }
 
 /// One step of an amendment key.
@@ -474,9 +470,8 @@ scope = "contract_year"
     #[track_caller]
     fn rejected(amendments: &str, path: &str, needle: &str) {
         match with(amendments) {
-            Err(Error::Contract {
-                path: p, message, ..
-            }) => {
+            Err(e) if e.field_path().is_some() => {
+                let (p, message) = (e.field_path().unwrap_or_default(), e.message());
                 assert_eq!(p, path, "message: {message}");
                 assert!(message.contains(needle), "{message:?} lacks {needle:?}");
             }

@@ -68,8 +68,8 @@ impl Contract {
     /// Bare float literals are read exactly from their text.
     ///
     /// # Errors
-    /// [`Error::Syntax`] (file `<toml>`) when the text is not TOML;
-    /// [`Error::Contract`] naming the field path when the contract is invalid.
+    /// an invalid-contract [`Error`] at a file position (file `<toml>`) when the text is not TOML;
+    /// an invalid-contract [`Error`] naming the field path when the contract is invalid.
     ///
     /// # Example
     /// ```
@@ -99,8 +99,8 @@ impl Contract {
     /// Numbers are read exactly from their text.
     ///
     /// # Errors
-    /// [`Error::Syntax`] (file `<json>`) when the text is not JSON or has a
-    /// key twice in one object; [`Error::Contract`] naming the field path
+    /// an invalid-contract [`Error`] at a file position (file `<json>`) when the text is not JSON or has a
+    /// key twice in one object; an invalid-contract [`Error`] naming the field path
     /// when the contract is invalid.
     pub fn from_json_str(text: &str) -> Result<Contract> {
         load(text, Format::Json, Format::Json.anonymous())
@@ -111,8 +111,8 @@ impl Contract {
     /// Numbers are read exactly from their text.
     ///
     /// # Errors
-    /// [`Error::Syntax`] (file `<yaml>`) when the text is not YAML;
-    /// [`Error::Contract`] naming the field path when the contract is invalid
+    /// an invalid-contract [`Error`] at a file position (file `<yaml>`) when the text is not YAML;
+    /// an invalid-contract [`Error`] naming the field path when the contract is invalid
     /// or uses what the format has no place for (aliases, non-scalar keys).
     pub fn from_yaml_str(text: &str) -> Result<Contract> {
         load(text, Format::Yaml, Format::Yaml.anonymous())
@@ -122,9 +122,9 @@ impl Contract {
     /// `.json`, `.yaml` or `.yml`), and validates it.
     ///
     /// # Errors
-    /// [`Error::Usage`] for another extension, [`Error::Io`] when the file
-    /// cannot be read, [`Error::Syntax`] with the file's position, and
-    /// [`Error::Contract`] with the file and the field path.
+    /// an invalid-argument [`Error`] for another extension, an I/O [`Error`] when the file
+    /// cannot be read, an invalid-contract [`Error`] at a file position with the file's position, and
+    /// an invalid-contract [`Error`] with the file and the field path.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Contract> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -152,10 +152,7 @@ impl Contract {
                 )));
             }
         };
-        let bytes = std::fs::read(path).map_err(|e| Error::Io {
-            path: name.clone(),
-            message: e.to_string(),
-        })?;
+        let bytes = std::fs::read(path).map_err(|e| Error::io(name.clone(), e))?;
         let text = std::str::from_utf8(&bytes).map_err(|e| not_utf8(&name, &bytes, &e))?;
         parse(text, format, &name).map_err(|e| e.in_file(name.clone()))
     }
@@ -164,7 +161,7 @@ impl Contract {
     /// back to an equal contract. Decimals are written as strings.
     ///
     /// # Errors
-    /// [`Error::Usage`] when the contract holds what the format cannot carry
+    /// an invalid-argument [`Error`] when the contract holds what the format cannot carry
     /// (a charge kind defined in Rust).
     pub fn to_toml_string(&self) -> Result<String> {
         toml::to_string(self)
@@ -175,7 +172,7 @@ impl Contract {
     /// [`Contract::from_json_str`] reads back to an equal contract.
     ///
     /// # Errors
-    /// [`Error::Usage`] when the contract holds what the format cannot carry
+    /// an invalid-argument [`Error`] when the contract holds what the format cannot carry
     /// (a charge kind defined in Rust).
     pub fn to_json_string(&self) -> Result<String> {
         serde_json::to_string_pretty(self)
@@ -208,12 +205,12 @@ fn not_utf8(file: &str, bytes: &[u8], error: &std::str::Utf8Error) -> Error {
     let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
     let line = 1 + good.iter().filter(|&&b| b == b'\n').count() as u64;
     let column = 1 + String::from_utf8_lossy(&good[line_start..]).chars().count() as u64;
-    Error::Syntax {
-        file: file.to_owned(),
+    Error::syntax(
+        file.to_owned(),
         line,
         column,
-        message: "the file is not UTF-8 text".to_owned(),
-    }
+        "the file is not UTF-8 text".to_owned(),
+    )
 }
 
 /// Deserializes any part of a contract from an intermediate tree, naming
@@ -470,12 +467,12 @@ pub(crate) fn toml_tree(text: &str, file: &str) -> Result<Value> {
     // (without `_`), and costs far less than an editable document.
     let document = toml::de::DeTable::parse(text).map_err(|e| {
         let (line, column) = line_column(text, e.span().map_or(0, |s| s.start));
-        Error::Syntax {
-            file: file.to_string(),
+        Error::syntax(
+            file.to_string(),
             line,
             column,
-            message: e.message().trim_end().to_string(),
-        }
+            e.message().trim_end().to_string(),
+        )
     })?;
     Ok(toml_table(document.get_ref()))
 }
@@ -519,12 +516,12 @@ fn json_tree(text: &str, file: &str) -> Result<Value> {
     parsed.map(|node| node.0).map_err(|e| {
         let full = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
-        Error::Syntax {
-            file: file.to_string(),
-            line: e.line() as u64,
-            column: e.column() as u64,
-            message: full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
-        }
+        Error::syntax(
+            file.to_string(),
+            e.line() as u64,
+            e.column() as u64,
+            full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
+        )
     })
 }
 
@@ -612,18 +609,15 @@ impl<'de> de::Visitor<'de> for JsonVisitor {
 
 fn yaml_tree(text: &str, file: &str) -> Result<Value> {
     use yaml_rust2::{Yaml, YamlLoader};
-    let documents = YamlLoader::load_from_str(text).map_err(|e| Error::Syntax {
-        file: file.to_string(),
-        line: e.marker().line() as u64,
-        column: e.marker().col() as u64 + 1,
-        message: e.info().to_string(),
+    let documents = YamlLoader::load_from_str(text).map_err(|e| {
+        Error::syntax(
+            file.to_string(),
+            e.marker().line() as u64,
+            e.marker().col() as u64 + 1,
+            e.info().to_string(),
+        )
     })?;
-    let syntax = |message: &str| Error::Syntax {
-        file: file.to_string(),
-        line: 1,
-        column: 1,
-        message: message.to_string(),
-    };
+    let syntax = |message: &str| Error::syntax(file.to_string(), 1, 1, message.to_string());
     match documents.as_slice() {
         [] => Err(syntax("the text holds no YAML document")),
         [Yaml::Hash(_)] => yaml_node(&documents[0], &mut Vec::new()),
@@ -923,6 +917,7 @@ pub(crate) fn parse_expr_text(text: &str) -> std::result::Result<Expr, String> {
 mod tests {
     use super::*;
     use crate::contract::{Band, Tier};
+    use crate::error::{ErrorKind, Location};
     use rust_decimal::Decimal;
 
     const HEAD: &str = r#"
@@ -945,7 +940,9 @@ cadence = "monthly"
 
     fn path_of(e: &Error) -> String {
         match e {
-            Error::Contract { path, .. } => path.clone(),
+            other if other.field_path().is_some() => {
+                other.field_path().unwrap_or_default().to_string()
+            }
             other => panic!("expected a contract error, got {other:?}"),
         }
     }
@@ -1162,18 +1159,16 @@ threshold = { relative = "0.0.2" }
     fn syntax_errors_give_line_and_column() {
         // Malformed text is a syntax error at its position, named by format.
         let e = Contract::from_toml_str("format = 1\nid = = 2\n").unwrap_err();
-        match e {
-            Error::Syntax { file, line, .. } => {
+        match e.location().clone() {
+            Location::Position { file, line, .. } => {
                 assert_eq!(file, "<toml>");
                 assert_eq!(line, 2);
             }
             other => panic!("{other:?}"),
         }
         let e = Contract::from_json_str("{\"format\": 1,\n \"id\": }").unwrap_err();
-        match e {
-            Error::Syntax {
-                file, line, column, ..
-            } => {
+        match e.location().clone() {
+            Location::Position { file, line, column } => {
                 assert_eq!((file.as_str(), line), ("<json>", 2));
                 assert!(column > 1);
             }
@@ -1181,7 +1176,7 @@ threshold = { relative = "0.0.2" }
         }
         let e = Contract::from_yaml_str("format: 1\nid: [1, 2\n").unwrap_err();
         assert!(
-            matches!(e, Error::Syntax { ref file, .. } if file == "<yaml>"),
+            matches!(e.location(), Location::Position { file, .. } if file == "<yaml>"),
             "{e:?}"
         );
     }
@@ -1212,10 +1207,10 @@ threshold = { relative = "0.0.2" }
     fn json_duplicate_keys_are_rejected() {
         // JSON allows a key twice; a contract never silently drops one.
         let e = Contract::from_json_str("{\"format\": 1, \"format\": 2}").unwrap_err();
-        assert!(matches!(e, Error::Syntax { .. }), "{e:?}");
+        assert!(matches!(e.location(), Location::Position { .. }), "{e:?}");
         assert!(e.message().contains("duplicate key \"format\""), "{e}");
         let e = Contract::from_yaml_str("format: 1\nformat: 2\n").unwrap_err();
-        assert!(matches!(e, Error::Syntax { .. }), "{e:?}");
+        assert!(matches!(e.location(), Location::Position { .. }), "{e:?}");
     }
 
     #[test]
@@ -1414,8 +1409,8 @@ set = { "charges.unit.unit_price" = 0.89, "params.p" = "40", "charges.fixed.desc
         );
         let broken = dir.path().join("c.toml");
         std::fs::write(&broken, "format = \n").unwrap();
-        match Contract::from_path(&broken).unwrap_err() {
-            Error::Syntax { file, line, .. } => {
+        match Contract::from_path(&broken).unwrap_err().location().clone() {
+            Location::Position { file, line, .. } => {
                 assert_eq!(file, broken.display().to_string());
                 assert_eq!(line, 1);
             }
@@ -1424,12 +1419,12 @@ set = { "charges.unit.unit_price" = 0.89, "params.p" = "40", "charges.fixed.desc
         let other = dir.path().join("c.txt");
         assert!(matches!(
             Contract::from_path(&other),
-            Err(Error::Usage { .. })
+            Err(e) if e.kind() == ErrorKind::InvalidArgument
         ));
         let missing = dir.path().join("missing.toml");
         assert!(matches!(
             Contract::from_path(&missing),
-            Err(Error::Io { .. })
+            Err(e) if e.kind() == ErrorKind::Io
         ));
     }
 

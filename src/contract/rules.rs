@@ -704,9 +704,8 @@ cadence = "monthly"
     #[track_caller]
     fn rejected(body: &str, path: &str, needle: &str) {
         match load(body) {
-            Err(Error::Contract {
-                path: p, message, ..
-            }) => {
+            Err(e) if e.field_path().is_some() => {
+                let (p, message) = (e.field_path().unwrap_or_default(), e.message());
                 assert_eq!(p, path, "message: {message}");
                 assert!(
                     message.contains(needle),

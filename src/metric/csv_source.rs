@@ -249,10 +249,7 @@ pub(crate) fn io_error(name: &str, error: &io::Error) -> Error {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => message,
     };
-    Error::Io {
-        path: name.to_owned(),
-        message,
-    }
+    Error::io(name, io::Error::new(error.kind(), error.to_string())).with_message(message)
 }
 
 /// `reader` without a leading UTF-8 byte order mark.
@@ -593,6 +590,7 @@ fn row(name: &str, line: u64, columns: &Columns, record: &ByteRecord) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::Location;
     use chrono::{DateTime, NaiveDate, TimeZone, Utc};
     use chrono_tz::Tz;
     use rust_decimal::Decimal;
@@ -791,7 +789,7 @@ mod tests {
         ];
         for (bad, location, message) in cases {
             let e = error(&format!("{head}{ok}{bad}{ok}"));
-            assert!(matches!(e, Error::Data { .. }), "{e}");
+            assert!(matches!(e.location(), Location::Data(_)), "{e}");
             assert_eq!(e.location(), location, "{bad}");
             assert!(e.message().starts_with(message), "{bad}: {}", e.message());
         }
@@ -802,17 +800,17 @@ mod tests {
         // Proves a missing, repeated or empty column name is an error in line 1.
         let e = error("series,timestamp,id\ns,2026-01-03,a\n");
         assert_eq!(
-            (e.location().as_str(), e.message()),
+            (e.location().to_string().as_str(), e.message()),
             ("m.csv:1:1", "missing required column value")
         );
         let e = error("series,timestamp,value,region,region\n");
         assert_eq!(
-            (e.location().as_str(), e.message()),
+            (e.location().to_string().as_str(), e.message()),
             ("m.csv:1:5", "column \"region\" appears twice")
         );
         let e = error("series,,timestamp,value\n");
         assert_eq!(
-            (e.location().as_str(), e.message()),
+            (e.location().to_string().as_str(), e.message()),
             ("m.csv:1:2", "empty column name")
         );
         let e = error("");
@@ -929,7 +927,7 @@ mod tests {
         // Proves an unreadable path is an I/O error naming the path.
         let e = CsvSource::open("/nonexistent/metrics.csv").unwrap_err();
         assert!(
-            matches!(&e, Error::Io { path, .. } if path == "/nonexistent/metrics.csv"),
+            matches!(e.location(), Location::File(path) if path == "/nonexistent/metrics.csv"),
             "{e}"
         );
         assert!(e.message().starts_with("no such file"), "{e}");

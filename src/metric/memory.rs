@@ -18,7 +18,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 
 use super::{Aggregate, MetricSource, Observation, Query, Reduced, reduce};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::period::Stamp;
 
 /// How far a date-only stamp's local midnight can be from its UTC
@@ -271,7 +271,8 @@ impl MemorySource {
                         Self::describe(&rows[first]),
                         Self::describe(&rows[j]),
                     ),
-                ));
+                )
+                .with_kind(ErrorKind::ConflictingData));
             }
             j = next(j);
         }

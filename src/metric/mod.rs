@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::period::Stamp;
 
 pub(crate) mod csv_source;
@@ -309,7 +309,8 @@ pub fn reduce<S: MetricSource + ?Sized>(
                             low.origin(),
                             high.origin()
                         ),
-                    ));
+                    )
+                    .with_kind(ErrorKind::ConflictingData));
                 }
             }
             extreme.map(|_| low.value)
@@ -361,6 +362,7 @@ pub(crate) fn sum_or_mean(
             source,
             format!("sum of {series} overflows a 96-bit decimal"),
         )
+        .with_kind(ErrorKind::Overflow)
     })?;
     if count == 0 {
         Ok(None)
@@ -448,6 +450,7 @@ fn cmp_origin(a: Option<&str>, b: Option<&str>) -> Ordering {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{ErrorKind, Location};
     use chrono::TimeZone;
     use std::str::FromStr;
 
@@ -628,7 +631,7 @@ mod tests {
         );
         assert!(matches!(
             run(rows, Aggregate::UniqueCount, None),
-            Err(Error::Usage { .. })
+            Err(e) if e.kind() == ErrorKind::InvalidArgument
         ));
     }
 
@@ -641,6 +644,6 @@ mod tests {
         ];
         let e = run(rows, Aggregate::Sum, None).unwrap_err();
         assert_eq!(e.message(), "sum of s overflows a 96-bit decimal");
-        assert!(matches!(e, Error::Data { .. }));
+        assert!(matches!(e.location(), Location::Data(_)));
     }
 }

@@ -70,7 +70,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, Transaction, params};
 use super::csv_source::{CsvRows, io_error};
 use super::memory::{WIDEN_SECONDS, approximate_key};
 use super::{Aggregate, MemorySource, MetricSource, Observation, Query, Reduced};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Location, Result};
 use crate::money::parse_decimal;
 use crate::period::Stamp;
 
@@ -169,17 +169,17 @@ impl SqliteSource {
         let path = path.as_ref();
         let name = path.display().to_string();
         std::fs::metadata(path).map_err(|e| {
-            let e = io_error(&name, &e);
-            Error::Io {
-                path: name.clone(),
-                message: format!("cannot open the SQLite store: {}", e.message()),
-            }
+            let message = format!(
+                "cannot open the SQLite store: {}",
+                io_error(&name, &e).message()
+            );
+            Error::io(name.clone(), e).with_message(message)
         })?;
         let connection = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| db_error(&name, &e))?;
+        .map_err(|e| db_error(&name, e))?;
         if !check_schema(&name, &connection)? {
             return Err(Error::data(
                 &name,
@@ -206,7 +206,7 @@ impl SqliteSource {
         let n: i64 = inner
             .connection
             .query_row("SELECT COUNT(*) FROM observations", [], |r| r.get(0))
-            .map_err(|e| db_error(&self.name, &e))?;
+            .map_err(|e| db_error(&self.name, e))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
@@ -294,7 +294,7 @@ impl SqliteSource {
         params: impl rusqlite::Params,
         rows: &mut BTreeMap<i64, Observation>,
     ) -> Result<()> {
-        let fail = |e: rusqlite::Error| db_error(&self.name, &e);
+        let fail = |e: rusqlite::Error| db_error(&self.name, e);
         let mut statement = connection.prepare_cached(sql).map_err(fail)?;
         let mut found = statement.query(params).map_err(fail)?;
         while let Some(row) = found.next().map_err(fail)? {
@@ -315,7 +315,7 @@ impl Inner {
         if self.known_dimensions.contains(name) {
             return Ok(true);
         }
-        let fail = |e: rusqlite::Error| db_error(store, &e);
+        let fail = |e: rusqlite::Error| db_error(store, e);
         let mut found = false;
         if self.has_dimensions_table {
             found = self
@@ -428,14 +428,14 @@ fn write(
                 | OpenFlags::SQLITE_OPEN_CREATE
                 | OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| db_error(&name, &e))?;
-        let tx = connection.transaction().map_err(|e| db_error(&name, &e))?;
+        .map_err(|e| db_error(&name, e))?;
+        let tx = connection.transaction().map_err(|e| db_error(&name, e))?;
         if !check_schema(&name, &tx)? {
-            tx.execute_batch(SCHEMA).map_err(|e| db_error(&name, &e))?;
+            tx.execute_batch(SCHEMA).map_err(|e| db_error(&name, e))?;
         }
         let count = write_rows(&name, &tx, dimensions, next)?;
-        tx.commit().map_err(|e| db_error(&name, &e))?;
-        connection.close().map_err(|(_, e)| db_error(&name, &e))?;
+        tx.commit().map_err(|e| db_error(&name, e))?;
+        connection.close().map_err(|(_, e)| db_error(&name, e))?;
         Ok(count)
     })();
     if result.is_err() && !existed {
@@ -454,7 +454,7 @@ fn write_rows(
     dimensions: &[String],
     mut next: impl FnMut() -> Result<Option<Observation>>,
 ) -> Result<usize> {
-    let fail = |e: rusqlite::Error| db_error(name, &e);
+    let fail = |e: rusqlite::Error| db_error(name, e);
     // The dimensions table may be missing from a store another tool made.
     tx.execute_batch("CREATE TABLE IF NOT EXISTS dimensions (name TEXT PRIMARY KEY NOT NULL)")
         .map_err(fail)?;
@@ -646,7 +646,7 @@ fn check_schema(store: &str, connection: &Connection) -> Result<bool> {
     if !has_table(store, connection, "observations")? {
         return Ok(false);
     }
-    let fail = |e: rusqlite::Error| db_error(store, &e);
+    let fail = |e: rusqlite::Error| db_error(store, e);
     let mut statement = connection
         .prepare("SELECT name FROM pragma_table_info('observations')")
         .map_err(fail)?;
@@ -682,12 +682,12 @@ fn has_table(store: &str, connection: &Connection, table: &str) -> Result<bool> 
         )
         .optional()
         .map(|found| found.is_some())
-        .map_err(|e| db_error(store, &e))
+        .map_err(|e| db_error(store, e))
 }
 
 /// A store error: a data error when the file is not a database (the wrong
 /// shape), an I/O error otherwise, worded in lowercase.
-fn db_error(store: &str, error: &rusqlite::Error) -> Error {
+fn db_error(store: &str, error: rusqlite::Error) -> Error {
     let message = error.to_string();
     let mut chars = message.chars();
     let message: String = match chars.next() {
@@ -696,18 +696,21 @@ fn db_error(store: &str, error: &rusqlite::Error) -> Error {
     };
     match error.sqlite_error_code() {
         Some(rusqlite::ErrorCode::NotADatabase | rusqlite::ErrorCode::DatabaseCorrupt) => {
-            Error::data(store, format!("not a SQLite metric store: {message}"))
+            Error::data(store, format!("not a SQLite metric store: {message}")).with_source(error)
         }
-        _ => Error::Io {
-            path: store.to_owned(),
+        _ => Error::new(
+            ErrorKind::StoreUnavailable,
+            Location::File(store.to_owned()),
             message,
-        },
+        )
+        .with_source(error),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::{ErrorKind, Location};
     use chrono::{DateTime, NaiveDate, TimeZone, Utc};
     use rust_decimal::Decimal;
 
@@ -838,7 +841,7 @@ mod tests {
         let text = dir.path().join("m.csv");
         std::fs::write(&text, "series,timestamp,value\n".repeat(40)).unwrap();
         let e = SqliteSource::open(&text).unwrap_err();
-        assert!(matches!(e, Error::Data { .. }), "{e}");
+        assert!(matches!(e.location(), Location::Data(_)), "{e}");
         assert!(e.message().starts_with("not a SQLite metric store"), "{e}");
 
         let empty = dir.path().join("empty.db");
@@ -873,7 +876,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("missing.db");
         let e = SqliteSource::open(&path).unwrap_err();
-        assert!(matches!(e, Error::Io { .. }), "{e}");
+        assert!(matches!(e.kind(), ErrorKind::Io), "{e}");
         assert!(
             e.message()
                 .starts_with("cannot open the SQLite store: no such file"),

@@ -9,7 +9,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use rust_decimal::Decimal;
 
 use super::plan::Needs;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::metric::{Aggregate, Reduced};
 use crate::money::ExactSum;
 
@@ -264,7 +264,8 @@ impl Acc {
                                     e.low.line,
                                     e.high.line
                                 ),
-                            ));
+                            )
+            .with_kind(ErrorKind::ConflictingData));
                         }
                         Some(e.low.value)
                     }

@@ -6,7 +6,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::period::Stamp;
 
 /// Identifies an observation: reader group (0: no customer), series, id.
@@ -80,7 +80,8 @@ pub(super) fn resolve<'a>(
                     first.line,
                     other.line
                 ),
-            ),
+            )
+            .with_kind(ErrorKind::ConflictingData),
         );
     }
     Resolved::Winner(first)

@@ -7,7 +7,7 @@ use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
 
 use crate::charge::{ChargeContext, corridor, gain_share, tiered};
 use crate::contract::{Accumulate, Direction, LimitKind, Missing, PackageRound, Scope, Window};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 /// Results inside evaluation box their error, so the values that flow on
 /// the hot path stay small.
@@ -119,12 +119,28 @@ impl Eval<'_> {
 }
 
 impl Eval<'_> {
-    fn fail(&self, message: impl Into<String>) -> Box<Error> {
-        Box::new(Error::Settlement {
-            contract: self.cc.contract.id.clone(),
-            period: self.period.label(),
-            message: message.into(),
-        })
+    fn fail(&self, kind: ErrorKind, message: impl Into<String>) -> Box<Error> {
+        Box::new(Error::settlement(
+            kind,
+            self.cc.contract.id.clone(),
+            self.period.label(),
+            message.into(),
+        ))
+    }
+
+    /// An expression's failure, named by `what` and the expression's text.
+    fn expr_failed(
+        &self,
+        what: impl std::fmt::Display,
+        field: &Field,
+        e: &EvalError,
+    ) -> Box<Error> {
+        let kind = match e {
+            EvalError::DivisionByZero => ErrorKind::DivisionByZero,
+            EvalError::Overflow => ErrorKind::Overflow,
+            _ => ErrorKind::InvalidValue,
+        };
+        self.fail(kind, format!("{what} {:?}: {e}", field.text))
     }
 
     fn query<'q>(
@@ -176,10 +192,13 @@ impl Eval<'_> {
         match (reduced.value, m.missing) {
             (Some(v), _) => Ok(v),
             (None, Missing::Zero) => Ok(Decimal::ZERO),
-            (None, Missing::Error) => Err(self.fail(format!(
-                "metric {} has no observation of series {} in its window (missing = \"error\")",
-                m.name, m.series
-            ))),
+            (None, Missing::Error) => Err(self.fail(
+                ErrorKind::MissingData,
+                format!(
+                    "metric {} has no observation of series {} in its window (missing = \"error\")",
+                    m.name, m.series
+                ),
+            )),
         }
     }
 
@@ -204,7 +223,7 @@ impl Eval<'_> {
                         (Some(v), _) => v,
                         (None, Missing::Zero) => Decimal::ZERO,
                         (None, Missing::Error) => {
-                            return Err(self.fail(format!(
+                            return Err(self.fail(ErrorKind::MissingData, format!(
                                 "baseline {}: metric {} has no observation in {from}..{to} (missing = \"error\")",
                                 self.baseline_name(index),
                                 m.name
@@ -213,11 +232,12 @@ impl Eval<'_> {
                     };
                     sum = sum
                         .checked_add(v)
-                        .ok_or_else(|| self.fail("baseline sum overflows"))?;
+                        .ok_or_else(|| self.fail(ErrorKind::Overflow, "baseline sum overflows"))?;
                 }
                 let n = Decimal::from(laid.len() as u64);
-                sum.checked_div(n)
-                    .ok_or_else(|| self.fail("historical baseline has no period"))
+                sum.checked_div(n).ok_or_else(|| {
+                    self.fail(ErrorKind::InvalidValue, "historical baseline has no period")
+                })
             }
             CBaseline::HighWaterMark { initial, .. } => {
                 let initial =
@@ -245,7 +265,7 @@ impl Eval<'_> {
         match field.code.eval_in(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(e),
-            Err(e) => Err(self.fail(format!("{} {:?}: {e}", what(self), field.text))),
+            Err(e) => Err(self.expr_failed(what(self), field, &e)),
         }
     }
 
@@ -264,7 +284,7 @@ impl Eval<'_> {
         match field.code.eval_in(self) {
             Ok(v) => Ok(v),
             Err(EvalError::Lookup(e)) => Err(e),
-            Err(e) => Err(self.fail(format!("{} {name} {:?}: {e}", self.context(), field.text))),
+            Err(e) => Err(self.expr_failed(format_args!("{} {name}", self.context()), field, &e)),
         }
     }
 
@@ -276,10 +296,10 @@ impl Eval<'_> {
     }
 
     fn overflow(&self) -> Box<Error> {
-        self.fail(format!(
-            "{}: the amount overflows a decimal",
-            self.context()
-        ))
+        self.fail(
+            ErrorKind::Overflow,
+            format!("{}: the amount overflows a decimal", self.context()),
+        )
     }
 
     /// Describes an input slot for a trace.
@@ -367,7 +387,10 @@ impl Eval<'_> {
             // Compilation lets a charge name only earlier charges, whose
             // values are set before this one runs; limits cannot be named.
             SlotKind::Charge | SlotKind::Limit => {
-                return Err(self.fail(format!("{} is read before it is settled", s.name)));
+                return Err(self.fail(
+                    ErrorKind::InvalidValue,
+                    format!("{} is read before it is settled", s.name),
+                ));
             }
         };
         self.values[slot as usize] = Some(v);
@@ -387,9 +410,10 @@ impl ChargeContext for CustomCtx<'_, '_> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
         let f = fields.get(index).ok_or_else(|| {
-            *self
-                .eval
-                .fail(format!("{}: no field {index}", self.eval.context()))
+            *self.eval.fail(
+                ErrorKind::InvalidArgument,
+                format!("{}: no field {index}", self.eval.context()),
+            )
         })?;
         self.eval
             .field(format_args!("field {index}"), f)
@@ -675,7 +699,7 @@ pub(crate) fn settle_core(
     }
 
     let total = crate::money::checked_sum(out.charges.iter().chain(out.limits.iter()))
-        .ok_or_else(|| eval.fail("the statement total overflows"))?;
+        .ok_or_else(|| eval.fail(ErrorKind::Overflow, "the statement total overflows"))?;
     out.total = rounding.round(total);
 
     // A high-water mark carries the greater of its value in this period
@@ -777,10 +801,16 @@ fn charge_amount<'a>(
             let p = e.field("price", price)?;
             t.step(|| format!("quantity: {}", quantity.text), q);
             if q.is_sign_negative() && !q.is_zero() {
-                return Err(e.fail(format!("{}: quantity is negative ({q})", e.context())));
+                return Err(e.fail(
+                    ErrorKind::InvalidValue,
+                    format!("{}: quantity is negative ({q})", e.context()),
+                ));
             }
             if s <= Decimal::ZERO {
-                return Err(e.fail(format!("{}: size must be positive, not {s}", e.context())));
+                return Err(e.fail(
+                    ErrorKind::InvalidValue,
+                    format!("{}: size must be positive, not {s}", e.context()),
+                ));
             }
             let ratio = q.checked_div(s).ok_or_else(|| overflow(e))?;
             let packages = match round {
@@ -816,7 +846,10 @@ fn charge_amount<'a>(
             let q = e.field("quantity", quantity)?;
             t.step(|| format!("quantity: {}", quantity.text), q);
             if q.is_sign_negative() && !q.is_zero() {
-                return Err(e.fail(format!("{}: quantity is negative ({q})", e.context())));
+                return Err(e.fail(
+                    ErrorKind::InvalidValue,
+                    format!("{}: quantity is negative ({q})", e.context()),
+                ));
             }
             // Constant tiers are read where they are; others are evaluated
             // into the reused buffer.
@@ -838,7 +871,10 @@ fn charge_amount<'a>(
                         });
                     }
                     if let Err((j, m)) = tiered::check(&buf) {
-                        return Err(e.fail(format!("{}: tiers[{j}]: {m}", e.context())));
+                        return Err(e.fail(
+                            ErrorKind::InvalidValue,
+                            format!("{}: tiers[{j}]: {m}", e.context()),
+                        ));
                     }
                     &buf
                 }
@@ -1035,20 +1071,23 @@ fn charge_amount<'a>(
                         let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
                         if let (Some(f), Some(t)) = (from, to) {
                             if f >= t {
-                                return Err(e.fail(format!(
-                                    "{}: bands[{j}]: from must be below to ({f} then {t})",
-                                    e.context()
-                                )));
+                                return Err(e.fail(
+                                    ErrorKind::InvalidValue,
+                                    format!(
+                                        "{}: bands[{j}]: from must be below to ({f} then {t})",
+                                        e.context()
+                                    ),
+                                ));
                             }
                         }
                         for (o, (of, ot)) in edges.iter().enumerate() {
                             let overlap = to.is_none_or(|t| of.is_none_or(|f: Decimal| f < t))
                                 && ot.is_none_or(|t: Decimal| from.is_none_or(|f| f < t));
                             if overlap {
-                                return Err(e.fail(format!(
-                                    "{}: bands[{j}] overlaps bands[{o}]",
-                                    e.context()
-                                )));
+                                return Err(e.fail(
+                                    ErrorKind::InvalidValue,
+                                    format!("{}: bands[{j}] overlaps bands[{o}]", e.context()),
+                                ));
                             }
                         }
                         edges.push((from, to));
@@ -1106,11 +1145,14 @@ fn charge_amount<'a>(
             t.step(|| format!("actual: {}", actual.text), a);
             t.step(|| format!("target: {}", target.text), tg);
             if tg.is_zero() {
-                return Err(e.fail(format!(
-                    "{}: target {:?} is 0: division by zero",
-                    e.context(),
-                    target.text
-                )));
+                return Err(e.fail(
+                    ErrorKind::DivisionByZero,
+                    format!(
+                        "{}: target {:?} is 0: division by zero",
+                        e.context(),
+                        target.text
+                    ),
+                ));
             }
             let mut values = std::mem::take(&mut e.band_buf);
             values.clear();
@@ -1124,7 +1166,10 @@ fn charge_amount<'a>(
                 });
             }
             if let Err((j, m)) = corridor::check(&values) {
-                return Err(e.fail(format!("{}: bands[{j}]: {m}", e.context())));
+                return Err(e.fail(
+                    ErrorKind::InvalidValue,
+                    format!("{}: bands[{j}]: {m}", e.context()),
+                ));
             }
             let mut describe = t.describer();
             let v = corridor::amount(a, tg, &values, *direction, &mut describe);

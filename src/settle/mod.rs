@@ -173,14 +173,14 @@ impl CompiledContract {
                         format!("{} is not a period start", version.effective),
                     )
                 })?;
-            let program = compile::compile(&version.contract).map_err(|e| match (k, e) {
-                (0, e) => e,
-                (k, Error::Contract { path, message, .. }) => Error::contract(
-                    format!("amendments[{}].set", k - 1),
-                    format!("{path}: {message}"),
-                ),
-                (_, e) => e,
-            })?;
+            let program =
+                compile::compile(&version.contract).map_err(|e| match e.field_path() {
+                    Some(path) if k > 0 => Error::contract(
+                        format!("amendments[{}].set", k - 1),
+                        format!("{path}: {}", e.message()),
+                    ),
+                    _ => e,
+                })?;
             programs.push((first, program));
         }
         Ok(CompiledContract {

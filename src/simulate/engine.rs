@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use super::source::ScenarioFrame;
 use super::{Progress, ProgressFn};
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::metric::MetricSource;
 use crate::settle::{Amounts, CompiledContract, State};
 
@@ -317,16 +317,10 @@ pub(crate) fn run_history(
 /// A settlement error of a simulation run says which run failed, so the
 /// failure can be replayed.
 fn in_run(error: Error, run: usize, seed: u64, runs: usize) -> Error {
-    match error {
-        Error::Settlement {
-            contract,
-            period,
-            message,
-        } if runs > 1 => Error::Settlement {
-            contract,
-            period,
-            message: format!("{message} (in simulation run {run}, seed {seed})"),
-        },
-        other => other,
+    if runs > 1 && matches!(error.location(), Location::Period { .. }) {
+        let message = format!("{} (in simulation run {run}, seed {seed})", error.message());
+        error.with_message(message)
+    } else {
+        error
     }
 }

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use rayon::prelude::*;
 use rust_decimal::{Decimal, RoundingStrategy};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::metric::MetricSource;
 use crate::money::Rounding;
 use crate::settle::CompiledContract;
@@ -375,10 +375,13 @@ pub fn compare(
 fn difference(first: &SimulationReport, other: &SimulationReport) -> Result<Difference> {
     let scale = first.rounding.scale.max(other.rounding.scale);
     let rounding = Rounding::new(scale, other.rounding.mode);
-    let overflow = || Error::Settlement {
-        contract: other.contract.clone(),
-        period: "term".to_string(),
-        message: format!("the difference from {} overflows a decimal", first.contract),
+    let overflow = || {
+        Error::settlement(
+            ErrorKind::Overflow,
+            other.contract.clone(),
+            "term",
+            format!("the difference from {} overflows a decimal", first.contract),
+        )
     };
     let mut diffs = other
         .term_totals

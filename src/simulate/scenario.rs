@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::contract::DECIMAL_TOKEN;
 use crate::contract::load::{from_tree, path_key, toml_tree};
-use crate::error::{Error, Result};
+use crate::error::{Error, Location, Result};
 use crate::money::parse_decimal;
 
 /// The most decimal places a random draw may keep: a binary float carries
@@ -172,8 +172,8 @@ impl Scenario {
     /// relative to the working directory.
     ///
     /// # Errors
-    /// [`Error::Syntax`] (file `<toml>`) when the text is not TOML;
-    /// [`Error::Contract`] naming the field path when a field is missing,
+    /// an invalid-contract [`Error`] at a file position (file `<toml>`) when the text is not TOML;
+    /// an invalid-contract [`Error`] naming the field path when a field is missing,
     /// unknown or out of range, or a model is unknown.
     pub fn from_toml_str(text: &str) -> Result<Scenario> {
         load(text, "<toml>", None)
@@ -183,15 +183,12 @@ impl Scenario {
     /// against the file's folder.
     ///
     /// # Errors
-    /// [`Error::Io`] when the file cannot be read, and the errors of
+    /// an I/O [`Error`] when the file cannot be read, and the errors of
     /// [`Scenario::from_toml_str`] located in the file.
     pub fn from_path(path: impl AsRef<Path>) -> Result<Scenario> {
         let path = path.as_ref();
         let name = path.display().to_string();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Io {
-            path: name.clone(),
-            message: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(name.clone(), e))?;
         let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
         let mut scenario = load(&text, &name, folder).map_err(|e| e.in_file(name.clone()))?;
         scenario.origin = Some(name);
@@ -270,24 +267,18 @@ fn load(text: &str, file: &str, folder: Option<&Path>) -> Result<Scenario> {
 
 /// The error with its field path put under `prefix`.
 fn under(error: Error, prefix: &str) -> Error {
-    match error {
-        Error::Contract {
-            file,
-            path,
-            message,
-        } => Error::Contract {
-            file,
-            path: if path == "(top level)" {
-                prefix.to_string()
-            } else if path.starts_with('[') {
-                format!("{prefix}{path}")
-            } else {
-                format!("{prefix}.{path}")
-            },
-            message,
-        },
-        other => other,
-    }
+    let Location::Field { file, path } = error.location() else {
+        return error;
+    };
+    let path = if path == "(top level)" {
+        prefix.to_string()
+    } else if path.starts_with('[') {
+        format!("{prefix}{path}")
+    } else {
+        format!("{prefix}.{path}")
+    };
+    let file = file.clone();
+    error.at(Location::Field { file, path })
 }
 
 /// A decimal written as a string, an integer or a bare float (read from its
@@ -731,8 +722,11 @@ from = 2025-01-01
     fn syntax_errors_have_a_position() {
         // Proves TOML syntax errors are Syntax errors with line and column, exit status 2.
         let e = Scenario::from_toml_str("periods = 3\n[series.x\n").expect_err("bad toml");
-        assert!(matches!(e, Error::Syntax { line: 2, .. }), "{e:?}");
-        assert_eq!(e.exit_code(), 2);
+        assert!(
+            matches!(e.location(), Location::Position { line: 2, .. }),
+            "{e:?}"
+        );
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidContract);
     }
 
     #[test]

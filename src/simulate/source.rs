@@ -667,6 +667,7 @@ fn to_decimal(x: f64, places: u32) -> Option<Decimal> {
 mod tests {
     use super::*;
     use crate::contract::Contract;
+    use crate::error::Location;
 
     fn contract(extra: &str) -> CompiledContract {
         let text = format!(
@@ -827,7 +828,7 @@ rate = "0.05"
             .source(&values)
             .aggregate(&q, Aggregate::Sum, None)
             .expect_err("filter");
-        assert!(matches!(e, Error::Data { .. }));
+        assert!(matches!(e.location(), Location::Data(_)));
         assert!(e.to_string().contains("\"region\""), "{e}");
     }
 
@@ -840,7 +841,7 @@ rate = "0.05"
             e.to_string(),
             "periods: the scenario has 7 periods but contract demo has 6 in its term"
         );
-        assert_eq!(e.exit_code(), 2);
+        assert_eq!(e.kind(), crate::error::ErrorKind::InvalidContract);
         let frame = ScenarioFrame::new(&c, &scenario("periods = 2\n")).expect("shorter is fine");
         assert_eq!(frame.periods(), 2);
     }

@@ -8,7 +8,7 @@ use rust_decimal::{Decimal, RoundingStrategy};
 use serde_json::{Map, Value, json};
 
 use super::engine::Runs;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::money::{Currency, Rounding, format_normalized, format_scaled};
 use crate::period::Period;
 use crate::settle::CompiledContract;
@@ -221,10 +221,13 @@ impl SimulationReport {
         let n_runs = runs.runs;
         let width = runs.width();
         let total_column = width - 1;
-        let overflow = |where_: String| Error::Settlement {
-            contract: id.clone(),
-            period: where_,
-            message: format!("the mean over {n_runs} runs overflows a decimal"),
+        let overflow = |where_: String| {
+            Error::settlement(
+                ErrorKind::Overflow,
+                id.clone(),
+                where_,
+                format!("the mean over {n_runs} runs overflows a decimal"),
+            )
         };
         let stats_of = |column: &(dyn Fn(usize) -> Decimal + Sync), where_: &dyn Fn() -> String| {
             let mut values: Vec<Decimal> = (0..n_runs).map(column).collect();
