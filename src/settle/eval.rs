@@ -506,6 +506,7 @@ pub(crate) fn settle_core(
         year_to_date,
         running,
         marks,
+        ..
     } = state;
     let year_starts = index == 0 || periods[index - 1].contract_year != period.contract_year;
     if year_starts {

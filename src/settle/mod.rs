@@ -6,13 +6,14 @@ use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use crate::contract::Contract;
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::metric::{Aggregate, MetricSource, Query};
 use crate::money::{Currency, Rounding, RoundingMode};
 use crate::period::{Period, Schedule};
 
 pub(crate) mod compile;
 mod eval;
+mod fingerprint;
 
 pub(crate) use compile::Program;
 pub use eval::Amounts;
@@ -56,8 +57,34 @@ impl SettleOptions {
 /// Vectors are by position: `year_to_date` per charge, `running` per limit,
 /// `marks` per baseline (in name order). Serialize it to carry settlement
 /// across runs.
+///
+/// A state names the contract and the version of it that made it
+/// ([`CompiledContract::version`]): settling with a state of another
+/// contract, of an edited contract, or whose vectors do not fit the
+/// contract's shape is an [`ErrorKind::StateMismatch`] error, never a wrong
+/// number or a panic.
+///
+/// # Example
+/// ```
+/// use outcome_billing::{CompiledContract, ErrorKind, MemorySource, SettleOptions};
+/// let c = CompiledContract::from_path("examples/support-agent/contract.toml")?;
+/// let state = c.initial_state();
+/// assert_eq!(state.contract, c.contract().id);
+/// assert_eq!(state.version, c.version());
+/// let mut foreign = state.clone();
+/// foreign.contract = "someone-else".into();
+/// let error = c
+///     .settle_next(&MemorySource::new(), &foreign, &SettleOptions::default())
+///     .unwrap_err();
+/// assert_eq!(error.kind(), ErrorKind::StateMismatch);
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct State {
+    /// The id of the contract whose periods this state carries.
+    pub contract: String,
+    /// The version of the contract that made it ([`CompiledContract::version`]).
+    pub version: String,
     /// The index of the next period to settle.
     pub next_period: usize,
     /// Per charge: the contract year's quantity to date (tiered charges
@@ -144,6 +171,8 @@ pub struct CompiledContract {
     rounding: Rounding,
     /// Each version's first period and program, in order.
     versions: Vec<(usize, Program)>,
+    /// The contract's fingerprint, worked out when first asked for.
+    fingerprint: std::sync::OnceLock<String>,
 }
 
 impl CompiledContract {
@@ -188,6 +217,7 @@ impl CompiledContract {
             schedule,
             rounding,
             versions: programs,
+            fingerprint: std::sync::OnceLock::new(),
         })
     }
 
@@ -220,7 +250,15 @@ impl CompiledContract {
     /// assert_eq!(lean.periods(), c.periods());
     /// # Ok::<(), outcome_billing::Error>(())
     /// ```
-    pub fn into_lean(mut self) -> CompiledContract {
+    pub fn into_lean(self) -> CompiledContract {
+        // The version is of the contract as written: known before its body goes.
+        self.version();
+        self.strip_body()
+    }
+
+    /// [`CompiledContract::into_lean`] without working out the version, for
+    /// runs that never hand out a state.
+    pub(crate) fn strip_body(mut self) -> CompiledContract {
         let c = &mut self.contract;
         c.params = Default::default();
         c.metrics = Default::default();
@@ -257,10 +295,31 @@ impl CompiledContract {
         self.contract.currency
     }
 
+    /// The contract's version: a fingerprint of everything it says (SHA-256
+    /// of its fields as the format writes them, as hex), the same for the
+    /// same contract however it was read and on every machine. A state
+    /// carries it, so one made by an edited contract is refused.
+    pub fn version(&self) -> &str {
+        self.fingerprint
+            .get_or_init(|| fingerprint::of(&self.contract))
+    }
+
     /// The state before the first period.
     pub fn initial_state(&self) -> State {
+        State {
+            contract: self.contract.id.clone(),
+            version: self.version().to_string(),
+            ..self.blank_state()
+        }
+    }
+
+    /// The state before the first period, not naming the contract: for the
+    /// settlement loops inside the crate, which never hand it out.
+    fn blank_state(&self) -> State {
         let program = &self.versions[0].1;
         State {
+            contract: String::new(),
+            version: String::new(),
             next_period: 0,
             year_to_date: vec![Decimal::ZERO; program.charges.len()],
             running: vec![Decimal::ZERO; program.limits.len()],
@@ -291,7 +350,62 @@ impl CompiledContract {
         state: &State,
         options: &SettleOptions,
     ) -> Result<(Statement, State)> {
+        self.check_state(state)?;
         eval::settle_period(self, source, state, options).map_err(|e| *e)
+    }
+
+    /// Refuses a state that is not this contract's, or that does not fit it.
+    fn check_state(&self, state: &State) -> Result<()> {
+        let id = &self.contract.id;
+        let mismatch = |message: String| {
+            Err(Error::new(
+                ErrorKind::StateMismatch,
+                crate::error::Location::None,
+                message,
+            ))
+        };
+        if state.contract != *id {
+            return mismatch(format!(
+                "the state is of contract {:?}, not {id:?}",
+                state.contract
+            ));
+        }
+        if state.version != self.version() {
+            return mismatch(format!(
+                "the state was made by another version of contract {id:?} (version {:?}, not {:?}): settle again from its initial state",
+                state.version,
+                self.version()
+            ));
+        }
+        let program = &self.versions[0].1;
+        let shape = [
+            (
+                "year_to_date",
+                state.year_to_date.len(),
+                program.charges.len(),
+                "charge",
+            ),
+            (
+                "running",
+                state.running.len(),
+                program.limits.len(),
+                "limit",
+            ),
+            (
+                "marks",
+                state.marks.len(),
+                program.baselines.len(),
+                "baseline",
+            ),
+        ];
+        for (field, got, want, per) in shape {
+            if got != want {
+                return mismatch(format!(
+                    "the state's {field} holds {got} values; contract {id:?} needs one per {per}, {want}"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Settles the period `state.next_period` into `out` and advances
@@ -309,6 +423,7 @@ impl CompiledContract {
         out: &mut Amounts,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<()> {
+        self.check_state(state)?;
         eval::settle_core(self, source, state, as_of, out, None).map_err(|e| *e)
     }
 
@@ -344,10 +459,11 @@ impl CompiledContract {
         last: usize,
         options: &SettleOptions,
     ) -> Result<Vec<Statement>> {
-        let mut state = self.initial_state();
+        let mut state = self.blank_state();
         let mut out = Vec::with_capacity(last + 1);
         while state.next_period <= last {
-            let (statement, next) = self.settle_next(source, &state, options)?;
+            let (statement, next) =
+                eval::settle_period(self, source, &state, options).map_err(|e| *e)?;
             out.push(statement);
             state = next;
         }
