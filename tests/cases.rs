@@ -32,7 +32,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use outcome_billing::{CompiledContract, CsvSource, Error, MetricSource, SettleOptions};
+use outcome_billing::{CompiledContract, CsvSource, Error, ErrorKind, MetricSource, SettleOptions};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;
@@ -264,6 +264,15 @@ fn library_error(case: &Case) -> Result<Error, String> {
     }
 }
 
+/// The exit code the command line gives an error of this kind: 2 for input
+/// that is wrong as given, 1 for data, arithmetic and system failures.
+fn exit_code(error: &Error) -> i32 {
+    match error.kind() {
+        ErrorKind::InvalidContract | ErrorKind::InvalidArgument | ErrorKind::StateMismatch => 2,
+        _ => 1,
+    }
+}
+
 /// Runs the case through the library: its problems.
 fn check_library(case: &Case) -> Vec<String> {
     let error = match library_error(case) {
@@ -272,10 +281,11 @@ fn check_library(case: &Case) -> Vec<String> {
     };
     let text = error.to_string();
     let mut problems = Vec::new();
-    if error.exit_code() != case.expect.exit {
+    if exit_code(&error) != case.expect.exit {
         problems.push(format!(
-            "lib: the error's exit code is {}, want {}: {text}",
-            error.exit_code(),
+            "lib: the error's kind ({}) means exit code {}, want {}: {text}",
+            error.kind(),
+            exit_code(&error),
             case.expect.exit
         ));
     }
