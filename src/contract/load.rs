@@ -609,6 +609,7 @@ impl<'de> de::Visitor<'de> for JsonVisitor {
 
 fn yaml_tree(text: &str, file: &str) -> Result<Value> {
     use yaml_rust2::{Yaml, YamlLoader};
+    super::shape::yaml_expansion(text, file)?;
     let documents = YamlLoader::load_from_str(text).map_err(|e| {
         Error::syntax(
             file.to_string(),

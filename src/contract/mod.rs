@@ -18,6 +18,7 @@ use crate::period::Cadence;
 pub(crate) mod amend;
 pub(crate) mod load;
 pub(crate) mod rules;
+pub mod shape;
 
 pub use amend::Version;
 

@@ -26,6 +26,7 @@ const SCALE_MAX: u32 = 28;
 /// Checks every rule of this module on `contract` as written (amendments
 /// are applied and checked by `Contract::validate`).
 pub(crate) fn check(contract: &Contract) -> Result<()> {
+    super::shape::check(contract)?;
     top_level(contract)?;
     namespace(contract)?;
     params(contract)?;

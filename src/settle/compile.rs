@@ -8,6 +8,7 @@ use rust_decimal::Decimal;
 
 use crate::charge::ChargeRule;
 use crate::contract::rules::line_rounding;
+use crate::contract::shape::CHAIN_MAX;
 use crate::contract::{
     Accumulate, BaselineKind, ChargeKind, Contract, CorridorDirection, Direction, LimitKind,
     Missing, PackageRound, Scope, ShareCap, Sharing, Threshold, TierMode, Window,
@@ -891,53 +892,78 @@ fn closure(deps: &[Vec<u32>], direct: &[u32]) -> Vec<u32> {
         .collect()
 }
 
-/// Rejects a cycle among KPIs and baselines, naming it.
+/// Rejects a cycle among KPIs and baselines, naming it, and a chain of
+/// names reading names longer than [`CHAIN_MAX`]. The walk keeps its own
+/// stack, so a contract's shape cannot exhaust the thread's.
 fn check_cycles(names: &Names, deps: &[Vec<u32>]) -> Result<()> {
-    // 0 = unvisited, 1 = on the path, 2 = done.
-    let mut mark = vec![0u8; deps.len()];
-    fn visit(
-        s: usize,
-        deps: &[Vec<u32>],
-        mark: &mut [u8],
-        path: &mut Vec<usize>,
-    ) -> Option<Vec<usize>> {
-        match mark[s] {
-            2 => return None,
-            1 => {
-                let from = path.iter().position(|&p| p == s).unwrap_or(0);
-                let mut cycle = path[from..].to_vec();
-                cycle.push(s);
-                return Some(cycle);
-            }
-            _ => {}
+    /// Not yet reached.
+    const NEW: u8 = 0;
+    /// On the path being walked.
+    const OPEN: u8 = 1;
+    /// Walked; its chain length is known.
+    const DONE: u8 = 2;
+    let mut mark = vec![NEW; deps.len()];
+    // The longest chain of names from each slot, itself included.
+    let mut chain = vec![0usize; deps.len()];
+    let place = |slot: usize| {
+        let first = &names.slots[slot];
+        match first.kind {
+            SlotKind::Kpi => format!("kpis.{}", first.name),
+            _ => format!("baselines.{}", first.name),
         }
-        mark[s] = 1;
-        path.push(s);
-        for &d in &deps[s] {
-            if let Some(c) = visit(d as usize, deps, mark, path) {
-                return Some(c);
-            }
+    };
+    for root in 0..deps.len() {
+        if mark[root] != NEW {
+            continue;
         }
-        path.pop();
-        mark[s] = 2;
-        None
-    }
-    for s in 0..deps.len() {
-        let mut path = Vec::new();
-        if let Some(cycle) = visit(s, deps, &mut mark, &mut path) {
-            let first = &names.slots[cycle[0]];
-            let place = match first.kind {
-                SlotKind::Kpi => format!("kpis.{}", first.name),
-                _ => format!("baselines.{}", first.name),
-            };
-            let text: Vec<&str> = cycle
-                .iter()
-                .map(|&i| names.slots[i].name.as_str())
-                .collect();
-            return Err(Error::contract(
-                place,
-                format!("cycle among kpis and baselines: {}", text.join(" -> ")),
-            ));
+        // Each entry: a slot on the path and how many of its names are done.
+        let mut path: Vec<(usize, usize)> = vec![(root, 0)];
+        mark[root] = OPEN;
+        while let Some(&mut (slot, ref mut next)) = path.last_mut() {
+            match deps[slot].get(*next) {
+                Some(&d) => {
+                    *next += 1;
+                    let d = d as usize;
+                    match mark[d] {
+                        NEW => {
+                            mark[d] = OPEN;
+                            path.push((d, 0));
+                        }
+                        OPEN => {
+                            let from = path.iter().position(|&(p, _)| p == d).unwrap_or(0);
+                            let mut text: Vec<&str> = path[from..]
+                                .iter()
+                                .map(|&(p, _)| names.slots[p].name.as_str())
+                                .collect();
+                            text.push(names.slots[d].name.as_str());
+                            return Err(Error::contract(
+                                place(d),
+                                format!("cycle among kpis and baselines: {}", text.join(" -> ")),
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                None => {
+                    let longest = deps[slot]
+                        .iter()
+                        .map(|&d| chain[d as usize])
+                        .max()
+                        .unwrap_or(0);
+                    chain[slot] = longest + 1;
+                    if chain[slot] > CHAIN_MAX {
+                        return Err(Error::contract(
+                            place(slot),
+                            format!(
+                                "{} reads a chain of {} kpis and baselines, each naming the next; at most {CHAIN_MAX} may chain",
+                                names.slots[slot].name, chain[slot]
+                            ),
+                        ));
+                    }
+                    mark[slot] = DONE;
+                    path.pop();
+                }
+            }
         }
     }
     Ok(())

@@ -379,11 +379,17 @@ impl Eval<'_> {
         let program = self.program;
         let s = &program.slots[slot as usize];
         let (kind, index) = (s.kind, s.index);
+        // A KPI or baseline may read another, up to `CHAIN_MAX` deep: each
+        // level makes sure of the stack the next needs.
         let v = match kind {
             SlotKind::Param => self.program.params[index],
             SlotKind::Metric => self.metric(index)?,
-            SlotKind::Kpi => self.field_in(|_| format!("kpi {}", s.name), &program.kpis[index])?,
-            SlotKind::Baseline => self.baseline(index)?,
+            SlotKind::Kpi => stacker::maybe_grow(CHAIN_RED_ZONE, CHAIN_GROWTH, || {
+                self.field_in(|_| format!("kpi {}", s.name), &program.kpis[index])
+            })?,
+            SlotKind::Baseline => {
+                stacker::maybe_grow(CHAIN_RED_ZONE, CHAIN_GROWTH, || self.baseline(index))?
+            }
             // Compilation lets a charge name only earlier charges, whose
             // values are set before this one runs; limits cannot be named.
             SlotKind::Charge | SlotKind::Limit => {
@@ -397,6 +403,11 @@ impl Eval<'_> {
         Ok(v)
     }
 }
+
+/// When less stack than this is left, looking up a KPI or baseline grows it.
+const CHAIN_RED_ZONE: usize = 64 * 1024;
+/// How much stack a lookup adds at a time.
+const CHAIN_GROWTH: usize = 1024 * 1024;
 
 /// A custom rule's view of the period.
 struct CustomCtx<'e, 'a> {
