@@ -1222,7 +1222,11 @@ threshold = { relative = "0.0.2" }
     }
 
     fn example() -> Contract {
-        Contract::from_path("/work/shared/spec/examples/support-agent-2026.toml").unwrap()
+        Contract::from_path(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/examples/support-agent/contract.toml"
+        ))
+        .unwrap()
     }
 
     #[test]

@@ -596,7 +596,10 @@ mod tests {
     use rust_decimal::Decimal;
     use std::str::FromStr;
 
-    const EXAMPLE: &str = "/work/shared/spec/examples/support-agent-2026.csv";
+    const EXAMPLE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/examples/support-agent/metrics.csv"
+    );
 
     fn utc(m: u32, d: u32, h: u32) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, m, d, h, 0, 0).unwrap()
