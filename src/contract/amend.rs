@@ -161,20 +161,6 @@ impl Contract {
         Ok(versions)
     }
 
-    /// Checks every rule of the format on the contract and on every version
-    /// its amendments make, including names, types and cycles in
-    /// expressions (by compiling it for settlement).
-    ///
-    /// The loaders call this; [`crate::CompiledContract::new`] checks the
-    /// same, so a contract built in Rust is checked before it settles.
-    ///
-    /// # Errors
-    /// The first rule broken, as an invalid-contract [`Error`] naming the field path;
-    /// for a version made by amendments the message says from which date.
-    pub fn validate(&self) -> Result<()> {
-        crate::settle::CompiledContract::new(self.clone()).map(drop)
-    }
-
     /// The structural rules on the contract and every version; returns the
     /// versions.
     pub(crate) fn check_rules(&self) -> Result<Vec<Version>> {

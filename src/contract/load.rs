@@ -63,80 +63,53 @@ impl Format {
 }
 
 impl Contract {
-    /// Reads a contract from TOML text and validates it.
+    /// Parses a contract from TOML text, without validating it: see
+    /// [`Contract::from_toml_str`] (which does) and
+    /// [`CompiledContract`](crate::CompiledContract), the one validation.
     ///
     /// Bare float literals are read exactly from their text.
     ///
     /// # Errors
-    /// an invalid-contract [`Error`] at a file position (file `<toml>`) when the text is not TOML;
-    /// an invalid-contract [`Error`] naming the field path when the contract is invalid.
-    ///
-    /// # Example
-    /// ```
-    /// use outcome_billing::Contract;
-    /// let err = Contract::from_toml_str(r#"
-    ///     format = 1
-    ///     id = "demo"
-    ///     customer = "acme"
-    ///     currency = "USD"
-    ///     start = "2026-01-01"
-    ///     end = "2027-01-01"
-    ///     cadence = "monthly"
-    ///
-    ///     [[charges]]
-    ///     id = "plan"
-    ///     kind = "fixed"
-    ///     amount = 1e3
-    /// "#).unwrap_err();
-    /// assert!(err.to_string().starts_with("charges[0].amount: "));
-    /// ```
-    pub fn from_toml_str(text: &str) -> Result<Contract> {
-        load(text, Format::Toml, Format::Toml.anonymous())
+    /// An invalid contract at a position of `<toml>` when the text is not
+    /// TOML, or at a field path when a field is missing, unknown or of the
+    /// wrong type.
+    pub fn parse_toml_str(text: &str) -> Result<Contract> {
+        parse(text, Format::Toml, Format::Toml.anonymous())
     }
 
-    /// Reads a contract from JSON text and validates it.
-    ///
-    /// Numbers are read exactly from their text.
+    /// Parses a contract from JSON text, without validating it (see
+    /// [`Contract::parse_toml_str`]). Numbers are read exactly from their
+    /// text.
     ///
     /// # Errors
-    /// an invalid-contract [`Error`] at a file position (file `<json>`) when the text is not JSON or has a
-    /// key twice in one object; an invalid-contract [`Error`] naming the field path
-    /// when the contract is invalid.
-    pub fn from_json_str(text: &str) -> Result<Contract> {
-        load(text, Format::Json, Format::Json.anonymous())
+    /// An invalid contract at a position of `<json>` when the text is not
+    /// JSON or has a key twice in one object, or at a field path.
+    pub fn parse_json_str(text: &str) -> Result<Contract> {
+        parse(text, Format::Json, Format::Json.anonymous())
     }
 
-    /// Reads a contract from YAML text (one document) and validates it.
-    ///
-    /// Numbers are read exactly from their text.
+    /// Parses a contract from YAML text (one document), without validating
+    /// it (see [`Contract::parse_toml_str`]). Numbers are read exactly from
+    /// their text.
     ///
     /// # Errors
-    /// an invalid-contract [`Error`] at a file position (file `<yaml>`) when the text is not YAML;
-    /// an invalid-contract [`Error`] naming the field path when the contract is invalid
-    /// or uses what the format has no place for (aliases, non-scalar keys).
-    pub fn from_yaml_str(text: &str) -> Result<Contract> {
-        load(text, Format::Yaml, Format::Yaml.anonymous())
+    /// An invalid contract at a position of `<yaml>` when the text is not
+    /// YAML or its aliases expand too far, or at a field path, also for what
+    /// the format has no place for (non-scalar keys).
+    pub fn parse_yaml_str(text: &str) -> Result<Contract> {
+        parse(text, Format::Yaml, Format::Yaml.anonymous())
     }
 
-    /// Reads a contract file, its format told by the extension (`.toml`,
-    /// `.json`, `.yaml` or `.yml`), and validates it.
+    /// Parses a contract file, its format told by the extension (`.toml`,
+    /// `.json`, `.yaml` or `.yml`), without validating it (see
+    /// [`Contract::from_path`], which does).
     ///
     /// # Errors
-    /// an invalid-argument [`Error`] for another extension, an I/O [`Error`] when the file
-    /// cannot be read, an invalid-contract [`Error`] at a file position with the file's position, and
-    /// an invalid-contract [`Error`] with the file and the field path.
-    pub fn from_path(path: impl AsRef<Path>) -> Result<Contract> {
+    /// An invalid argument for another extension, an I/O error when the
+    /// file cannot be read, and the errors of the format's parser, located
+    /// in the file.
+    pub fn parse_path(path: impl AsRef<Path>) -> Result<Contract> {
         let path = path.as_ref();
-        let name = path.display().to_string();
-        let contract = Contract::parse_path(path)?;
-        contract.validate().map_err(|e| e.in_file(name))?;
-        Ok(contract)
-    }
-
-    /// Reads a contract file as [`Contract::from_path`] does, without the
-    /// rules that need compiling: for callers that compile it next
-    /// ([`crate::CompiledContract::from_path`]), so it is validated once.
-    pub(crate) fn parse_path(path: &Path) -> Result<Contract> {
         let name = path.display().to_string();
         let extension = path
             .extension()
@@ -182,12 +155,6 @@ impl Contract {
 
 /// Parses `text` as `format`, deserializes and validates the contract.
 /// `file` names the text in syntax errors.
-fn load(text: &str, format: Format, file: &str) -> Result<Contract> {
-    let contract = parse(text, format, file)?;
-    contract.validate()?;
-    Ok(contract)
-}
-
 /// Parses `text` as `format` and deserializes the contract.
 fn parse(text: &str, format: Format, file: &str) -> Result<Contract> {
     let tree = match format {

@@ -221,15 +221,45 @@ impl CompiledContract {
         })
     }
 
-    /// Reads, validates and compiles the contract file at `path` (as
-    /// [`Contract::from_path`] reads it), checking its rules once.
+    /// Reads, validates and compiles the contract file at `path`, its
+    /// format told by its extension, checking its rules once.
     ///
     /// # Errors
-    /// As [`Contract::from_path`].
+    /// As [`Contract::parse_path`], then the first rule broken, with the
+    /// file and the field path.
     pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<CompiledContract> {
         let path = path.as_ref();
         let contract = Contract::parse_path(path)?;
         CompiledContract::new(contract).map_err(|e| e.in_file(path.display().to_string()))
+    }
+
+    /// Reads, validates and compiles a contract in TOML text.
+    ///
+    /// # Errors
+    /// As [`Contract::parse_toml_str`], then the first rule broken.
+    pub fn from_toml_str(text: &str) -> Result<CompiledContract> {
+        CompiledContract::new(Contract::parse_toml_str(text)?)
+    }
+
+    /// Reads, validates and compiles a contract in JSON text.
+    ///
+    /// # Errors
+    /// As [`Contract::parse_json_str`], then the first rule broken.
+    pub fn from_json_str(text: &str) -> Result<CompiledContract> {
+        CompiledContract::new(Contract::parse_json_str(text)?)
+    }
+
+    /// Reads, validates and compiles a contract in YAML text.
+    ///
+    /// # Errors
+    /// As [`Contract::parse_yaml_str`], then the first rule broken.
+    pub fn from_yaml_str(text: &str) -> Result<CompiledContract> {
+        CompiledContract::new(Contract::parse_yaml_str(text)?)
+    }
+
+    /// The contract as written, giving up its compiled form.
+    pub fn into_contract(self) -> Contract {
+        self.contract
     }
 
     /// The same compiled contract without the body of the contract as
@@ -522,6 +552,80 @@ impl CompiledContract {
             Some(last) => self.settle_checked(source, last, options),
             None => Ok(Vec::new()),
         }
+    }
+}
+
+/// The validating readers: each parses with the format's loader, then
+/// validates by compiling, once, through [`CompiledContract::new`], the one
+/// place the rules are checked.
+impl Contract {
+    /// Reads a contract from TOML text and validates it: the contract of
+    /// [`CompiledContract::from_toml_str`].
+    ///
+    /// # Errors
+    /// As [`Contract::parse_toml_str`], then the first rule broken, at its
+    /// field path.
+    ///
+    /// # Example
+    /// ```
+    /// use outcome_billing::Contract;
+    /// let err = Contract::from_toml_str(r#"
+    ///     format = 1
+    ///     id = "demo"
+    ///     customer = "acme"
+    ///     currency = "USD"
+    ///     start = "2026-01-01"
+    ///     end = "2027-01-01"
+    ///     cadence = "monthly"
+    ///
+    ///     [[charges]]
+    ///     id = "plan"
+    ///     kind = "fixed"
+    ///     amount = 1e3
+    /// "#).unwrap_err();
+    /// assert!(err.to_string().starts_with("charges[0].amount: "));
+    /// ```
+    pub fn from_toml_str(text: &str) -> Result<Contract> {
+        CompiledContract::from_toml_str(text).map(CompiledContract::into_contract)
+    }
+
+    /// Reads a contract from JSON text and validates it.
+    ///
+    /// # Errors
+    /// As [`Contract::parse_json_str`], then the first rule broken.
+    pub fn from_json_str(text: &str) -> Result<Contract> {
+        CompiledContract::from_json_str(text).map(CompiledContract::into_contract)
+    }
+
+    /// Reads a contract from YAML text and validates it.
+    ///
+    /// # Errors
+    /// As [`Contract::parse_yaml_str`], then the first rule broken.
+    pub fn from_yaml_str(text: &str) -> Result<Contract> {
+        CompiledContract::from_yaml_str(text).map(CompiledContract::into_contract)
+    }
+
+    /// Reads a contract file (its format told by its extension) and
+    /// validates it.
+    ///
+    /// # Errors
+    /// As [`Contract::parse_path`], then the first rule broken, with the
+    /// file and the field path.
+    pub fn from_path(path: impl AsRef<std::path::Path>) -> Result<Contract> {
+        CompiledContract::from_path(path).map(CompiledContract::into_contract)
+    }
+
+    /// Checks every rule of the format on the contract and on every version
+    /// its amendments make, including names, types and cycles in
+    /// expressions, by compiling it as [`CompiledContract::new`] does. To
+    /// settle, compile instead: this compiles a copy and drops it.
+    ///
+    /// # Errors
+    /// The first rule broken, as an invalid-contract [`Error`] naming the
+    /// field path; for a version made by amendments the message says from
+    /// which date.
+    pub fn validate(&self) -> Result<()> {
+        CompiledContract::new(self.clone()).map(drop)
     }
 }
 
