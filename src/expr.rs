@@ -1427,10 +1427,11 @@ impl<'de> Deserialize<'de> for Expr {
     }
 }
 
+/// Reads a string (parsed), an integer (exactly), or a decimal token of the
+/// contract loaders (its text, exactly). A binary float is refused: its
+/// digits are already lost, so `12.50` from `serde_json::from_str` would not
+/// be the `12.50` written.
 struct ExprVisitor;
-
-/// serde_json's key for a number's text under `arbitrary_precision`.
-const SERDE_JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 impl<'de> serde::de::Visitor<'de> for ExprVisitor {
     type Value = Expr;
@@ -1453,7 +1454,7 @@ impl<'de> serde::de::Visitor<'de> for ExprVisitor {
 
     fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Expr, E> {
         Err(E::custom(format!(
-            "the number {v} reached the loader as a binary float; write it as a string (\"{v}\") or load the file with Contract::from_path"
+            "the number {v} arrived as a binary float, which does not keep a decimal's digits: write decimals as strings (\"12.50\") or load the contract with Contract::from_json_str, which reads numbers exactly"
         )))
     }
 
@@ -1461,7 +1462,7 @@ impl<'de> serde::de::Visitor<'de> for ExprVisitor {
         use serde::de::Error as _;
         let key: Option<String> = map.next_key()?;
         match key.as_deref() {
-            Some(crate::contract::DECIMAL_TOKEN) | Some(SERDE_JSON_NUMBER_TOKEN) => {
+            Some(crate::contract::DECIMAL_TOKEN) => {
                 let text: String = map.next_value()?;
                 let value = parse_decimal(&text).map_err(A::Error::custom)?;
                 Ok(Expr::from_parts(text.into(), Vec::new(), Num::Lit(value)))
@@ -2177,12 +2178,23 @@ mod tests {
 
     #[test]
     fn serde_reads_strings_numbers_and_writes_literals_normalised() {
-        // The serde impls: a string is parsed, an integer is a literal, and a
-        // literal is written as its value.
+        // The serde impls: a string is parsed, an integer is a literal, a
+        // binary float is refused, and a literal is written as its value.
         let e: Expr = serde_json::from_str("\"a * 2\"").unwrap();
         assert_eq!(e, Expr::parse("a*2").unwrap());
-        let e: Expr = serde_json::from_str("12.50").unwrap();
-        assert_eq!(e.as_literal(), Some(d("12.50")));
+        let e: Expr = serde_json::from_str("\"12.50\"").unwrap();
+        assert_eq!((e.as_literal(), e.text()), (Some(d("12.50")), "12.50"));
+        let e: Expr = serde_json::from_str("-12").unwrap();
+        assert_eq!(e.as_literal(), Some(d("-12")));
+        let e: Expr = serde_json::from_str("18446744073709551615").unwrap();
+        assert_eq!(e.as_literal(), Some(d("18446744073709551615")));
+        // serde_json reads a bare 12.50 as the float 12.5: refused, never
+        // rounded through f64.
+        let err = serde_json::from_str::<Expr>("12.50")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("write decimals as strings"), "{err}");
+        assert!(err.contains("Contract::from_json_str"), "{err}");
         assert_eq!(
             serde_json::to_string(&Expr::parse("-(5)").unwrap()).unwrap(),
             "\"-5\""

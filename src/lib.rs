@@ -28,6 +28,12 @@
 //! `FILE:LINE:COLUMN`), never a panic. Expressions nest at most 64 levels;
 //! terms hold at most [`PERIODS_MAX`] periods; arithmetic that overflows a
 //! decimal is an error. Money never passes through a binary float.
+//!
+//! # Features
+//!
+//! Without default features the library settles, runs and reconciles;
+//! `simulate` and `yaml` (both on with the default `cli`) add simulation
+//! and YAML contracts, as the table above says.
 #![deny(missing_docs)]
 
 mod charge;
@@ -41,6 +47,7 @@ mod reconcile;
 mod report;
 mod run;
 mod settle;
+#[cfg(feature = "simulate")]
 mod simulate;
 
 pub use charge::{ChargeContext, ChargeRule, CustomCharge};
@@ -62,6 +69,7 @@ pub use report::{
 };
 pub use run::{BillingRun, RunOptions};
 pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
+#[cfg(feature = "simulate")]
 pub use simulate::{
     Basis, BreakEven, ChartLabels, Comparison, DECIMALS_DEFAULT, DECIMALS_MAX, Difference, Model,
     PeriodSummary, Progress, ProgressFn, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario,

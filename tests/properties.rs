@@ -1253,6 +1253,7 @@ fn exercise(text: &str, src: &dyn MetricSource) {
     for loaded in [
         Contract::from_toml_str(text),
         Contract::from_json_str(text),
+        #[cfg(feature = "yaml")]
         Contract::from_yaml_str(text),
     ] {
         let Ok(contract) = loaded else { continue };

@@ -14,10 +14,12 @@
 //! their own; the inner path travels to the loader inside the error message
 //! (between two `INNER_PATH_MARK`s) and is joined to the outer one there.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::path::Path;
 
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::{
@@ -28,9 +30,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::money::parse_decimal;
-
-/// serde_json's map key for a number's text under `arbitrary_precision`.
-const SERDE_JSON_NUMBER_TOKEN: &str = "$serde_json::private::Number";
 
 /// Delimits a nested deserializer's inner path (a JSON array of keys and
 /// indices) at the start of its error message.
@@ -48,6 +47,7 @@ const BASELINE_KINDS: &str = "fixed, historical, expr, high_water_mark";
 enum Format {
     Toml,
     Json,
+    #[cfg(feature = "yaml")]
     Yaml,
 }
 
@@ -57,6 +57,7 @@ impl Format {
         match self {
             Format::Toml => "<toml>",
             Format::Json => "<json>",
+            #[cfg(feature = "yaml")]
             Format::Yaml => "<yaml>",
         }
     }
@@ -90,12 +91,13 @@ impl Contract {
 
     /// Parses a contract from YAML text (one document), without validating
     /// it (see [`Contract::parse_toml_str`]). Numbers are read exactly from
-    /// their text.
+    /// their text. Needs the `yaml` feature.
     ///
     /// # Errors
     /// An invalid contract at a position of `<yaml>` when the text is not
     /// YAML or its aliases expand too far, or at a field path, also for what
     /// the format has no place for (non-scalar keys).
+    #[cfg(feature = "yaml")]
     pub fn parse_yaml_str(text: &str) -> Result<Contract> {
         parse(text, Format::Yaml, Format::Yaml.anonymous())
     }
@@ -105,9 +107,10 @@ impl Contract {
     /// [`Contract::from_path`], which does).
     ///
     /// # Errors
-    /// An invalid argument for another extension, an I/O error when the
-    /// file cannot be read, and the errors of the format's parser, located
-    /// in the file.
+    /// An invalid argument for another extension, or for `.yaml` and
+    /// `.yml` when the crate is built without its `yaml` feature; an I/O
+    /// error when the file cannot be read, and the errors of the format's
+    /// parser, located in the file.
     pub fn parse_path(path: impl AsRef<Path>) -> Result<Contract> {
         let path = path.as_ref();
         let name = path.display().to_string();
@@ -118,7 +121,14 @@ impl Contract {
         let format = match extension.as_deref() {
             Some("toml") => Format::Toml,
             Some("json") => Format::Json,
+            #[cfg(feature = "yaml")]
             Some("yaml" | "yml") => Format::Yaml,
+            #[cfg(not(feature = "yaml"))]
+            Some("yaml" | "yml") => {
+                return Err(Error::usage(format!(
+                    "cannot read {name:?}: outcome-billing was built without its `yaml` feature, so it reads no YAML contracts (use .toml or .json, or enable the feature)"
+                )));
+            }
             _ => {
                 return Err(Error::usage(format!(
                     "cannot tell the format of {name:?}: expected a .toml, .json, .yaml or .yml file"
@@ -160,6 +170,7 @@ fn parse(text: &str, format: Format, file: &str) -> Result<Contract> {
     let tree = match format {
         Format::Toml => toml_tree(text, file)?,
         Format::Json => json_tree(text, file)?,
+        #[cfg(feature = "yaml")]
         Format::Yaml => yaml_tree(text, file)?,
     };
     from_tree(&tree)
@@ -476,104 +487,147 @@ fn toml_value(value: &toml::de::DeValue<'_>) -> Value {
 // ---------------------------------------------------------------------------
 // JSON
 
+/// How deep a JSON contract may nest objects and arrays. A contract nests a
+/// handful of levels; the bound keeps re-reading each level's text (below)
+/// proportional to the file's size.
+const JSON_DEPTH_MAX: usize = 32;
+
+/// Parses JSON text into the intermediate tree (numbers kept as their
+/// text); `file` names the text in syntax errors.
+///
+/// serde_json hands numbers to a visitor as binary floats (its
+/// `arbitrary_precision` feature would change that for every program this
+/// crate is part of), so the document is read as raw text: each object and
+/// array is read one level at a time as the raw text of its members, and a
+/// number is taken as written.
 fn json_tree(text: &str, file: &str) -> Result<Value> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let parsed =
-        JsonNode::deserialize(&mut deserializer).and_then(|node| deserializer.end().map(|()| node));
-    parsed.map(|node| node.0).map_err(|e| {
-        let full = e.to_string();
-        let suffix = format!(" at line {} column {}", e.line(), e.column());
-        Error::syntax(
-            file.to_string(),
-            e.line() as u64,
-            e.column() as u64,
-            full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
-        )
-    })
+    let raw: &RawValue = serde_json::from_str(text).map_err(|e| {
+        // Skipping over a value, as reading it raw does, says less about
+        // some mistakes ("key must be a string" for a trailing comma) than
+        // reading it as a tree: on the error path, say what the tree says.
+        let e = serde_json::from_str::<Value>(text).err().unwrap_or(e);
+        json_error(text, 0, &e, file)
+    })?;
+    json_node(text, raw, 1, file)
 }
 
-/// A JSON value read strictly: numbers by their text, a key twice in one
-/// object rejected.
-struct JsonNode(Value);
-
-impl<'de> Deserialize<'de> for JsonNode {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonNode, D::Error> {
-        d.deserialize_any(JsonVisitor)
+/// The tree of one raw JSON value of `doc`, at nesting `depth` (1 for the
+/// document itself).
+fn json_node(doc: &str, raw: &RawValue, depth: usize, file: &str) -> Result<Value> {
+    let text = raw.get();
+    // `raw` borrows from `doc` (serde_json reads raw values in place), so
+    // its text starts this many bytes into the document.
+    let offset = (text.as_ptr() as usize)
+        .checked_sub(doc.as_ptr() as usize)
+        .filter(|&o| o <= doc.len())
+        .unwrap_or(0);
+    let error = |e: serde_json::Error| json_error(doc, offset, &e, file);
+    match text.as_bytes().first() {
+        Some(b'{' | b'[') if depth > JSON_DEPTH_MAX => {
+            let (line, column) = json_position(doc, offset + 1);
+            Err(Error::syntax(
+                file.to_string(),
+                line,
+                column,
+                format!("objects and arrays nest more than {JSON_DEPTH_MAX} levels deep"),
+            ))
+        }
+        Some(b'{') => {
+            let JsonMembers(members) = serde_json::from_str(text).map_err(error)?;
+            let mut map = Map::with_capacity(members.len());
+            for (key, value) in members {
+                let value = json_node(doc, value, depth + 1, file)?;
+                map.insert(key, value);
+            }
+            Ok(Value::Object(map))
+        }
+        Some(b'[') => {
+            let items: Vec<&RawValue> = serde_json::from_str(text).map_err(error)?;
+            items
+                .into_iter()
+                .map(|item| json_node(doc, item, depth + 1, file))
+                .collect::<Result<Vec<Value>>>()
+                .map(Value::Array)
+        }
+        Some(b'-' | b'0'..=b'9') => Ok(number_node(text.to_string())),
+        // A string, true, false or null: no number to lose.
+        _ => serde_json::from_str(text).map_err(error),
     }
 }
 
-struct JsonVisitor;
+/// A syntax error serde_json found reading the part of `doc` that starts
+/// `offset` bytes in, at its position in the whole document.
+fn json_error(doc: &str, offset: usize, e: &serde_json::Error, file: &str) -> Error {
+    let full = e.to_string();
+    let suffix = format!(" at line {} column {}", e.line(), e.column());
+    let (line, column) = if offset == 0 {
+        (e.line() as u64, e.column() as u64)
+    } else {
+        let (line, column) = json_position(doc, offset);
+        if e.line() <= 1 {
+            (line, column + e.column() as u64)
+        } else {
+            (line + e.line() as u64 - 1, e.column() as u64)
+        }
+    };
+    Error::syntax(
+        file.to_string(),
+        line,
+        column,
+        full.strip_suffix(&suffix).unwrap_or(&full).to_string(),
+    )
+}
 
-impl<'de> de::Visitor<'de> for JsonVisitor {
-    type Value = JsonNode;
+/// The position serde_json reports after reading `offset` bytes of `doc`:
+/// the 1-based line, and the bytes read of that line.
+fn json_position(doc: &str, offset: usize) -> (u64, u64) {
+    let before = &doc.as_bytes()[..offset.min(doc.len())];
+    let line = 1 + before.iter().filter(|&&b| b == b'\n').count();
+    let column = before.len()
+        - before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |i| i + 1);
+    (line as u64, column as u64)
+}
+
+/// One JSON object's members, each value as its raw text; a key twice in
+/// the object is rejected.
+struct JsonMembers<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> Deserialize<'de> for JsonMembers<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<JsonMembers<'de>, D::Error> {
+        d.deserialize_map(JsonMembersVisitor)
+    }
+}
+
+struct JsonMembersVisitor;
+
+impl<'de> de::Visitor<'de> for JsonMembersVisitor {
+    type Value = JsonMembers<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a JSON value")
+        f.write_str("a JSON object")
     }
 
-    fn visit_unit<E: de::Error>(self) -> Result<JsonNode, E> {
-        Ok(JsonNode(Value::Null))
-    }
-
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<JsonNode, E> {
-        Ok(JsonNode(Value::Bool(v)))
-    }
-
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<JsonNode, E> {
-        Ok(JsonNode(Value::from(v)))
-    }
-
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<JsonNode, E> {
-        Ok(JsonNode(Value::from(v)))
-    }
-
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<JsonNode, E> {
-        // serde_json is built with `arbitrary_precision`, so numbers arrive
-        // as text (`visit_map` below); a binary float here would mean the
-        // feature is off, and reading it would lose digits.
-        Err(E::custom(format!(
-            "the number {v} arrived as a binary float"
-        )))
-    }
-
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<JsonNode, E> {
-        Ok(JsonNode(Value::String(v.to_string())))
-    }
-
-    fn visit_string<E: de::Error>(self, v: String) -> Result<JsonNode, E> {
-        Ok(JsonNode(Value::String(v)))
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<JsonNode, A::Error> {
-        let mut items = Vec::new();
-        while let Some(JsonNode(item)) = seq.next_element()? {
-            items.push(item);
-        }
-        Ok(JsonNode(Value::Array(items)))
-    }
-
-    fn visit_map<A: de::MapAccess<'de>>(self, mut access: A) -> Result<JsonNode, A::Error> {
-        let mut map = Map::new();
-        let mut first = true;
+    fn visit_map<A: de::MapAccess<'de>>(self, mut access: A) -> Result<JsonMembers<'de>, A::Error> {
+        let mut members = Vec::new();
+        let mut seen = HashSet::new();
         while let Some(key) = access.next_key::<String>()? {
-            if first && key == SERDE_JSON_NUMBER_TOKEN {
-                let text: String = access.next_value()?;
-                return Ok(JsonNode(number_node(text)));
-            }
-            first = false;
-            let JsonNode(value) = access.next_value()?;
-            if map.contains_key(&key) {
+            let value: &RawValue = access.next_value()?;
+            if !seen.insert(key.clone()) {
                 return Err(de::Error::custom(format!("duplicate key {key:?}")));
             }
-            map.insert(key, value);
+            members.push((key, value));
         }
-        Ok(JsonNode(Value::Object(map)))
+        Ok(JsonMembers(members))
     }
 }
 
 // ---------------------------------------------------------------------------
 // YAML
 
+#[cfg(feature = "yaml")]
 fn yaml_tree(text: &str, file: &str) -> Result<Value> {
     use yaml_rust2::{Yaml, YamlLoader};
     super::shape::yaml_expansion(text, file)?;
@@ -597,6 +651,7 @@ fn yaml_tree(text: &str, file: &str) -> Result<Value> {
     }
 }
 
+#[cfg(feature = "yaml")]
 fn yaml_node(node: &yaml_rust2::Yaml, path: &mut Vec<Segment>) -> Result<Value> {
     use yaml_rust2::Yaml;
     Ok(match node {
@@ -650,6 +705,7 @@ fn yaml_node(node: &yaml_rust2::Yaml, path: &mut Vec<Segment>) -> Result<Value> 
     })
 }
 
+#[cfg(feature = "yaml")]
 fn yaml_kind(node: &yaml_rust2::Yaml) -> &'static str {
     use yaml_rust2::Yaml;
     match node {
@@ -863,7 +919,7 @@ impl<'de> de::Visitor<'de> for AmendValueVisitor {
     fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<AmendValue, A::Error> {
         let key: Option<String> = map.next_key()?;
         match key.as_deref() {
-            Some(DECIMAL_TOKEN | SERDE_JSON_NUMBER_TOKEN) => {
+            Some(DECIMAL_TOKEN) => {
                 let text: String = map.next_value()?;
                 parse_decimal(&text).map_err(de::Error::custom)?;
                 Ok(AmendValue(text))
@@ -959,8 +1015,11 @@ quantity = "7"
         assert!(e.message().contains("1e3"), "{e}");
         let e = Contract::from_json_str(&json_with_price("1E3")).unwrap_err();
         assert_eq!(path_of(&e), "charges[0].unit_price");
-        let e = Contract::from_yaml_str(&yaml_with_price("1e3")).unwrap_err();
-        assert_eq!(path_of(&e), "charges[0].unit_price");
+        #[cfg(feature = "yaml")]
+        {
+            let e = Contract::from_yaml_str(&yaml_with_price("1e3")).unwrap_err();
+            assert_eq!(path_of(&e), "charges[0].unit_price");
+        }
     }
 
     #[test]
@@ -971,8 +1030,11 @@ quantity = "7"
             assert_eq!(path_of(&e), "charges[0].unit_price", "{literal}");
             assert!(e.message().contains(literal), "{e}");
         }
-        let e = Contract::from_yaml_str(&yaml_with_price(".inf")).unwrap_err();
-        assert_eq!(path_of(&e), "charges[0].unit_price");
+        #[cfg(feature = "yaml")]
+        {
+            let e = Contract::from_yaml_str(&yaml_with_price(".inf")).unwrap_err();
+            assert_eq!(path_of(&e), "charges[0].unit_price");
+        }
     }
 
     fn json_with_price(price: &str) -> String {
@@ -984,6 +1046,7 @@ quantity = "7"
         )
     }
 
+    #[cfg(feature = "yaml")]
     fn yaml_with_price(price: &str) -> String {
         format!(
             "format: 1\nid: demo\ncustomer: acme\ncurrency: USD\nstart: 2026-01-01\nend: 2027-01-01\n\
@@ -993,6 +1056,7 @@ quantity = "7"
     }
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn json_and_yaml_decimals_are_exact() {
         // 0.1 has no binary float; JSON and YAML keep its text.
         let j = Contract::from_json_str(&json_with_price("0.1")).unwrap();
@@ -1004,6 +1068,7 @@ quantity = "7"
     }
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn json_and_yaml_equal_their_toml() {
         // The same small contract in three formats loads to one value.
         let t = toml(&format!("{UNIT}unit_price = 0.1\n")).unwrap();
@@ -1142,11 +1207,14 @@ threshold = { relative = "0.0.2" }
             }
             other => panic!("{other:?}"),
         }
-        let e = Contract::from_yaml_str("format: 1\nid: [1, 2\n").unwrap_err();
-        assert!(
-            matches!(e.location(), Location::Position { file, .. } if file == "<yaml>"),
-            "{e:?}"
-        );
+        #[cfg(feature = "yaml")]
+        {
+            let e = Contract::from_yaml_str("format: 1\nid: [1, 2\n").unwrap_err();
+            assert!(
+                matches!(e.location(), Location::Position { file, .. } if file == "<yaml>"),
+                "{e:?}"
+            );
+        }
     }
 
     #[test]
@@ -1158,6 +1226,7 @@ threshold = { relative = "0.0.2" }
     }
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn yaml_aliases_resolve_and_a_non_mapping_is_named() {
         // yaml-rust2 copies an anchored value to its alias; a document that is
         // not a mapping is rejected at the top level.
@@ -1177,8 +1246,93 @@ threshold = { relative = "0.0.2" }
         let e = Contract::from_json_str("{\"format\": 1, \"format\": 2}").unwrap_err();
         assert!(matches!(e.location(), Location::Position { .. }), "{e:?}");
         assert!(e.message().contains("duplicate key \"format\""), "{e}");
-        let e = Contract::from_yaml_str("format: 1\nformat: 2\n").unwrap_err();
+        #[cfg(feature = "yaml")]
+        {
+            let e = Contract::from_yaml_str("format: 1\nformat: 2\n").unwrap_err();
+            assert!(matches!(e.location(), Location::Position { .. }), "{e:?}");
+        }
+    }
+
+    #[test]
+    fn json_decimals_keep_their_text_and_scale() {
+        // serde_json reads numbers as binary floats; the JSON loader takes
+        // each number's text instead, so 12.50 keeps its digits and scale.
+        let c = Contract::from_json_str(&json_with_price("12.50")).unwrap();
+        let ChargeKind::Unit(u) = &c.charges[0].kind else {
+            panic!("expected a unit charge");
+        };
+        assert_eq!(u.unit_price.text(), "12.50");
+        assert_eq!(u.unit_price.as_literal().map(|v| v.scale()), Some(2));
+        let c =
+            Contract::from_json_str(&json_with_price("-0.000000000000000000000000001")).unwrap();
+        assert_eq!(unit_price(&c), d("-0.000000000000000000000000001"));
+    }
+
+    #[test]
+    fn embedding_programs_read_json_numbers_as_serde_json_does() {
+        // The crate does not turn on serde_json's `arbitrary_precision` for
+        // the programs it is built into (features unify across a build, so
+        // this test sees what they would). With it, a float would reach
+        // `deserialize_any` as a map, which breaks untagged enums, and a
+        // `Value` would print the number's text (`1.50`) rather than `1.5`.
+        #[derive(Debug, PartialEq, serde::Deserialize)]
+        #[serde(untagged)]
+        enum Amount {
+            Float(f64),
+            Text(String),
+        }
+        assert_eq!(
+            serde_json::from_str::<Amount>("1.50").unwrap(),
+            Amount::Float(1.5)
+        );
+        assert_eq!(
+            serde_json::from_str::<Amount>("\"1.50\"").unwrap(),
+            Amount::Text("1.50".into())
+        );
+        let v: Value = serde_json::from_str("1.50").unwrap();
+        assert_eq!(v.to_string(), "1.5");
+        assert_eq!(v, serde_json::json!(1.5));
+    }
+
+    #[test]
+    fn json_nesting_is_bounded_with_the_position() {
+        // A contract nests a few levels; past 32 a JSON file is refused
+        // where the 33rd level opens, before any of it is read as a tree.
+        let ok = format!("{}{}", "[".repeat(31), "]".repeat(31));
+        let e = Contract::from_json_str(&format!("{{\"params\": {ok}}}")).unwrap_err();
+        assert!(e.field_path().is_some(), "{e:?}");
+        let deep = format!("{}{}", "[".repeat(32), "]".repeat(32));
+        let e = Contract::from_json_str(&format!("{{\"format\": 1,\n \"params\": {deep}}}"))
+            .unwrap_err();
+        match e.location() {
+            Location::Position { file, line, column } => {
+                assert_eq!((file.as_str(), *line, *column), ("<json>", 2, 43));
+                let message = e.message();
+                assert!(message.contains("more than 32 levels"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Far deeper text is refused by serde_json itself.
+        let e = Contract::from_json_str(&"[".repeat(100_000)).unwrap_err();
         assert!(matches!(e.location(), Location::Position { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn json_errors_inside_an_object_name_their_place_in_the_file() {
+        // A duplicate key deep in the file is reported at its own line and
+        // column, not at the object's.
+        let e = Contract::from_json_str(
+            "{\"format\": 1,\n \"metrics\": {\"m\": {\"aggregate\": \"sum\",\n   \"aggregate\": \"max\"}}}",
+        )
+        .unwrap_err();
+        match e.location() {
+            Location::Position { line, column, .. } => {
+                assert_eq!(e.message(), "duplicate key \"aggregate\"");
+                assert_eq!(*line, 3);
+                assert!(*column > 3, "{e}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
@@ -1368,9 +1522,23 @@ set = { "charges.unit.unit_price" = 0.89, "params.p" = "40", "charges.fixed.desc
     fn from_path_reads_by_extension_and_names_the_file() {
         // The extension picks the format; errors carry the file name.
         let dir = tempfile::tempdir().unwrap();
-        let good = dir.path().join("c.yml");
-        std::fs::write(&good, yaml_with_price("0.1")).unwrap();
+        let good = dir.path().join("c.json");
+        std::fs::write(&good, json_with_price("0.1")).unwrap();
         assert_eq!(unit_price(&Contract::from_path(&good).unwrap()), d("0.1"));
+        let yaml = dir.path().join("c.yml");
+        std::fs::write(&yaml, "format: 1\n").unwrap();
+        #[cfg(feature = "yaml")]
+        {
+            std::fs::write(&yaml, yaml_with_price("0.1")).unwrap();
+            assert_eq!(unit_price(&Contract::from_path(&yaml).unwrap()), d("0.1"));
+        }
+        // Without the feature a YAML file is refused, saying why.
+        #[cfg(not(feature = "yaml"))]
+        {
+            let e = Contract::from_path(&yaml).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::InvalidArgument, "{e:?}");
+            assert!(e.to_string().contains("without its `yaml` feature"), "{e}");
+        }
         let bad = dir.path().join("c.json");
         std::fs::write(&bad, json_with_price("1e3")).unwrap();
         let e = Contract::from_path(&bad).unwrap_err();

@@ -94,6 +94,7 @@ fn over(path: String, count: usize, max: usize, what: &str) -> Result<()> {
 /// Checks that YAML `text` expands to at most [`YAML_VALUES_MAX`] values
 /// once aliases are copied out, before a loader copies them. Text that does
 /// not parse passes here: the loader reports its syntax error.
+#[cfg(feature = "yaml")]
 pub(crate) fn yaml_expansion(text: &str, file: &str) -> Result<()> {
     use yaml_rust2::parser::{Event, MarkedEventReceiver, Parser};
     use yaml_rust2::scanner::Marker;
@@ -179,6 +180,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[cfg(feature = "yaml")]
     fn a_few_aliases_pass_and_a_billion_laughs_does_not() {
         assert!(yaml_expansion("a: &x [1, 2]\nb: *x\nc: *x\n", "<yaml>").is_ok());
         let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");

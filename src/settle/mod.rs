@@ -249,10 +249,12 @@ impl CompiledContract {
         CompiledContract::new(Contract::parse_json_str(text)?)
     }
 
-    /// Reads, validates and compiles a contract in YAML text.
+    /// Reads, validates and compiles a contract in YAML text. Needs the
+    /// `yaml` feature.
     ///
     /// # Errors
     /// As [`Contract::parse_yaml_str`], then the first rule broken.
+    #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<CompiledContract> {
         CompiledContract::new(Contract::parse_yaml_str(text)?)
     }
@@ -597,10 +599,12 @@ impl Contract {
         CompiledContract::from_json_str(text).map(CompiledContract::into_contract)
     }
 
-    /// Reads a contract from YAML text and validates it.
+    /// Reads a contract from YAML text and validates it. Needs the `yaml`
+    /// feature.
     ///
     /// # Errors
     /// As [`Contract::parse_yaml_str`], then the first rule broken.
+    #[cfg(feature = "yaml")]
     pub fn from_yaml_str(text: &str) -> Result<Contract> {
         CompiledContract::from_yaml_str(text).map(CompiledContract::into_contract)
     }
