@@ -230,6 +230,7 @@ fn band_payout(rules: &Rules<'_>, path: &str, band: &Band) -> Result<()> {
 }
 
 impl Price for BandsBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let k = cx.value("kpi", &self.kpi)?;
         cx.trace(|| format!("kpi: {}", self.kpi.text), k);

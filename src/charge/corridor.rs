@@ -200,6 +200,7 @@ impl Kind for CorridorCharge {
 }
 
 impl Price for CorridorBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let a = cx.value("actual", &self.actual)?;
         let tg = cx.value("target", &self.target)?;

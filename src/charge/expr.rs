@@ -35,6 +35,7 @@ impl Kind for ExprCharge {
 }
 
 impl Price for ExprBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let v = cx.value("amount", &self.amount)?;
         cx.trace(|| format!("amount: {}", self.amount.text), v);

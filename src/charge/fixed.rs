@@ -43,6 +43,7 @@ impl Kind for FixedCharge {
 }
 
 impl Price for FixedBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let a = cx.value("amount", &self.amount)?;
         cx.trace(|| format!("amount {}", self.amount.text), a);

@@ -270,6 +270,7 @@ impl Kind for GainShareCharge {
 }
 
 impl Price for GainShareBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let a = cx.value("actual", &self.actual)?;
         let b = cx.value("baseline", &self.baseline)?;

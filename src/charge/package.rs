@@ -73,6 +73,7 @@ impl Kind for PackageCharge {
 }
 
 impl Price for PackageBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         let s = cx.value("size", &self.size)?;

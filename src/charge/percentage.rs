@@ -128,6 +128,7 @@ impl Kind for PercentageCharge {
 }
 
 impl Price for PercentageBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let r = cx.value("rate", &self.rate)?;
         let Some(po) = &self.per_observation else {

@@ -337,6 +337,7 @@ fn constant_tiers(tiers: &[CTier]) -> Option<Vec<TierValues>> {
 }
 
 impl Price for TieredBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         cx.trace(|| format!("quantity: {}", self.quantity.text), q);

@@ -40,6 +40,7 @@ impl Kind for UnitCharge {
 }
 
 impl Price for UnitBody {
+    #[inline]
     fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         let p = cx.value("unit_price", &self.unit_price)?;

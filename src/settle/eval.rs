@@ -31,6 +31,7 @@ impl Trace {
         }
     }
 
+    #[inline(always)]
     fn step(&mut self, step: impl FnOnce() -> String, value: Decimal) {
         if self.on {
             self.steps.push(Step {
@@ -430,7 +431,7 @@ impl<'a> Pricing<'_, 'a> {
     }
 
     /// Records a step of the trace; its text is made only when tracing.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn trace(&mut self, step: impl FnOnce() -> String, value: Decimal) {
         self.trace.step(step, value);
     }
