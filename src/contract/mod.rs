@@ -31,6 +31,7 @@ pub use crate::charge::package::{PackageCharge, PackageRound};
 pub use crate::charge::percentage::{PerObservation, PercentageCharge};
 pub use crate::charge::tiered::{Accumulate, Tier, TierMode, TieredCharge};
 pub use crate::charge::unit::UnitCharge;
+pub use crate::limit::LimitKind;
 pub use amend::Version;
 
 /// The map key by which a loader hands a non-integer number's exact source
@@ -274,18 +275,6 @@ pub struct Charge {
     /// The kind and its fields.
     #[serde(flatten)]
     pub kind: ChargeKind,
-}
-
-/// The kinds of limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LimitKind {
-    /// A maximum.
-    Cap,
-    /// A minimum (commitment), trued up.
-    Floor,
-    /// A prepaid balance drawn down.
-    Credit,
 }
 
 /// Over what a limit counts.

@@ -6,7 +6,7 @@ use super::compile::{CBaseline, Field, Program, SlotKind};
 use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
 
 use crate::charge::ChargeContext;
-use crate::contract::{LimitKind, Missing, Scope, Window};
+use crate::contract::{Missing, Scope, Window};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Results inside evaluation box their error, so the values that flow on
@@ -780,92 +780,28 @@ pub(crate) fn settle_core(
         };
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
-        let zero = Decimal::ZERO;
-        let before = running[j];
-        let line = match (limit.kind, limit.scope) {
-            (LimitKind::Cap, Scope::Period) => {
-                let line = amount
-                    .checked_sub(base)
-                    .ok_or_else(|| eval.overflow())?
-                    .min(zero);
-                trace.step(|| "min(0, amount - base)".into(), line);
-                line
-            }
-            (LimitKind::Cap, _) => {
-                trace.step(|| "running total C before this period".into(), before);
-                let room = amount
-                    .checked_sub(before)
-                    .and_then(|r| r.checked_sub(base))
-                    .ok_or_else(|| eval.overflow())?;
-                let line = room.max(-base.max(zero)).min(zero);
-                trace.step(
-                    || "min(0, max(amount - C - base, -max(base, 0)))".into(),
-                    line,
-                );
-                running[j] = before
-                    .checked_add(base)
-                    .and_then(|r| r.checked_add(line))
-                    .ok_or_else(|| eval.overflow())?;
-                line
-            }
-            (LimitKind::Floor, Scope::Period) => {
-                let line = amount
-                    .checked_sub(base)
-                    .ok_or_else(|| eval.overflow())?
-                    .max(zero);
-                trace.step(|| "max(0, amount - base)".into(), line);
-                line
-            }
-            (LimitKind::Floor, scope) => {
-                let last = match scope {
-                    Scope::Term => index + 1 == periods.len(),
-                    _ => cc.schedule.is_last_of_year(index),
-                };
-                trace.step(|| "running total C before this period".into(), before);
-                let line = if last {
-                    let room = amount
-                        .checked_sub(before)
-                        .and_then(|r| r.checked_sub(base))
-                        .ok_or_else(|| eval.overflow())?;
-                    let line = room.max(zero);
-                    trace.step(
-                        || "true-up in the scope's last period: max(0, amount - C - base)".into(),
-                        line,
-                    );
-                    line
-                } else {
-                    zero
-                };
-                running[j] = before
-                    .checked_add(base)
-                    .and_then(|r| r.checked_add(line))
-                    .ok_or_else(|| eval.overflow())?;
-                line
-            }
-            (LimitKind::Credit, _) => {
-                let balance = amount
-                    .checked_sub(before)
-                    .ok_or_else(|| eval.overflow())?
-                    .max(zero);
-                trace.step(|| "credit drawn earlier in the scope".into(), before);
-                trace.step(|| "balance: max(0, amount - drawn)".into(), balance);
-                let line = -(balance.min(base.max(zero)));
-                trace.step(|| "-min(balance, max(base, 0))".into(), line);
-                running[j] = before.checked_sub(line).ok_or_else(|| eval.overflow())?;
-                line
-            }
+        let scope = limit.scope;
+        let last = || match scope {
+            Scope::Term => index + 1 == periods.len(),
+            _ => cc.schedule.is_last_of_year(index),
         };
+        let terms = crate::limit::Terms {
+            scope,
+            amount,
+            base,
+            running: &mut running[j],
+            last: &last,
+        };
+        let line = limit
+            .kind
+            .line(terms, &mut trace.describer())
+            .ok_or_else(|| eval.overflow())?;
         out.limits[j] = line;
         if let Some((lines, _)) = lines.as_mut() {
             if !line.is_zero() {
                 lines.push(Line {
                     charge: limit.name.clone(),
-                    kind: match limit.kind {
-                        LimitKind::Cap => "cap",
-                        LimitKind::Floor => "floor",
-                        LimitKind::Credit => "credit",
-                    }
-                    .to_string(),
+                    kind: limit.kind.name().to_string(),
                     quantity: None,
                     amount: line,
                     trace: trace.steps,
