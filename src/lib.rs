@@ -40,6 +40,7 @@ mod charge;
 mod contract;
 mod error;
 mod expr;
+mod limit;
 mod metric;
 mod money;
 mod period;

@@ -1,8 +1,14 @@
 //! `corridor`: shares of the relative deviation from a target, by band.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
-use crate::contract::CorridorDirection;
+use super::kind::{Kind, Price, Rules};
+use crate::contract::rules::{Edge, edge, no_overlap};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expr::Expr;
+use crate::settle::compile::{Field, FieldCompiler};
+use crate::settle::eval::{Pricing, R};
 
 /// One band on |d|, evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +90,146 @@ pub(crate) fn amount(
         amount,
     );
     Some(amount)
+}
+
+/// Which deviation a corridor pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CorridorDirection {
+    /// Positive when actual exceeds target.
+    PayOverrun,
+    /// Positive when actual falls short of target.
+    PayUnderrun,
+}
+
+/// One band of a corridor, on the relative deviation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorridorBand {
+    /// Lower edge of |d| (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<Expr>,
+    /// Upper edge of |d| (default: no end).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<Expr>,
+    /// The share of the deviation inside the band.
+    pub share: Expr,
+}
+
+/// `corridor`: a risk corridor around a target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorridorCharge {
+    /// The measured value.
+    pub actual: Expr,
+    /// The target.
+    pub target: Expr,
+    /// Bands on |d|.
+    pub bands: Vec<CorridorBand>,
+    /// Which deviation is paid.
+    pub direction: CorridorDirection,
+}
+
+/// A compiled corridor band.
+#[derive(Debug, Clone)]
+pub(crate) struct CCorridorBand {
+    pub from: Option<Field>,
+    pub to: Option<Field>,
+    pub share: Field,
+}
+
+/// A compiled `corridor` charge.
+#[derive(Debug, Clone)]
+pub(crate) struct CorridorBody {
+    pub actual: Field,
+    pub target: Field,
+    pub bands: Vec<CCorridorBand>,
+    pub direction: CorridorDirection,
+}
+
+impl Kind for CorridorCharge {
+    const AMENDABLE: &'static [&'static str] = &["actual", "target", "from", "to", "share"];
+    type Body = CorridorBody;
+
+    /// Constant edges are not negative and bands do not overlap.
+    fn check(&self, rules: &Rules<'_>) -> Result<()> {
+        let at = rules.at();
+        let contract = rules.contract;
+        let mut ranges = Vec::with_capacity(self.bands.len());
+        for (j, band) in self.bands.iter().enumerate() {
+            let path = format!("{at}.bands[{j}]");
+            // `from` defaults to 0: the deviation |d| is never negative.
+            let from = match edge(contract, &format!("{path}.from"), band.from.as_ref())? {
+                Edge::Open => Edge::At(Decimal::ZERO),
+                other => other,
+            };
+            let to = edge(contract, &format!("{path}.to"), band.to.as_ref())?;
+            for (name, e) in [("from", from), ("to", to)] {
+                if let Edge::At(v) = e {
+                    if v.is_sign_negative() && !v.is_zero() {
+                        return Err(Error::contract(
+                            format!("{path}.{name}"),
+                            format!(
+                                "must not be negative ({v}): bands are on the size of the deviation"
+                            ),
+                        ));
+                    }
+                }
+            }
+            ranges.push((from, to));
+        }
+        no_overlap(&at, &ranges)
+    }
+
+    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<CorridorBody> {
+        let mut bands = Vec::new();
+        for (j, band) in self.bands.iter().enumerate() {
+            bands.push(CCorridorBand {
+                from: c.opt(&format!("bands[{j}].from"), &band.from)?,
+                to: c.opt(&format!("bands[{j}].to"), &band.to)?,
+                share: c.field(&format!("bands[{j}].share"), &band.share)?,
+            });
+        }
+        Ok(CorridorBody {
+            actual: c.field("actual", &self.actual)?,
+            target: c.field("target", &self.target)?,
+            bands,
+            direction: self.direction,
+        })
+    }
+}
+
+impl Price for CorridorBody {
+    #[inline]
+    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+        let a = cx.value("actual", &self.actual)?;
+        let tg = cx.value("target", &self.target)?;
+        cx.trace(|| format!("actual: {}", self.actual.text), a);
+        cx.trace(|| format!("target: {}", self.target.text), tg);
+        if tg.is_zero() {
+            return Err(cx.fail(
+                ErrorKind::DivisionByZero,
+                format_args!("target {:?} is 0: division by zero", self.target.text),
+            ));
+        }
+        let mut values = std::mem::take(&mut cx.buffers().bands);
+        values.clear();
+        for (j, band) in self.bands.iter().enumerate() {
+            values.push(BandValues {
+                from: cx
+                    .opt(format_args!("bands[{j}].from"), &band.from)?
+                    .unwrap_or_default(),
+                to: cx.opt(format_args!("bands[{j}].to"), &band.to)?,
+                share: cx.value(format_args!("bands[{j}].share"), &band.share)?,
+            });
+        }
+        if let Err((j, m)) = check(&values) {
+            return Err(cx.fail(ErrorKind::InvalidValue, format_args!("bands[{j}]: {m}")));
+        }
+        let v = amount(a, tg, &values, self.direction, &mut cx.describer());
+        cx.buffers().bands = values;
+        v.ok_or_else(|| cx.overflow())
+    }
 }
 
 #[cfg(test)]

@@ -5,10 +5,17 @@ use std::fmt;
 use std::sync::Arc;
 
 use rust_decimal::Decimal;
+use serde::Serialize;
 
+use crate::contract::{
+    BandsCharge, CorridorCharge, ExprCharge, FixedCharge, GainShareCharge, PackageCharge,
+    PercentageCharge, TieredCharge, UnitCharge,
+};
 use crate::error::Result;
 use crate::expr::Expr;
 use crate::period::Period;
+use crate::settle::compile::FieldCompiler;
+use crate::settle::eval::{Pricing, R};
 
 /// A charge kind defined in Rust by the embedding program.
 ///
@@ -120,6 +127,170 @@ impl PartialEq for CustomCharge {
     }
 }
 
+pub(crate) mod kind;
+
+pub(crate) mod bands;
 pub(crate) mod corridor;
+pub(crate) mod custom;
+pub(crate) mod expr;
+pub(crate) mod fixed;
 pub(crate) mod gain_share;
+#[cfg(test)]
+pub(crate) mod minimum;
+pub(crate) mod package;
+pub(crate) mod percentage;
 pub(crate) mod tiered;
+pub(crate) mod unit;
+
+use kind::{FieldReader, Kind, Price, Rules};
+
+/// Buffers reused from period to period, so evaluating expression tiers and
+/// bands does not allocate.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Buffers {
+    /// Tier values (`tiered`).
+    pub tiers: Vec<tiered::TierValues>,
+    /// Corridor bands (`corridor`).
+    pub bands: Vec<corridor::BandValues>,
+    /// Band edges (`bands`).
+    pub edges: Vec<(Option<Decimal>, Option<Decimal>)>,
+}
+
+/// The registration table: one line per built-in kind,
+/// `Variant(FieldStruct) = "name"`, whose field struct implements
+/// [`Kind`]. It makes the public [`ChargeKind`] enum and every dispatch on
+/// it: the name, the loader's name → struct, the load-time rules, the
+/// amendable fields, compilation and evaluation. A line under `#[cfg(...)]`
+/// exists only in that build and is not one of the format's kinds.
+macro_rules! kinds {
+    ($(
+        $(#[doc = $doc:literal])*
+        $(#[cfg($cfg:meta)])?
+        $variant:ident($fields:ty) = $name:literal,
+    )*) => {
+        /// The kinds of charge.
+        #[derive(Debug, Clone, PartialEq, Serialize)]
+        #[serde(tag = "kind")]
+        pub enum ChargeKind {
+            $(
+                $(#[doc = $doc])*
+                $(#[cfg($cfg)])?
+                #[serde(rename = $name)]
+                $variant($fields),
+            )*
+            /// A kind defined in Rust by the embedding program.
+            #[serde(skip)]
+            Custom(CustomCharge),
+        }
+
+        impl ChargeKind {
+            /// The kind's name as written in contract files.
+            pub fn name(&self) -> &str {
+                match self {
+                    $( $(#[cfg($cfg)])? ChargeKind::$variant(_) => $name, )*
+                    ChargeKind::Custom(c) => c.kind_name(),
+                }
+            }
+
+            /// Reads the fields of the kind named `name`; `None` for a name
+            /// that is no kind.
+            pub(crate) fn read<F: FieldReader>(
+                name: &str,
+                fields: &mut F,
+            ) -> Option<std::result::Result<ChargeKind, F::Error>> {
+                match name {
+                    $( $(#[cfg($cfg)])? $name => Some(fields.read::<$fields>().map(ChargeKind::$variant)), )*
+                    _ => None,
+                }
+            }
+
+            /// The format's kinds, in the order of its page (for messages).
+            // One statement per kind, so a kind under `cfg` can be left out.
+            #[allow(clippy::vec_init_then_push)]
+            pub(crate) fn names() -> Vec<&'static str> {
+                let mut names = Vec::new();
+                $( $(#[cfg(all(any(), $cfg))])? names.push($name); )*
+                names
+            }
+
+            /// The fields of a charge (at any depth) an amendment may set:
+            /// those some kind lists, and `description`.
+            pub(crate) fn amendable_fields() -> Vec<&'static str> {
+                let mut fields: Vec<&'static str> = Vec::new();
+                $( $(#[cfg($cfg)])? fields.extend(<$fields as Kind>::AMENDABLE); )*
+                fields.push("description");
+                fields
+            }
+
+            /// Checks the kind's load-time rules.
+            pub(crate) fn check(&self, rules: &Rules<'_>) -> Result<()> {
+                match self {
+                    $( $(#[cfg($cfg)])? ChargeKind::$variant(k) => k.check(rules), )*
+                    ChargeKind::Custom(_) => Ok(()),
+                }
+            }
+
+            /// Compiles the kind's fields.
+            pub(crate) fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<Body> {
+                Ok(match self {
+                    $( $(#[cfg($cfg)])? ChargeKind::$variant(k) => Body::$variant(k.compile(c)?), )*
+                    ChargeKind::Custom(k) => Body::Custom(custom::compile(k, c)?),
+                })
+            }
+        }
+
+        /// A compiled charge: the body of its kind.
+        // Bodies are built once per contract version and read in place;
+        // boxing the large ones would add an indirection to every period.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug, Clone)]
+        pub(crate) enum Body {
+            $( $(#[cfg($cfg)])? $variant(<$fields as Kind>::Body), )*
+            Custom(custom::CustomBody),
+        }
+
+        impl Body {
+            /// The line's exact amount for the period.
+            #[inline(always)]
+            pub(crate) fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+                match self {
+                    $( $(#[cfg($cfg)])? Body::$variant(b) => b.amount(cx), )*
+                    Body::Custom(b) => b.amount(cx),
+                }
+            }
+
+            /// The metric charged observation by observation, if any.
+            pub(crate) fn observed_metric(&self) -> Option<usize> {
+                match self {
+                    $( $(#[cfg($cfg)])? Body::$variant(b) => b.observed_metric(), )*
+                    Body::Custom(b) => b.observed_metric(),
+                }
+            }
+        }
+    };
+}
+
+kinds! {
+    /// A fixed amount, prorated in stubs.
+    Fixed(FixedCharge) = "fixed",
+    /// Quantity times unit price.
+    Unit(UnitCharge) = "unit",
+    /// A price per started or completed package.
+    Package(PackageCharge) = "package",
+    /// Graduated or volume tiers.
+    Tiered(TieredCharge) = "tiered",
+    /// A rate on a base (revenue share, success fee, card-style fee).
+    Percentage(PercentageCharge) = "percentage",
+    /// A share of an improvement over a baseline, with thresholds and caps.
+    GainShare(GainShareCharge) = "gain_share",
+    /// A fixed amount or a percentage chosen by the band a KPI falls in.
+    Bands(BandsCharge) = "bands",
+    /// A risk corridor: shares of the deviation from a target, by band.
+    Corridor(CorridorCharge) = "corridor",
+    /// Any expression.
+    Expr(ExprCharge) = "expr",
+    /// The greater of an amount and a floor (the example of DESIGN.md, in
+    /// test builds only: the format has no such kind).
+    #[cfg(test)]
+    Minimum(minimum::MinimumCharge) = "minimum",
+}

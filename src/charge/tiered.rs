@@ -1,8 +1,13 @@
 //! `tiered`: graduated and volume tiers.
 
 use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
 
-use crate::contract::TierMode;
+use super::kind::{Kind, Price, Rules};
+use crate::error::{Error, ErrorKind, Result};
+use crate::expr::Expr;
+use crate::settle::compile::{Field, FieldCompiler};
+use crate::settle::eval::{Pricing, R};
 
 /// One tier's values for a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +151,288 @@ fn tier_step(i: usize, units: Decimal, tier: &TierValues) -> String {
         let fee = crate::money::format_normalized(tier.flat_fee);
         format!("tiers[{i}]: {units} units at {price} + flat fee {fee}")
     }
+}
+
+/// How tiers price a quantity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TierMode {
+    /// Each unit at the price of the tier it falls in.
+    Graduated,
+    /// All units at the price of the tier the total falls in.
+    Volume,
+}
+
+/// Which quantity tiers price.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Accumulate {
+    /// The period's quantity.
+    #[default]
+    Period,
+    /// The contract year's quantity to date.
+    ContractYear,
+}
+
+/// One tier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tier {
+    /// The greatest quantity the tier holds (inclusive); none on the last tier.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub up_to: Option<Expr>,
+    /// The price of each unit (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit_price: Option<Expr>,
+    /// A fee for reaching the tier (default 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flat_fee: Option<Expr>,
+}
+
+/// `tiered`: graduated or volume pricing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TieredCharge {
+    /// The quantity.
+    pub quantity: Expr,
+    /// Graduated or volume.
+    pub mode: TierMode,
+    /// The tiers, `up_to` strictly increasing.
+    pub tiers: Vec<Tier>,
+    /// Price the period's or the contract year's quantity.
+    #[serde(default, skip_serializing_if = "crate::contract::is_default")]
+    pub accumulate: Accumulate,
+}
+
+/// A compiled tier.
+#[derive(Debug, Clone)]
+pub(crate) struct CTier {
+    pub up_to: Option<Field>,
+    pub unit_price: Option<Field>,
+    pub flat_fee: Option<Field>,
+}
+
+/// A compiled `tiered` charge.
+#[derive(Debug, Clone)]
+pub(crate) struct TieredBody {
+    pub quantity: Field,
+    pub mode: TierMode,
+    pub tiers: Vec<CTier>,
+    /// The tiers' values when all are constants: evaluated and checked
+    /// once, here, instead of every period.
+    pub constant: Option<Vec<TierValues>>,
+    /// For constant graduated tiers, the whole amounts of the tiers before
+    /// each (`graduated_before`); empty otherwise.
+    pub before: Vec<Option<Decimal>>,
+    pub accumulate: Accumulate,
+}
+
+impl Kind for TieredCharge {
+    const AMENDABLE: &'static [&'static str] = &["quantity", "up_to", "unit_price", "flat_fee"];
+    type Body = TieredBody;
+
+    /// At least one tier; every tier but the last has `up_to`; constant
+    /// edges are not negative and increase.
+    fn check(&self, rules: &Rules<'_>) -> Result<()> {
+        if self.tiers.is_empty() {
+            return Err(Error::contract(
+                rules.path("tiers"),
+                "at least one tier is required",
+            ));
+        }
+        let last = self.tiers.len() - 1;
+        let mut previous: Option<Decimal> = None;
+        for (j, tier) in self.tiers.iter().enumerate() {
+            let field = format!("tiers[{j}].up_to");
+            let path = rules.path(&field);
+            match (&tier.up_to, j == last) {
+                (Some(_), true) => {
+                    return Err(Error::contract(
+                        path,
+                        "the last tier has no up_to: it holds every greater quantity",
+                    ));
+                }
+                (None, false) => {
+                    return Err(Error::contract(
+                        path,
+                        "missing field: every tier but the last needs up_to",
+                    ));
+                }
+                (Some(up_to), false) => {
+                    if let Some(value) = rules.constant(&field, up_to)? {
+                        if value.is_sign_negative() && !value.is_zero() {
+                            return Err(Error::contract(
+                                path,
+                                format!("up_to must not be negative ({value})"),
+                            ));
+                        }
+                        if let Some(before) = previous {
+                            if value <= before {
+                                return Err(Error::contract(
+                                    path,
+                                    format!("tiers must increase ({before} then {value})"),
+                                ));
+                            }
+                        }
+                        previous = Some(value);
+                    }
+                }
+                (None, true) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<TieredBody> {
+        let mut tiers = Vec::new();
+        for (j, tier) in self.tiers.iter().enumerate() {
+            tiers.push(CTier {
+                up_to: c.opt(&format!("tiers[{j}].up_to"), &tier.up_to)?,
+                unit_price: c.opt(&format!("tiers[{j}].unit_price"), &tier.unit_price)?,
+                flat_fee: c.opt(&format!("tiers[{j}].flat_fee"), &tier.flat_fee)?,
+            });
+        }
+        if tiers.is_empty() {
+            return Err(Error::contract(
+                c.path("tiers"),
+                "a tiered charge needs at least one tier",
+            ));
+        }
+        // Constant tiers were checked at load (`check`), under every
+        // version; only their values are kept here.
+        let constant = constant_tiers(&tiers);
+        let before = match (&constant, self.mode) {
+            (Some(values), TierMode::Graduated) => graduated_before(values),
+            _ => Vec::new(),
+        };
+        Ok(TieredBody {
+            quantity: c.field("quantity", &self.quantity)?,
+            mode: self.mode,
+            tiers,
+            constant,
+            before,
+            accumulate: self.accumulate,
+        })
+    }
+}
+
+/// The tiers' values, when every field of every tier is a constant.
+fn constant_tiers(tiers: &[CTier]) -> Option<Vec<TierValues>> {
+    let value = |f: &Option<Field>| -> Option<Option<Decimal>> {
+        match f {
+            None => Some(None),
+            Some(f) => f.code.constant().map(Some),
+        }
+    };
+    tiers
+        .iter()
+        .map(|t| {
+            Some(TierValues {
+                up_to: value(&t.up_to)?,
+                unit_price: value(&t.unit_price)?.unwrap_or_default(),
+                flat_fee: value(&t.flat_fee)?.unwrap_or_default(),
+            })
+        })
+        .collect()
+}
+
+impl Price for TieredBody {
+    #[inline]
+    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+        let q = cx.value("quantity", &self.quantity)?;
+        cx.trace(|| format!("quantity: {}", self.quantity.text), q);
+        if q.is_sign_negative() && !q.is_zero() {
+            return Err(cx.fail(
+                ErrorKind::InvalidValue,
+                format_args!("quantity is negative ({q})"),
+            ));
+        }
+        // Constant tiers are read where they are; others are evaluated into
+        // the reused buffer.
+        let mut buf = Vec::new();
+        let values: &[TierValues] = match &self.constant {
+            Some(fixed) => fixed,
+            None => {
+                buf = std::mem::take(&mut cx.buffers().tiers);
+                buf.clear();
+                for (j, tier) in self.tiers.iter().enumerate() {
+                    buf.push(TierValues {
+                        up_to: cx.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
+                        unit_price: cx
+                            .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
+                            .unwrap_or_default(),
+                        flat_fee: cx
+                            .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                            .unwrap_or_default(),
+                    });
+                }
+                if let Err((j, m)) = check(&buf) {
+                    return Err(cx.fail(ErrorKind::InvalidValue, format_args!("tiers[{j}]: {m}")));
+                }
+                &buf
+            }
+        };
+        let mode = self.mode;
+        let whole_before = &self.before;
+        cx.set_quantity(q);
+        let result = match self.accumulate {
+            Accumulate::Period => priced(mode, values, whole_before, q, cx),
+            Accumulate::ContractYear => {
+                let before = *cx.year_to_date();
+                let y = before.checked_add(q).ok_or_else(|| cx.overflow())?;
+                let first = cx.year_starts();
+                let r = cx.rounding();
+                let a_y = priced(mode, values, whole_before, y, cx)?;
+                let a_y = r.round(a_y);
+                let a_before = if first {
+                    Decimal::ZERO
+                } else {
+                    r.round(
+                        amount_quietly(mode, values, whole_before, before)
+                            .ok_or_else(|| cx.overflow())?,
+                    )
+                };
+                *cx.year_to_date() = y;
+                cx.trace(|| "year to date Y".into(), y);
+                cx.trace(|| "round(A(Y))".into(), a_y);
+                cx.trace(
+                    || {
+                        if first {
+                            "round(A(Y - q)): 0 in the year's first period".into()
+                        } else {
+                            "round(A(Y - q))".into()
+                        }
+                    },
+                    a_before,
+                );
+                let v = a_y - a_before;
+                cx.trace_text(|| "round(A(Y)) - round(A(Y - q))".into(), || r.format(v));
+                cx.set_rounded();
+                Ok(r.round(v))
+            }
+        };
+        if self.constant.is_none() {
+            cx.buffers().tiers = buf;
+        }
+        result
+    }
+}
+
+/// The tiers' amount for `quantity`: with its steps when tracing, else by
+/// the quiet path (the same decimal).
+fn priced(
+    mode: TierMode,
+    values: &[TierValues],
+    before: &[Option<Decimal>],
+    quantity: Decimal,
+    cx: &mut Pricing<'_, '_>,
+) -> R<Decimal> {
+    let v = if cx.tracing() {
+        amount(mode, values, quantity, &mut cx.describer())
+    } else {
+        amount_quietly(mode, values, before, quantity)
+    };
+    v.ok_or_else(|| cx.overflow())
 }
 
 #[cfg(test)]

@@ -27,35 +27,6 @@ pub struct Version {
     pub contract: Contract,
 }
 
-/// Fields of a charge (at any depth) that hold numbers or expressions, and
-/// `description`: the only ones an amendment may set.
-const CHARGE_FIELDS: &[&str] = &[
-    "amount",
-    "unit_price",
-    "flat_fee",
-    "up_to",
-    "quantity",
-    "size",
-    "price",
-    "base",
-    "rate",
-    "fixed",
-    "min",
-    "max",
-    "actual",
-    "baseline",
-    "value_per_unit",
-    "share",
-    "relative",
-    "absolute",
-    "target",
-    "from",
-    "to",
-    "percent",
-    "kpi",
-    "description",
-];
-
 /// The amendable fields of a limit.
 const LIMIT_FIELDS: &[&str] = &["amount", "description"];
 
@@ -278,7 +249,13 @@ fn apply(contract: &mut Contract, key: &str, text: &str) -> std::result::Result<
                     c.kind_name()
                 ));
             }
-            set_in_item(charge, &format!("charges.{id}"), &rest[1..], text, CHARGE_FIELDS)
+            set_in_item(
+                charge,
+                &format!("charges.{id}"),
+                &rest[1..],
+                text,
+                &super::ChargeKind::amendable_fields(),
+            )
         }
         ("limits", Some(id)) => {
             let limit = contract

@@ -22,11 +22,7 @@ use serde::de::{self, Deserialize, DeserializeOwned, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{
-    AmendValue, BandsCharge, Baseline, BaselineKind, Charge, ChargeKind, Contract, CorridorCharge,
-    DECIMAL_TOKEN, ExprCharge, FixedCharge, GainShareCharge, PackageCharge, PercentageCharge,
-    TieredCharge, UnitCharge,
-};
+use super::{AmendValue, Baseline, BaselineKind, Charge, ChargeKind, Contract, DECIMAL_TOKEN};
 use crate::error::{Error, Result};
 use crate::expr::Expr;
 use crate::money::parse_decimal;
@@ -34,10 +30,6 @@ use crate::money::parse_decimal;
 /// Delimits a nested deserializer's inner path (a JSON array of keys and
 /// indices) at the start of its error message.
 const INNER_PATH_MARK: char = '\u{1f}';
-
-/// The charge kinds a file may name, in the order of the format page.
-const CHARGE_KINDS: &str =
-    "fixed, unit, package, tiered, percentage, gain_share, bands, corridor, expr";
 
 /// The baseline kinds a file may name.
 const BASELINE_KINDS: &str = "fixed, historical, expr, high_water_mark";
@@ -763,6 +755,17 @@ fn table(value: Value, what: &str) -> Result<Map<String, Value>, NestedError> {
     }
 }
 
+/// A charge kind's fields, read from what is left of its table.
+struct KindFields<'v>(&'v Value);
+
+impl crate::charge::kind::FieldReader for KindFields<'_> {
+    type Error = NestedError;
+
+    fn read<T: DeserializeOwned>(&mut self) -> Result<T, NestedError> {
+        kind_fields::<T>(self.0)
+    }
+}
+
 fn charge_from_tree(value: Value) -> Result<Charge, NestedError> {
     let mut map = table(value, "a charge table with id and kind")?;
     let id = take_text(&mut map, "id")?.ok_or_else(|| NestedError::key("id", "missing field"))?;
@@ -770,23 +773,15 @@ fn charge_from_tree(value: Value) -> Result<Charge, NestedError> {
         take_text(&mut map, "kind")?.ok_or_else(|| NestedError::key("kind", "missing field"))?;
     let description = take_text(&mut map, "description")?;
     let rest = Value::Object(map);
-    let kind = match kind.as_str() {
-        "fixed" => ChargeKind::Fixed(kind_fields::<FixedCharge>(&rest)?),
-        "unit" => ChargeKind::Unit(kind_fields::<UnitCharge>(&rest)?),
-        "package" => ChargeKind::Package(kind_fields::<PackageCharge>(&rest)?),
-        "tiered" => ChargeKind::Tiered(kind_fields::<TieredCharge>(&rest)?),
-        "percentage" => ChargeKind::Percentage(kind_fields::<PercentageCharge>(&rest)?),
-        "gain_share" => ChargeKind::GainShare(kind_fields::<GainShareCharge>(&rest)?),
-        "bands" => ChargeKind::Bands(kind_fields::<BandsCharge>(&rest)?),
-        "corridor" => ChargeKind::Corridor(kind_fields::<CorridorCharge>(&rest)?),
-        "expr" => ChargeKind::Expr(kind_fields::<ExprCharge>(&rest)?),
-        other => {
-            return Err(NestedError::key(
-                "kind",
-                format!("unknown kind {other:?}, expected one of {CHARGE_KINDS}"),
-            ));
-        }
-    };
+    let kind = ChargeKind::read(&kind, &mut KindFields(&rest)).unwrap_or_else(|| {
+        Err(NestedError::key(
+            "kind",
+            format!(
+                "unknown kind {kind:?}, expected one of {}",
+                ChargeKind::names().join(", ")
+            ),
+        ))
+    })?;
     Ok(Charge {
         id,
         description,

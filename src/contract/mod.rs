@@ -20,6 +20,19 @@ pub(crate) mod load;
 pub(crate) mod rules;
 pub mod shape;
 
+pub use crate::charge::ChargeKind;
+pub use crate::charge::bands::{Band, BandsCharge};
+pub use crate::charge::corridor::{CorridorBand, CorridorCharge, CorridorDirection};
+pub use crate::charge::expr::ExprCharge;
+pub use crate::charge::fixed::FixedCharge;
+pub use crate::charge::gain_share::{
+    Direction, GainShareCharge, Losses, ShareCap, Sharing, Threshold,
+};
+pub use crate::charge::package::{PackageCharge, PackageRound};
+pub use crate::charge::percentage::{PerObservation, PercentageCharge};
+pub use crate::charge::tiered::{Accumulate, Tier, TierMode, TieredCharge};
+pub use crate::charge::unit::UnitCharge;
+pub use crate::limit::LimitKind;
 pub use amend::Version;
 
 /// The map key by which a loader hands a non-integer number's exact source
@@ -186,15 +199,15 @@ impl Metric {
     }
 }
 
-fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
-fn is_true(v: &bool) -> bool {
+pub(crate) fn is_true(v: &bool) -> bool {
     *v
 }
 
-fn yes() -> bool {
+pub(crate) fn yes() -> bool {
     true
 }
 
@@ -263,353 +276,6 @@ pub struct Charge {
     /// The kind and its fields.
     #[serde(flatten)]
     pub kind: ChargeKind,
-}
-
-/// The kinds of charge.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
-pub enum ChargeKind {
-    /// A fixed amount, prorated in stubs.
-    Fixed(FixedCharge),
-    /// Quantity times unit price.
-    Unit(UnitCharge),
-    /// A price per started or completed package.
-    Package(PackageCharge),
-    /// Graduated or volume tiers.
-    Tiered(TieredCharge),
-    /// A rate on a base (revenue share, success fee, card-style fee).
-    Percentage(PercentageCharge),
-    /// A share of an improvement over a baseline, with thresholds and caps.
-    GainShare(GainShareCharge),
-    /// A fixed amount or a percentage chosen by the band a KPI falls in.
-    Bands(BandsCharge),
-    /// A risk corridor: shares of the deviation from a target, by band.
-    Corridor(CorridorCharge),
-    /// Any expression.
-    Expr(ExprCharge),
-    /// A kind defined in Rust by the embedding program.
-    #[serde(skip)]
-    Custom(crate::charge::CustomCharge),
-}
-
-impl ChargeKind {
-    /// The kind's name as written in contract files.
-    pub fn name(&self) -> &str {
-        match self {
-            ChargeKind::Fixed(_) => "fixed",
-            ChargeKind::Unit(_) => "unit",
-            ChargeKind::Package(_) => "package",
-            ChargeKind::Tiered(_) => "tiered",
-            ChargeKind::Percentage(_) => "percentage",
-            ChargeKind::GainShare(_) => "gain_share",
-            ChargeKind::Bands(_) => "bands",
-            ChargeKind::Corridor(_) => "corridor",
-            ChargeKind::Expr(_) => "expr",
-            ChargeKind::Custom(c) => c.kind_name(),
-        }
-    }
-}
-
-/// `fixed`: an amount, prorated by days in a stub period.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FixedCharge {
-    /// The amount for a full period.
-    pub amount: Expr,
-    /// Whether a stub is charged `amount * d / D` (default true).
-    #[serde(default = "yes", skip_serializing_if = "is_true")]
-    pub prorate: bool,
-}
-
-/// `unit`: quantity times unit price.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UnitCharge {
-    /// The quantity.
-    pub quantity: Expr,
-    /// The price of one unit.
-    pub unit_price: Expr,
-}
-
-/// Whether a partial package is charged.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PackageRound {
-    /// Every started package (the default).
-    #[default]
-    Up,
-    /// Only completed packages.
-    Down,
-}
-
-/// `package`: a price per package of `size` units.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PackageCharge {
-    /// The quantity in units.
-    pub quantity: Expr,
-    /// Units per package.
-    pub size: Expr,
-    /// The price of one package.
-    pub price: Expr,
-    /// Started (`up`) or completed (`down`) packages.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub round: PackageRound,
-}
-
-/// How tiers price a quantity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TierMode {
-    /// Each unit at the price of the tier it falls in.
-    Graduated,
-    /// All units at the price of the tier the total falls in.
-    Volume,
-}
-
-/// Which quantity tiers price.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Accumulate {
-    /// The period's quantity.
-    #[default]
-    Period,
-    /// The contract year's quantity to date.
-    ContractYear,
-}
-
-/// One tier.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Tier {
-    /// The greatest quantity the tier holds (inclusive); none on the last tier.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub up_to: Option<Expr>,
-    /// The price of each unit (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub unit_price: Option<Expr>,
-    /// A fee for reaching the tier (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub flat_fee: Option<Expr>,
-}
-
-/// `tiered`: graduated or volume pricing.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct TieredCharge {
-    /// The quantity.
-    pub quantity: Expr,
-    /// Graduated or volume.
-    pub mode: TierMode,
-    /// The tiers, `up_to` strictly increasing.
-    pub tiers: Vec<Tier>,
-    /// Price the period's or the contract year's quantity.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub accumulate: Accumulate,
-}
-
-/// Per-observation terms of a percentage charge.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PerObservation {
-    /// Added to each observation's charge (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub fixed: Option<Expr>,
-    /// The least each observation is charged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub min: Option<Expr>,
-    /// The most each observation is charged.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub max: Option<Expr>,
-}
-
-/// `percentage`: a rate on a base.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PercentageCharge {
-    /// The base (with `per_observation`, a metric with `window = "period"`).
-    pub base: Expr,
-    /// The rate, as a fraction (`0.029` for 2.9%).
-    pub rate: Expr,
-    /// Charge each observation of the base separately.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub per_observation: Option<PerObservation>,
-}
-
-/// Whether an improvement is an increase or a decrease.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    /// Improvement is `actual - baseline`.
-    Increase,
-    /// Improvement is `baseline - actual`.
-    Decrease,
-}
-
-/// A gain-share threshold.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum Threshold {
-    /// A fraction of the baseline, in money.
-    Relative(Expr),
-    /// An amount of money.
-    Absolute(Expr),
-}
-
-/// A gain-share cap.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum ShareCap {
-    /// An amount of money.
-    Amount(Expr),
-    /// A fraction of the baseline, in money.
-    Relative(Expr),
-}
-
-/// Whether a share applies from the first dollar or above the threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Sharing {
-    /// The whole value is shared once the threshold is met.
-    #[default]
-    FirstDollar,
-    /// Only the value above the threshold is shared.
-    AboveThreshold,
-}
-
-/// The loss side of a two-sided gain share.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Losses {
-    /// The share of losses paid back.
-    pub share: Expr,
-    /// The loss threshold.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<Threshold>,
-    /// First dollar or above threshold.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub sharing: Sharing,
-    /// The most paid back.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cap: Option<ShareCap>,
-}
-
-/// `gain_share`: a share of the value of an improvement over a baseline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct GainShareCharge {
-    /// The measured value.
-    pub actual: Expr,
-    /// A baseline's name, or an expression.
-    pub baseline: Expr,
-    /// Whether improvement is an increase or a decrease.
-    pub direction: Direction,
-    /// Money per unit of improvement (default 1).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_per_unit: Option<Expr>,
-    /// The share of gains.
-    pub share: Expr,
-    /// The least gain that is shared.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold: Option<Threshold>,
-    /// First dollar or above threshold.
-    #[serde(default, skip_serializing_if = "is_default")]
-    pub sharing: Sharing,
-    /// The most paid for gains.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cap: Option<ShareCap>,
-    /// The loss side; without it losses cost nothing.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub losses: Option<Losses>,
-}
-
-/// One band of a `bands` charge: a fixed amount, or a percentage of charges.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Band {
-    /// Lower edge, inclusive; none for no lower edge.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Expr>,
-    /// Upper edge, exclusive; none for no upper edge.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Expr>,
-    /// A fixed amount (exclusive with `percent`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub amount: Option<Expr>,
-    /// A percentage of the charges named in `of`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub percent: Option<Expr>,
-    /// Earlier charges whose rounded amounts `percent` applies to.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub of: Option<Vec<String>>,
-}
-
-/// `bands`: a KPI picks a band.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BandsCharge {
-    /// The KPI (any expression).
-    pub kpi: Expr,
-    /// Non-overlapping bands.
-    pub bands: Vec<Band>,
-}
-
-/// Which deviation a corridor pays for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CorridorDirection {
-    /// Positive when actual exceeds target.
-    PayOverrun,
-    /// Positive when actual falls short of target.
-    PayUnderrun,
-}
-
-/// One band of a corridor, on the relative deviation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CorridorBand {
-    /// Lower edge of |d| (default 0).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub from: Option<Expr>,
-    /// Upper edge of |d| (default: no end).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub to: Option<Expr>,
-    /// The share of the deviation inside the band.
-    pub share: Expr,
-}
-
-/// `corridor`: a risk corridor around a target.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CorridorCharge {
-    /// The measured value.
-    pub actual: Expr,
-    /// The target.
-    pub target: Expr,
-    /// Bands on |d|.
-    pub bands: Vec<CorridorBand>,
-    /// Which deviation is paid.
-    pub direction: CorridorDirection,
-}
-
-/// `expr`: an expression's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExprCharge {
-    /// The amount.
-    pub amount: Expr,
-}
-
-/// The kinds of limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LimitKind {
-    /// A maximum.
-    Cap,
-    /// A minimum (commitment), trued up.
-    Floor,
-    /// A prepaid balance drawn down.
-    Credit,
 }
 
 /// Over what a limit counts.

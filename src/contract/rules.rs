@@ -11,10 +11,7 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::load::path_key;
-use super::{
-    Band, BandsCharge, BaselineKind, ChargeKind, Contract, CorridorCharge, PercentageCharge,
-    TieredCharge, Window,
-};
+use super::{BaselineKind, Contract};
 use crate::error::{Error, Result};
 use crate::expr::{Env, Expr};
 use crate::metric::Aggregate;
@@ -33,28 +30,10 @@ pub(crate) fn check(contract: &Contract) -> Result<()> {
     metrics(contract)?;
     baselines(contract)?;
     for (i, charge) in contract.charges.iter().enumerate() {
-        let at = format!("charges[{i}]");
-        match &charge.kind {
-            ChargeKind::Tiered(t) => tiers(contract, &at, t)?,
-            ChargeKind::Bands(b) => bands(contract, &at, i, b)?,
-            ChargeKind::Corridor(c) => corridor(contract, &at, c)?,
-            ChargeKind::Package(p) => {
-                if let Some(size) = constant(contract, &format!("{at}.size"), &p.size)? {
-                    if size <= Decimal::ZERO {
-                        return Err(Error::contract(
-                            format!("{at}.size"),
-                            format!("a package size must be positive, not {size}"),
-                        ));
-                    }
-                }
-            }
-            ChargeKind::Percentage(p) => per_observation_base(contract, &at, p)?,
-            ChargeKind::Fixed(_)
-            | ChargeKind::Unit(_)
-            | ChargeKind::GainShare(_)
-            | ChargeKind::Expr(_)
-            | ChargeKind::Custom(_) => {}
-        }
+        charge.kind.check(&crate::charge::kind::Rules {
+            contract,
+            position: i,
+        })?;
     }
     limits(contract)?;
     amendment_dates(contract)?;
@@ -304,64 +283,15 @@ impl Env for ParamEnv {
     }
 }
 
-fn tiers(contract: &Contract, at: &str, charge: &TieredCharge) -> Result<()> {
-    if charge.tiers.is_empty() {
-        return Err(Error::contract(
-            format!("{at}.tiers"),
-            "at least one tier is required",
-        ));
-    }
-    let last = charge.tiers.len() - 1;
-    let mut previous: Option<Decimal> = None;
-    for (j, tier) in charge.tiers.iter().enumerate() {
-        let path = format!("{at}.tiers[{j}].up_to");
-        match (&tier.up_to, j == last) {
-            (Some(_), true) => {
-                return Err(Error::contract(
-                    path,
-                    "the last tier has no up_to: it holds every greater quantity",
-                ));
-            }
-            (None, false) => {
-                return Err(Error::contract(
-                    path,
-                    "missing field: every tier but the last needs up_to",
-                ));
-            }
-            (Some(up_to), false) => {
-                if let Some(value) = constant(contract, &path, up_to)? {
-                    if value.is_sign_negative() && !value.is_zero() {
-                        return Err(Error::contract(
-                            path,
-                            format!("up_to must not be negative ({value})"),
-                        ));
-                    }
-                    if let Some(before) = previous {
-                        if value <= before {
-                            return Err(Error::contract(
-                                path,
-                                format!("tiers must increase ({before} then {value})"),
-                            ));
-                        }
-                    }
-                    previous = Some(value);
-                }
-            }
-            (None, true) => {}
-        }
-    }
-    Ok(())
-}
-
 /// One end of a band: none, a known value, or an expression's.
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Edge {
+pub(crate) enum Edge {
     Open,
     At(Decimal),
     Unknown,
 }
 
-fn edge(contract: &Contract, path: &str, expr: Option<&Expr>) -> Result<Edge> {
+pub(crate) fn edge(contract: &Contract, path: &str, expr: Option<&Expr>) -> Result<Edge> {
     Ok(match expr {
         None => Edge::Open,
         Some(e) => constant(contract, path, e)?.map_or(Edge::Unknown, Edge::At),
@@ -383,7 +313,7 @@ fn range_text(from: Edge, to: Edge) -> String {
 
 /// Checks `from < to` for each range and that no two known ranges overlap.
 /// `ranges[j]` is the band at `{at}.bands[j]`.
-fn no_overlap(at: &str, ranges: &[(Edge, Edge)]) -> Result<()> {
+pub(crate) fn no_overlap(at: &str, ranges: &[(Edge, Edge)]) -> Result<()> {
     for (j, &(from, to)) in ranges.iter().enumerate() {
         if let (Edge::At(low), Edge::At(high)) = (from, to) {
             if high <= low {
@@ -430,146 +360,6 @@ fn no_overlap(at: &str, ranges: &[(Edge, Edge)]) -> Result<()> {
     Ok(())
 }
 
-fn bands(contract: &Contract, at: &str, position: usize, charge: &BandsCharge) -> Result<()> {
-    let mut ranges = Vec::with_capacity(charge.bands.len());
-    for (j, band) in charge.bands.iter().enumerate() {
-        let path = format!("{at}.bands[{j}]");
-        band_payout(contract, &path, position, band)?;
-        ranges.push((
-            edge(contract, &format!("{path}.from"), band.from.as_ref())?,
-            edge(contract, &format!("{path}.to"), band.to.as_ref())?,
-        ));
-    }
-    no_overlap(at, &ranges)
-}
-
-/// A band pays a fixed `amount`, or a `percent` `of` earlier charges.
-fn band_payout(contract: &Contract, path: &str, position: usize, band: &Band) -> Result<()> {
-    match (&band.amount, &band.percent, &band.of) {
-        (Some(_), None, None) | (None, Some(_), Some(_)) => {}
-        (Some(_), Some(_), _) => {
-            return Err(Error::contract(
-                format!("{path}.percent"),
-                "a band has amount or percent, not both",
-            ));
-        }
-        (Some(_), None, Some(_)) => {
-            return Err(Error::contract(
-                format!("{path}.of"),
-                "of goes with percent, not with amount",
-            ));
-        }
-        (None, Some(_), None) => {
-            return Err(Error::contract(
-                format!("{path}.of"),
-                "missing field: percent needs of, the charges it is a percentage of",
-            ));
-        }
-        (None, None, Some(_)) => {
-            return Err(Error::contract(
-                format!("{path}.percent"),
-                "missing field: of needs percent",
-            ));
-        }
-        (None, None, None) => {
-            return Err(Error::contract(
-                path,
-                "a band needs amount, or percent with of",
-            ));
-        }
-    }
-    let Some(of) = &band.of else { return Ok(()) };
-    if of.is_empty() {
-        return Err(Error::contract(
-            format!("{path}.of"),
-            "must name at least one charge",
-        ));
-    }
-    for (k, name) in of.iter().enumerate() {
-        let item = format!("{path}.of[{k}]");
-        match contract.charges.iter().position(|c| &c.id == name) {
-            None => return Err(Error::contract(item, format!("{name} is not a charge"))),
-            Some(p) if p == position => {
-                return Err(Error::contract(
-                    item,
-                    format!("{name} is this charge itself"),
-                ));
-            }
-            Some(p) if p > position => {
-                return Err(Error::contract(
-                    item,
-                    format!(
-                        "{name} is not an earlier charge: charges are evaluated in the order written"
-                    ),
-                ));
-            }
-            Some(_) => {}
-        }
-        if of[..k].contains(name) {
-            return Err(Error::contract(item, format!("{name} is listed twice")));
-        }
-    }
-    Ok(())
-}
-
-fn corridor(contract: &Contract, at: &str, charge: &CorridorCharge) -> Result<()> {
-    let mut ranges = Vec::with_capacity(charge.bands.len());
-    for (j, band) in charge.bands.iter().enumerate() {
-        let path = format!("{at}.bands[{j}]");
-        // `from` defaults to 0: the deviation |d| is never negative.
-        let from = match edge(contract, &format!("{path}.from"), band.from.as_ref())? {
-            Edge::Open => Edge::At(Decimal::ZERO),
-            other => other,
-        };
-        let to = edge(contract, &format!("{path}.to"), band.to.as_ref())?;
-        for (name, e) in [("from", from), ("to", to)] {
-            if let Edge::At(v) = e {
-                if v.is_sign_negative() && !v.is_zero() {
-                    return Err(Error::contract(
-                        format!("{path}.{name}"),
-                        format!(
-                            "must not be negative ({v}): bands are on the size of the deviation"
-                        ),
-                    ));
-                }
-            }
-        }
-        ranges.push((from, to));
-    }
-    no_overlap(at, &ranges)
-}
-
-/// With `per_observation`, `base` names a metric read per period.
-fn per_observation_base(contract: &Contract, at: &str, charge: &PercentageCharge) -> Result<()> {
-    if charge.per_observation.is_none() {
-        return Ok(());
-    }
-    let path = format!("{at}.base");
-    let Some(name) = charge.base.as_name() else {
-        return Err(Error::contract(
-            path,
-            format!(
-                "with per_observation, base must name a metric, not the expression {:?}",
-                charge.base.text()
-            ),
-        ));
-    };
-    match contract.metrics.get(name) {
-        None => Err(Error::contract(
-            path,
-            format!("with per_observation, base must name a metric: {name} is not one"),
-        )),
-        Some(m) if m.window != Window::Period => Err(Error::contract(
-            path,
-            format!(
-                "with per_observation, base must be a metric with window = \"period\": {name} reads to date"
-            ),
-        )),
-        Some(_) => Ok(()),
-    }
-}
-
-/// The charges a limit acts on, by id: `applies_to` or every charge.
 fn limit_set(contract: &Contract, i: usize) -> Result<BTreeSet<&str>> {
     let limit = &contract.limits[i];
     let Some(applies_to) = &limit.applies_to else {

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 use super::RunOptions;
 use crate::metric::Aggregate;
 use crate::settle::CompiledContract;
-use crate::settle::compile::{Body, CBaseline};
+use crate::settle::compile::CBaseline;
 
 /// What the accumulators of a family must keep, beyond the count.
 #[derive(Debug, Clone, Copy, Default)]
@@ -212,12 +212,8 @@ impl Plan {
                         }
                     }
                     for charge in &program.charges {
-                        if let Body::Percentage {
-                            per_observation: Some(po),
-                            ..
-                        } = &charge.body
-                        {
-                            families[family_of[po.metric]].needs.observations = true;
+                        if let Some(metric) = charge.body.observed_metric() {
+                            families[family_of[metric]].needs.observations = true;
                         }
                     }
                 }

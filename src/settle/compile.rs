@@ -2,17 +2,13 @@
 //! expressions checked, dependencies known for traces.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use crate::charge::ChargeRule;
+pub(crate) use crate::charge::Body;
 use crate::contract::rules::line_rounding;
 use crate::contract::shape::CHAIN_MAX;
-use crate::contract::{
-    Accumulate, BaselineKind, ChargeKind, Contract, CorridorDirection, Direction, LimitKind,
-    Missing, PackageRound, Scope, ShareCap, Sharing, Threshold, TierMode, Window,
-};
+use crate::contract::{BaselineKind, Contract, LimitKind, Missing, Scope, Window};
 use crate::error::{Error, Result};
 use crate::expr::{Compiled, Expr};
 use crate::metric::Aggregate;
@@ -66,120 +62,6 @@ pub(crate) enum CBaseline {
         metric: usize,
         initial: Field,
     },
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CTier {
-    pub up_to: Option<Field>,
-    pub unit_price: Option<Field>,
-    pub flat_fee: Option<Field>,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum BandValue {
-    Amount(Field),
-    Percent(Field, Vec<usize>),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CBand {
-    pub from: Option<Field>,
-    pub to: Option<Field>,
-    pub value: BandValue,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CCorridorBand {
-    pub from: Option<Field>,
-    pub to: Option<Field>,
-    pub share: Field,
-}
-
-#[derive(Debug, Clone)]
-pub(crate) enum CThreshold {
-    Relative(Field),
-    Absolute(Field),
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct CSide {
-    pub share: Field,
-    pub threshold: Option<CThreshold>,
-    pub sharing: Sharing,
-    pub cap: Option<CThreshold>,
-}
-
-// Bodies are built once per contract version and read in place; boxing the
-// large gain-share variant would add an indirection to every settlement.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub(crate) enum Body {
-    Fixed {
-        amount: Field,
-        prorate: bool,
-    },
-    Unit {
-        quantity: Field,
-        unit_price: Field,
-    },
-    Package {
-        quantity: Field,
-        size: Field,
-        price: Field,
-        round: PackageRound,
-    },
-    Tiered {
-        quantity: Field,
-        mode: TierMode,
-        tiers: Vec<CTier>,
-        /// The tiers' values when all are constants: evaluated and checked
-        /// once, here, instead of every period.
-        constant: Option<Vec<crate::charge::tiered::TierValues>>,
-        /// For constant graduated tiers, the whole amounts of the tiers
-        /// before each (`tiered::graduated_before`); empty otherwise.
-        before: Vec<Option<Decimal>>,
-        accumulate: Accumulate,
-    },
-    Percentage {
-        base: Field,
-        rate: Field,
-        per_observation: Option<PerObs>,
-    },
-    GainShare {
-        actual: Field,
-        baseline: Field,
-        direction: Direction,
-        value_per_unit: Option<Field>,
-        gains: CSide,
-        losses: Option<CSide>,
-    },
-    Bands {
-        kpi: Field,
-        bands: Vec<CBand>,
-        /// The bands' edges when all are constants (checked at load).
-        edges: Option<Vec<(Option<Decimal>, Option<Decimal>)>>,
-    },
-    Corridor {
-        actual: Field,
-        target: Field,
-        bands: Vec<CCorridorBand>,
-        direction: CorridorDirection,
-    },
-    Expr {
-        amount: Field,
-    },
-    Custom {
-        rule: Arc<dyn ChargeRule>,
-        fields: Vec<Field>,
-    },
-}
-
-#[derive(Debug, Clone)]
-pub(crate) struct PerObs {
-    pub metric: usize,
-    pub fixed: Option<Field>,
-    pub min: Option<Field>,
-    pub max: Option<Field>,
 }
 
 #[derive(Debug, Clone)]
@@ -300,15 +182,21 @@ struct Compiler<'c> {
     deps: Vec<Vec<u32>>,
     /// The version compiled, whose params fold into constants.
     contract: &'c Contract,
+    /// The slots read by the fields compiled since it was last cleared:
+    /// `field` records them, so a charge's trace inputs are exactly what its
+    /// fields read.
+    reads: Vec<u32>,
 }
 
 impl Compiler<'_> {
     fn field(&mut self, path: &str, expr: &Expr, allowed: Allowed) -> Result<Field> {
         let names = self.names;
+        let reads = &mut self.reads;
         let mut problem: Option<String> = None;
         let code = expr
             .compile(&mut |name| {
                 let slot = *names.index.get(name)?;
+                reads.push(slot);
                 let s = &names.slots[slot as usize];
                 let ok = match (s.kind, allowed) {
                     (SlotKind::Limit, _) => false,
@@ -347,17 +235,48 @@ impl Compiler<'_> {
         })
     }
 
-    fn opt(&mut self, path: &str, expr: &Option<Expr>, allowed: Allowed) -> Result<Option<Field>> {
-        expr.as_ref()
-            .map(|e| self.field(path, e, allowed))
-            .transpose()
-    }
-
     fn slots_of(&self, expr: &Expr) -> Vec<u32> {
         expr.names()
             .iter()
             .filter_map(|n| self.names.index.get(*n).copied())
             .collect()
+    }
+}
+
+/// What a charge kind compiles its fields with: each field at its path
+/// under the charge (`charges[2].tiers[1].up_to`), naming only earlier
+/// charges, with the slots it reads recorded as the charge's trace inputs.
+pub(crate) struct FieldCompiler<'a, 'c> {
+    compiler: &'a mut Compiler<'c>,
+    position: usize,
+}
+
+impl<'c> FieldCompiler<'_, 'c> {
+    /// Compiles the charge's field `field` (a path under the charge).
+    pub(crate) fn field(&mut self, field: &str, expr: &Expr) -> Result<Field> {
+        let path = self.path(field);
+        self.compiler
+            .field(&path, expr, Allowed::ChargesBefore(self.position))
+    }
+
+    /// Compiles an optional field.
+    pub(crate) fn opt(&mut self, field: &str, expr: &Option<Expr>) -> Result<Option<Field>> {
+        expr.as_ref().map(|e| self.field(field, e)).transpose()
+    }
+
+    /// The path of the charge's field `field`, for errors.
+    pub(crate) fn path(&self, field: &str) -> String {
+        format!("charges[{}].{field}", self.position)
+    }
+
+    /// The contract version compiled.
+    pub(crate) fn contract(&self) -> &'c Contract {
+        self.compiler.contract
+    }
+
+    /// The charge's position among the charges.
+    pub(crate) fn position(&self) -> usize {
+        self.position
     }
 }
 
@@ -369,6 +288,7 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         names: &names,
         deps: vec![Vec::new(); names.slots.len()],
         contract,
+        reads: Vec::new(),
     };
 
     let mut params = Vec::new();
@@ -461,333 +381,17 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
 
     let mut charges = Vec::new();
     for (i, charge) in contract.charges.iter().enumerate() {
-        let p = |f: &str| format!("charges[{i}].{f}");
-        let here = Allowed::ChargesBefore(i);
-        let mut direct: Vec<u32> = Vec::new();
-        let mut read = |c: &Compiler<'_>, e: &Expr| direct.extend(c.slots_of(e));
-        let body = match &charge.kind {
-            ChargeKind::Fixed(f) => {
-                read(&c, &f.amount);
-                Body::Fixed {
-                    amount: c.field(&p("amount"), &f.amount, here)?,
-                    prorate: f.prorate,
-                }
-            }
-            ChargeKind::Unit(u) => {
-                read(&c, &u.quantity);
-                read(&c, &u.unit_price);
-                Body::Unit {
-                    quantity: c.field(&p("quantity"), &u.quantity, here)?,
-                    unit_price: c.field(&p("unit_price"), &u.unit_price, here)?,
-                }
-            }
-            ChargeKind::Package(k) => {
-                for e in [&k.quantity, &k.size, &k.price] {
-                    read(&c, e);
-                }
-                Body::Package {
-                    quantity: c.field(&p("quantity"), &k.quantity, here)?,
-                    size: c.field(&p("size"), &k.size, here)?,
-                    price: c.field(&p("price"), &k.price, here)?,
-                    round: k.round,
-                }
-            }
-            ChargeKind::Tiered(t) => {
-                read(&c, &t.quantity);
-                let mut tiers = Vec::new();
-                for (j, tier) in t.tiers.iter().enumerate() {
-                    for e in [&tier.up_to, &tier.unit_price, &tier.flat_fee]
-                        .into_iter()
-                        .flatten()
-                    {
-                        read(&c, e);
-                    }
-                    tiers.push(CTier {
-                        up_to: c.opt(&p(&format!("tiers[{j}].up_to")), &tier.up_to, here)?,
-                        unit_price: c.opt(
-                            &p(&format!("tiers[{j}].unit_price")),
-                            &tier.unit_price,
-                            here,
-                        )?,
-                        flat_fee: c.opt(
-                            &p(&format!("tiers[{j}].flat_fee")),
-                            &tier.flat_fee,
-                            here,
-                        )?,
-                    });
-                }
-                if tiers.is_empty() {
-                    return Err(Error::contract(
-                        p("tiers"),
-                        "a tiered charge needs at least one tier",
-                    ));
-                }
-                // Constant tiers were checked at load (`rules`), under every
-                // version; only their values are kept here.
-                let constant = constant_tiers(&tiers);
-                let before = match (&constant, t.mode) {
-                    (Some(values), TierMode::Graduated) => {
-                        crate::charge::tiered::graduated_before(values)
-                    }
-                    _ => Vec::new(),
-                };
-                Body::Tiered {
-                    quantity: c.field(&p("quantity"), &t.quantity, here)?,
-                    mode: t.mode,
-                    tiers,
-                    constant,
-                    before,
-                    accumulate: t.accumulate,
-                }
-            }
-            ChargeKind::Percentage(k) => {
-                read(&c, &k.base);
-                read(&c, &k.rate);
-                let per_observation = match &k.per_observation {
-                    None => None,
-                    Some(po) => {
-                        let metric = k
-                            .base
-                            .as_name()
-                            .and_then(|n| contract.metrics.get(n).map(|m| (n, m)))
-                            .filter(|(_, m)| m.window == Window::Period)
-                            .map(|(n, _)| contract.metrics.keys().position(|k| k == n).unwrap_or(0))
-                            .ok_or_else(|| {
-                                Error::contract(
-                                    p("base"),
-                                    format!(
-                                        "with per_observation, base must name a metric with window = \"period\", not {:?}",
-                                        k.base.text()
-                                    ),
-                                )
-                            })?;
-                        for e in [&po.fixed, &po.min, &po.max].into_iter().flatten() {
-                            read(&c, e);
-                        }
-                        Some(PerObs {
-                            metric,
-                            fixed: c.opt(&p("per_observation.fixed"), &po.fixed, here)?,
-                            min: c.opt(&p("per_observation.min"), &po.min, here)?,
-                            max: c.opt(&p("per_observation.max"), &po.max, here)?,
-                        })
-                    }
-                };
-                Body::Percentage {
-                    base: c.field(&p("base"), &k.base, here)?,
-                    rate: c.field(&p("rate"), &k.rate, here)?,
-                    per_observation,
-                }
-            }
-            ChargeKind::GainShare(g) => {
-                read(&c, &g.actual);
-                read(&c, &g.baseline);
-                read(&c, &g.share);
-                let threshold = |c: &mut Compiler<'_>,
-                                 path: String,
-                                 t: &Option<Threshold>|
-                 -> Result<Option<CThreshold>> {
-                    Ok(match t {
-                        None => None,
-                        Some(Threshold::Relative(e)) => Some(CThreshold::Relative(c.field(
-                            &format!("{path}.relative"),
-                            e,
-                            here,
-                        )?)),
-                        Some(Threshold::Absolute(e)) => Some(CThreshold::Absolute(c.field(
-                            &format!("{path}.absolute"),
-                            e,
-                            here,
-                        )?)),
-                    })
-                };
-                let cap = |c: &mut Compiler<'_>,
-                           path: String,
-                           t: &Option<ShareCap>|
-                 -> Result<Option<CThreshold>> {
-                    Ok(match t {
-                        None => None,
-                        Some(ShareCap::Relative(e)) => Some(CThreshold::Relative(c.field(
-                            &format!("{path}.relative"),
-                            e,
-                            here,
-                        )?)),
-                        Some(ShareCap::Amount(e)) => Some(CThreshold::Absolute(c.field(
-                            &format!("{path}.amount"),
-                            e,
-                            here,
-                        )?)),
-                    })
-                };
-                for t in [&g.threshold].into_iter().flatten() {
-                    match t {
-                        Threshold::Relative(e) | Threshold::Absolute(e) => read(&c, e),
-                    }
-                }
-                for t in [&g.cap].into_iter().flatten() {
-                    match t {
-                        ShareCap::Relative(e) | ShareCap::Amount(e) => read(&c, e),
-                    }
-                }
-                if let Some(v) = &g.value_per_unit {
-                    read(&c, v);
-                }
-                let gains = CSide {
-                    share: c.field(&p("share"), &g.share, here)?,
-                    threshold: threshold(&mut c, p("threshold"), &g.threshold)?,
-                    sharing: g.sharing,
-                    cap: cap(&mut c, p("cap"), &g.cap)?,
-                };
-                let losses = match &g.losses {
-                    None => None,
-                    Some(l) => {
-                        read(&c, &l.share);
-                        for t in [&l.threshold].into_iter().flatten() {
-                            match t {
-                                Threshold::Relative(e) | Threshold::Absolute(e) => read(&c, e),
-                            }
-                        }
-                        for t in [&l.cap].into_iter().flatten() {
-                            match t {
-                                ShareCap::Relative(e) | ShareCap::Amount(e) => read(&c, e),
-                            }
-                        }
-                        Some(CSide {
-                            share: c.field(&p("losses.share"), &l.share, here)?,
-                            threshold: threshold(&mut c, p("losses.threshold"), &l.threshold)?,
-                            sharing: l.sharing,
-                            cap: cap(&mut c, p("losses.cap"), &l.cap)?,
-                        })
-                    }
-                };
-                Body::GainShare {
-                    actual: c.field(&p("actual"), &g.actual, here)?,
-                    baseline: c.field(&p("baseline"), &g.baseline, here)?,
-                    direction: g.direction,
-                    value_per_unit: c.opt(&p("value_per_unit"), &g.value_per_unit, here)?,
-                    gains,
-                    losses,
-                }
-            }
-            ChargeKind::Bands(b) => {
-                read(&c, &b.kpi);
-                let mut bands = Vec::new();
-                for (j, band) in b.bands.iter().enumerate() {
-                    let bp = |f: &str| p(&format!("bands[{j}].{f}"));
-                    for e in [&band.from, &band.to, &band.amount, &band.percent]
-                        .into_iter()
-                        .flatten()
-                    {
-                        read(&c, e);
-                    }
-                    let value = match (&band.amount, &band.percent, &band.of) {
-                        (Some(a), None, None) => {
-                            BandValue::Amount(c.field(&bp("amount"), a, here)?)
-                        }
-                        (None, Some(pct), Some(of)) => {
-                            let mut idx = Vec::new();
-                            for (k, id) in of.iter().enumerate() {
-                                let pos = contract.charges[..i]
-                                    .iter()
-                                    .position(|ch| &ch.id == id)
-                                    .ok_or_else(|| {
-                                        Error::contract(
-                                            bp(&format!("of[{k}]")),
-                                            format!("{id} is not an earlier charge"),
-                                        )
-                                    })?;
-                                idx.push(pos);
-                            }
-                            BandValue::Percent(c.field(&bp("percent"), pct, here)?, idx)
-                        }
-                        (None, Some(_), None) => {
-                            return Err(Error::contract(
-                                bp("of"),
-                                "a band with percent needs of, the charges it is a percentage of",
-                            ));
-                        }
-                        (Some(_), Some(_), _) => {
-                            return Err(Error::contract(
-                                bp("percent"),
-                                "a band has either amount or percent, not both",
-                            ));
-                        }
-                        (None, None, _) => {
-                            return Err(Error::contract(
-                                bp("amount"),
-                                "a band needs amount, or percent with of",
-                            ));
-                        }
-                        (Some(_), None, Some(_)) => {
-                            return Err(Error::contract(
-                                bp("of"),
-                                "of goes with percent, not with amount",
-                            ));
-                        }
-                    };
-                    bands.push(CBand {
-                        from: c.opt(&bp("from"), &band.from, here)?,
-                        to: c.opt(&bp("to"), &band.to, here)?,
-                        value,
-                    });
-                }
-                let value = |f: &Option<Field>| match f {
-                    None => Some(None),
-                    Some(f) => f.code.constant().map(Some),
-                };
-                let edges = bands
-                    .iter()
-                    .map(|b| Some((value(&b.from)?, value(&b.to)?)))
-                    .collect();
-                Body::Bands {
-                    kpi: c.field(&p("kpi"), &b.kpi, here)?,
-                    bands,
-                    edges,
-                }
-            }
-            ChargeKind::Corridor(k) => {
-                read(&c, &k.actual);
-                read(&c, &k.target);
-                let mut bands = Vec::new();
-                for (j, band) in k.bands.iter().enumerate() {
-                    let bp = |f: &str| p(&format!("bands[{j}].{f}"));
-                    for e in [&band.from, &band.to].into_iter().flatten() {
-                        read(&c, e);
-                    }
-                    read(&c, &band.share);
-                    bands.push(CCorridorBand {
-                        from: c.opt(&bp("from"), &band.from, here)?,
-                        to: c.opt(&bp("to"), &band.to, here)?,
-                        share: c.field(&bp("share"), &band.share, here)?,
-                    });
-                }
-                Body::Corridor {
-                    actual: c.field(&p("actual"), &k.actual, here)?,
-                    target: c.field(&p("target"), &k.target, here)?,
-                    bands,
-                    direction: k.direction,
-                }
-            }
-            ChargeKind::Expr(k) => {
-                read(&c, &k.amount);
-                Body::Expr {
-                    amount: c.field(&p("amount"), &k.amount, here)?,
-                }
-            }
-            ChargeKind::Custom(custom) => {
-                let rule = custom.0.clone();
-                let mut fields = Vec::new();
-                for (name, e) in rule.fields() {
-                    read(&c, e);
-                    fields.push(c.field(&p(name), e, here)?);
-                }
-                Body::Custom { rule, fields }
-            }
-        };
+        // Each field the kind compiles records the slots it reads.
+        c.reads.clear();
+        let body = charge.kind.compile(&mut FieldCompiler {
+            compiler: &mut c,
+            position: i,
+        })?;
         charges.push(CCharge {
             id: charge.id.clone(),
             kind: charge.kind.name().to_string(),
             body,
-            inputs: closure(&c.deps, &direct),
+            inputs: closure(&c.deps, &c.reads),
         });
     }
 
@@ -856,26 +460,6 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         limits,
         charge_slot0,
     })
-}
-
-/// The tiers' values, when every field of every tier is a constant.
-fn constant_tiers(tiers: &[CTier]) -> Option<Vec<crate::charge::tiered::TierValues>> {
-    let value = |f: &Option<Field>| -> Option<Option<Decimal>> {
-        match f {
-            None => Some(None),
-            Some(f) => f.code.constant().map(Some),
-        }
-    };
-    tiers
-        .iter()
-        .map(|t| {
-            Some(crate::charge::tiered::TierValues {
-                up_to: value(&t.up_to)?,
-                unit_price: value(&t.unit_price)?.unwrap_or_default(),
-                flat_fee: value(&t.flat_fee)?.unwrap_or_default(),
-            })
-        })
-        .collect()
 }
 
 /// The slots `direct` reads, directly or through KPIs and baselines, sorted.
@@ -1023,10 +607,9 @@ aggregate = "sum"
             .map(|v| {
                 let program = super::compile(&v.contract).expect("compiles");
                 match &program.charges[0].body {
-                    super::Body::Unit {
-                        quantity,
-                        unit_price,
-                    } => (quantity.code.constant(), unit_price.code.constant()),
+                    super::Body::Unit(u) => {
+                        (u.quantity.code.constant(), u.unit_price.code.constant())
+                    }
                     _ => panic!("a unit charge"),
                 }
             })
@@ -1036,7 +619,7 @@ aggregate = "sum"
         assert_eq!(folded, vec![(None, d(2)), (None, d(3))]);
         let program = super::compile(&versions[0].contract).expect("compiles");
         match &program.charges[1].body {
-            super::Body::Fixed { amount, .. } => assert_eq!(amount.code.constant(), None),
+            super::Body::Fixed(f) => assert_eq!(f.amount.code.constant(), None),
             _ => panic!("a fixed charge"),
         }
     }

@@ -2,16 +2,16 @@
 
 use rust_decimal::Decimal;
 
-use super::compile::{BandValue, Body, CBaseline, CSide, CThreshold, Field, Program, SlotKind};
+use super::compile::{CBaseline, Field, Program, SlotKind};
 use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
 
-use crate::charge::{ChargeContext, corridor, gain_share, tiered};
-use crate::contract::{Accumulate, Direction, LimitKind, Missing, PackageRound, Scope, Window};
+use crate::charge::ChargeContext;
+use crate::contract::{Missing, Scope, Window};
 use crate::error::{Error, ErrorKind, Result};
 
 /// Results inside evaluation box their error, so the values that flow on
 /// the hot path stay small.
-type R<T> = std::result::Result<T, Box<Error>>;
+pub(crate) type R<T> = std::result::Result<T, Box<Error>>;
 use crate::expr::{Env, EvalError};
 use crate::metric::{MetricSource, Query};
 use crate::money::{Rounding, format_normalized};
@@ -31,6 +31,7 @@ impl Trace {
         }
     }
 
+    #[inline(always)]
     fn step(&mut self, step: impl FnOnce() -> String, value: Decimal) {
         if self.on {
             self.steps.push(Step {
@@ -91,9 +92,7 @@ struct Eval<'a> {
     marks: &'a [Option<Decimal>],
     values: Vec<Option<Decimal>>,
     /// Reused buffers, so evaluating tiers and bands does not allocate.
-    tier_buf: Vec<tiered::TierValues>,
-    band_buf: Vec<corridor::BandValues>,
-    edge_buf: Vec<(Option<Decimal>, Option<Decimal>)>,
+    buffers: crate::charge::Buffers,
     /// Observations read per metric (for traces).
     counts: Vec<u64>,
     /// Where an error is being reported from.
@@ -409,15 +408,186 @@ const CHAIN_RED_ZONE: usize = 64 * 1024;
 /// How much stack a lookup adds at a time.
 const CHAIN_GROWTH: usize = 1024 * 1024;
 
-/// A custom rule's view of the period.
-struct CustomCtx<'e, 'a> {
+/// What a charge kind reads and reports while it prices a period: the
+/// built-in kinds' view of the period, and (as a [`ChargeContext`]) the
+/// embedding program's rules' view too.
+pub(crate) struct Pricing<'e, 'a> {
     eval: &'e mut Eval<'a>,
-    fields: &'a [Field],
     trace: &'e mut Trace,
+    /// The charge's position.
+    charge: usize,
+    /// Year-to-date quantities, one per charge.
+    year_to_date: &'e mut [Decimal],
+    /// A custom rule's fields (none for built-in kinds).
+    fields: &'e [Field],
     quantity: Option<Decimal>,
+    rounded: bool,
 }
 
-impl ChargeContext for CustomCtx<'_, '_> {
+impl<'a> Pricing<'_, 'a> {
+    /// A field's value; `name` names it in an error (made only then).
+    #[inline(always)]
+    pub(crate) fn value(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
+        self.eval.field(name, field)
+    }
+
+    /// An optional field's value.
+    #[inline]
+    pub(crate) fn opt(
+        &mut self,
+        name: impl std::fmt::Display,
+        field: &Option<Field>,
+    ) -> R<Option<Decimal>> {
+        self.eval.opt(name, field)
+    }
+
+    /// Records a step of the trace; its text is made only when tracing.
+    #[inline(always)]
+    pub(crate) fn trace(&mut self, step: impl FnOnce() -> String, value: Decimal) {
+        self.trace.step(step, value);
+    }
+
+    /// Records a step whose value is shown as `value` gives it.
+    pub(crate) fn trace_text(
+        &mut self,
+        step: impl FnOnce() -> String,
+        value: impl FnOnce() -> String,
+    ) {
+        if self.trace.on {
+            self.trace.steps.push(Step {
+                step: step(),
+                value: value(),
+            });
+        }
+    }
+
+    /// Whether the line's trace is written.
+    pub(crate) fn tracing(&self) -> bool {
+        self.trace.on
+    }
+
+    /// A step writer for the kinds' pure functions (lazy, like `trace`).
+    pub(crate) fn describer(&mut self) -> impl FnMut(&dyn Fn() -> String, Decimal) + '_ {
+        self.trace.describer()
+    }
+
+    /// A settlement error of `kind`, prefixed with the charge.
+    pub(crate) fn fail(&self, kind: ErrorKind, message: impl std::fmt::Display) -> Box<Error> {
+        self.eval
+            .fail(kind, format!("{}: {message}", self.eval.context()))
+    }
+
+    /// The amount overflows a decimal.
+    pub(crate) fn overflow(&self) -> Box<Error> {
+        self.eval.overflow()
+    }
+
+    /// The period being settled.
+    pub(crate) fn period(&self) -> &'a Period {
+        self.eval.period
+    }
+
+    /// The contract's line rounding.
+    pub(crate) fn rounding(&self) -> Rounding {
+        self.eval.cc.rounding
+    }
+
+    /// Whether the period is the first of its contract year.
+    pub(crate) fn year_starts(&self) -> bool {
+        let e = &self.eval;
+        e.period.index == 0
+            || e.cc.periods()[e.period.index - 1].contract_year != e.period.contract_year
+    }
+
+    /// The charge's year-to-date quantity (before this period, until set).
+    pub(crate) fn year_to_date(&mut self) -> &mut Decimal {
+        &mut self.year_to_date[self.charge]
+    }
+
+    /// Sets the line's `quantity`.
+    pub(crate) fn set_quantity(&mut self, quantity: Decimal) {
+        self.quantity = Some(quantity);
+    }
+
+    /// The amount returned is already rounded (year-to-date tiers).
+    pub(crate) fn set_rounded(&mut self) {
+        self.rounded = true;
+    }
+
+    /// Buffers reused across periods.
+    pub(crate) fn buffers(&mut self) -> &mut crate::charge::Buffers {
+        &mut self.eval.buffers
+    }
+
+    /// The rounded amount of the earlier charge at `position` this period.
+    pub(crate) fn charge_amount(&self, position: usize) -> Decimal {
+        let slot = self.eval.program.charge_slot0 as usize + position;
+        self.eval
+            .values
+            .get(slot)
+            .copied()
+            .flatten()
+            .unwrap_or_default()
+    }
+
+    /// The id of the charge at `position`.
+    pub(crate) fn charge_id(&self, position: usize) -> &'a str {
+        self.eval
+            .program
+            .charges
+            .get(position)
+            .map_or("", |c| c.id.as_str())
+    }
+
+    /// The series metric `metric` reads.
+    pub(crate) fn series(&self, metric: usize) -> &'a str {
+        self.eval
+            .program
+            .metrics
+            .get(metric)
+            .map_or("", |m| m.series.as_str())
+    }
+
+    /// Hands every observation metric `metric` reads in the period itself
+    /// to `visit`.
+    pub(crate) fn scan_period(
+        &mut self,
+        metric: usize,
+        visit: &mut dyn FnMut(&crate::metric::Observation) -> Result<()>,
+    ) -> R<()> {
+        let e = &*self.eval;
+        let Some(m) = e.program.metrics.get(metric) else {
+            return Err(e.fail(ErrorKind::InvalidValue, format!("no metric {metric}")));
+        };
+        let (start, end) = e.window(Window::Period);
+        e.source.scan(&e.query(m, start, end), visit)?;
+        Ok(())
+    }
+
+    /// Runs a custom rule with its fields as the context's fields.
+    pub(crate) fn with_fields<T>(
+        &mut self,
+        fields: &[Field],
+        rule: impl FnOnce(&mut dyn ChargeContext) -> T,
+    ) -> T {
+        let mut cx = Pricing {
+            eval: &mut *self.eval,
+            trace: &mut *self.trace,
+            charge: self.charge,
+            year_to_date: &mut *self.year_to_date,
+            fields,
+            quantity: self.quantity,
+            rounded: self.rounded,
+        };
+        let out = rule(&mut cx);
+        let (quantity, rounded) = (cx.quantity, cx.rounded);
+        self.quantity = quantity;
+        self.rounded = rounded;
+        out
+    }
+}
+
+impl ChargeContext for Pricing<'_, '_> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
         let f = fields.get(index).ok_or_else(|| {
@@ -486,9 +656,7 @@ pub struct Amounts {
     pub total: Decimal,
     values: Vec<Option<Decimal>>,
     counts: Vec<u64>,
-    tiers: Vec<tiered::TierValues>,
-    bands: Vec<corridor::BandValues>,
-    edges: Vec<(Option<Decimal>, Option<Decimal>)>,
+    buffers: crate::charge::Buffers,
 }
 
 /// Settles period `state.next_period` into `out`, updating `state` in
@@ -550,9 +718,7 @@ pub(crate) fn settle_core(
         as_of,
         marks: marks.as_slice(),
         values,
-        tier_buf: std::mem::take(&mut out.tiers),
-        band_buf: std::mem::take(&mut out.bands),
-        edge_buf: std::mem::take(&mut out.edges),
+        buffers: std::mem::take(&mut out.buffers),
         counts,
         context: Context::None,
     };
@@ -561,8 +727,17 @@ pub(crate) fn settle_core(
     for (i, charge) in program.charges.iter().enumerate() {
         eval.context = Context::Charge(i);
         let mut trace = Trace::new(tracing);
-        let (exact, quantity, already_rounded) =
-            charge_amount(&mut eval, i, &charge.body, &mut trace, year_to_date)?;
+        let mut cx = Pricing {
+            eval: &mut eval,
+            trace: &mut trace,
+            charge: i,
+            year_to_date,
+            fields: &[],
+            quantity: None,
+            rounded: false,
+        };
+        let exact = charge.body.amount(&mut cx)?;
+        let (quantity, already_rounded) = (cx.quantity, cx.rounded);
         let amount = if already_rounded {
             exact
         } else {
@@ -616,92 +791,28 @@ pub(crate) fn settle_core(
         };
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
-        let zero = Decimal::ZERO;
-        let before = running[j];
-        let line = match (limit.kind, limit.scope) {
-            (LimitKind::Cap, Scope::Period) => {
-                let line = amount
-                    .checked_sub(base)
-                    .ok_or_else(|| eval.overflow())?
-                    .min(zero);
-                trace.step(|| "min(0, amount - base)".into(), line);
-                line
-            }
-            (LimitKind::Cap, _) => {
-                trace.step(|| "running total C before this period".into(), before);
-                let room = amount
-                    .checked_sub(before)
-                    .and_then(|r| r.checked_sub(base))
-                    .ok_or_else(|| eval.overflow())?;
-                let line = room.max(-base.max(zero)).min(zero);
-                trace.step(
-                    || "min(0, max(amount - C - base, -max(base, 0)))".into(),
-                    line,
-                );
-                running[j] = before
-                    .checked_add(base)
-                    .and_then(|r| r.checked_add(line))
-                    .ok_or_else(|| eval.overflow())?;
-                line
-            }
-            (LimitKind::Floor, Scope::Period) => {
-                let line = amount
-                    .checked_sub(base)
-                    .ok_or_else(|| eval.overflow())?
-                    .max(zero);
-                trace.step(|| "max(0, amount - base)".into(), line);
-                line
-            }
-            (LimitKind::Floor, scope) => {
-                let last = match scope {
-                    Scope::Term => index + 1 == periods.len(),
-                    _ => cc.schedule.is_last_of_year(index),
-                };
-                trace.step(|| "running total C before this period".into(), before);
-                let line = if last {
-                    let room = amount
-                        .checked_sub(before)
-                        .and_then(|r| r.checked_sub(base))
-                        .ok_or_else(|| eval.overflow())?;
-                    let line = room.max(zero);
-                    trace.step(
-                        || "true-up in the scope's last period: max(0, amount - C - base)".into(),
-                        line,
-                    );
-                    line
-                } else {
-                    zero
-                };
-                running[j] = before
-                    .checked_add(base)
-                    .and_then(|r| r.checked_add(line))
-                    .ok_or_else(|| eval.overflow())?;
-                line
-            }
-            (LimitKind::Credit, _) => {
-                let balance = amount
-                    .checked_sub(before)
-                    .ok_or_else(|| eval.overflow())?
-                    .max(zero);
-                trace.step(|| "credit drawn earlier in the scope".into(), before);
-                trace.step(|| "balance: max(0, amount - drawn)".into(), balance);
-                let line = -(balance.min(base.max(zero)));
-                trace.step(|| "-min(balance, max(base, 0))".into(), line);
-                running[j] = before.checked_sub(line).ok_or_else(|| eval.overflow())?;
-                line
-            }
+        let scope = limit.scope;
+        let last = || match scope {
+            Scope::Term => index + 1 == periods.len(),
+            _ => cc.schedule.is_last_of_year(index),
         };
+        let terms = crate::limit::Terms {
+            scope,
+            amount,
+            base,
+            running: &mut running[j],
+            last: &last,
+        };
+        let line = limit
+            .kind
+            .line(terms, &mut trace.describer())
+            .ok_or_else(|| eval.overflow())?;
         out.limits[j] = line;
         if let Some((lines, _)) = lines.as_mut() {
             if !line.is_zero() {
                 lines.push(Line {
                     charge: limit.name.clone(),
-                    kind: match limit.kind {
-                        LimitKind::Cap => "cap",
-                        LimitKind::Floor => "floor",
-                        LimitKind::Credit => "credit",
-                    }
-                    .to_string(),
+                    kind: limit.kind.name().to_string(),
                     quantity: None,
                     amount: line,
                     trace: trace.steps,
@@ -733,9 +844,7 @@ pub(crate) fn settle_core(
     }
     out.values = std::mem::take(&mut eval.values);
     out.counts = std::mem::take(&mut eval.counts);
-    out.tiers = std::mem::take(&mut eval.tier_buf);
-    out.bands = std::mem::take(&mut eval.band_buf);
-    out.edges = std::mem::take(&mut eval.edge_buf);
+    out.buffers = std::mem::take(&mut eval.buffers);
     drop(eval);
     for (b, v) in new_marks.into_iter().flatten() {
         marks[b] = Some(v);
@@ -753,515 +862,4 @@ fn base_names(program: &Program, limit: usize) -> String {
         .collect();
     names.extend(l.nested.iter().map(|&k| program.limits[k].name.as_str()));
     names.join(", ")
-}
-
-/// Computes charge `i`'s exact amount, its quantity, and whether the amount
-/// is already rounded (year-to-date tiers round inside their formula).
-#[inline(always)]
-fn charge_amount<'a>(
-    e: &mut Eval<'a>,
-    i: usize,
-    body: &'a Body,
-    t: &mut Trace,
-    year_to_date: &mut [Decimal],
-) -> R<(Decimal, Option<Decimal>, bool)> {
-    let overflow = |e: &Eval<'_>| e.overflow();
-    match body {
-        Body::Fixed { amount, prorate } => {
-            let a = e.field("amount", amount)?;
-            t.step(|| format!("amount {}", amount.text), a);
-            if *prorate && e.period.is_stub() {
-                let (d, full) = (
-                    Decimal::from(e.period.days()),
-                    Decimal::from(e.period.full_days()),
-                );
-                let v = a
-                    .checked_mul(d)
-                    .and_then(|x| x.checked_div(full))
-                    .ok_or_else(|| overflow(e))?;
-                t.step(
-                    || format!("prorated for a stub: amount * {d} / {full} days"),
-                    v,
-                );
-                Ok((v, None, false))
-            } else {
-                Ok((a, None, false))
-            }
-        }
-        Body::Unit {
-            quantity,
-            unit_price,
-        } => {
-            let q = e.field("quantity", quantity)?;
-            let p = e.field("unit_price", unit_price)?;
-            t.step(|| format!("quantity: {}", quantity.text), q);
-            let v = q.checked_mul(p).ok_or_else(|| overflow(e))?;
-            t.step(
-                || format!("quantity * unit_price {}", format_normalized(p)),
-                v,
-            );
-            Ok((v, Some(q), false))
-        }
-        Body::Package {
-            quantity,
-            size,
-            price,
-            round,
-        } => {
-            let q = e.field("quantity", quantity)?;
-            let s = e.field("size", size)?;
-            let p = e.field("price", price)?;
-            t.step(|| format!("quantity: {}", quantity.text), q);
-            if q.is_sign_negative() && !q.is_zero() {
-                return Err(e.fail(
-                    ErrorKind::InvalidValue,
-                    format!("{}: quantity is negative ({q})", e.context()),
-                ));
-            }
-            if s <= Decimal::ZERO {
-                return Err(e.fail(
-                    ErrorKind::InvalidValue,
-                    format!("{}: size must be positive, not {s}", e.context()),
-                ));
-            }
-            let ratio = q.checked_div(s).ok_or_else(|| overflow(e))?;
-            let packages = match round {
-                PackageRound::Up => ratio.ceil(),
-                PackageRound::Down => ratio.floor(),
-            };
-            t.step(
-                || {
-                    format!(
-                        "packages of {}: {}",
-                        format_normalized(s),
-                        if *round == PackageRound::Up {
-                            "ceil(quantity / size)"
-                        } else {
-                            "floor(quantity / size)"
-                        }
-                    )
-                },
-                packages,
-            );
-            let v = packages.checked_mul(p).ok_or_else(|| overflow(e))?;
-            t.step(|| format!("packages * price {}", format_normalized(p)), v);
-            Ok((v, Some(q), false))
-        }
-        Body::Tiered {
-            quantity,
-            mode,
-            tiers,
-            constant,
-            before: whole_before,
-            accumulate,
-        } => {
-            let q = e.field("quantity", quantity)?;
-            t.step(|| format!("quantity: {}", quantity.text), q);
-            if q.is_sign_negative() && !q.is_zero() {
-                return Err(e.fail(
-                    ErrorKind::InvalidValue,
-                    format!("{}: quantity is negative ({q})", e.context()),
-                ));
-            }
-            // Constant tiers are read where they are; others are evaluated
-            // into the reused buffer.
-            let mut buf = Vec::new();
-            let values: &[tiered::TierValues] = match constant {
-                Some(fixed) => fixed,
-                None => {
-                    buf = std::mem::take(&mut e.tier_buf);
-                    buf.clear();
-                    for (j, tier) in tiers.iter().enumerate() {
-                        buf.push(tiered::TierValues {
-                            up_to: e.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
-                            unit_price: e
-                                .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
-                                .unwrap_or_default(),
-                            flat_fee: e
-                                .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
-                                .unwrap_or_default(),
-                        });
-                    }
-                    if let Err((j, m)) = tiered::check(&buf) {
-                        return Err(e.fail(
-                            ErrorKind::InvalidValue,
-                            format!("{}: tiers[{j}]: {m}", e.context()),
-                        ));
-                    }
-                    &buf
-                }
-            };
-            let result = match accumulate {
-                Accumulate::Period => {
-                    let v = priced(*mode, values, whole_before, q, t).ok_or_else(|| overflow(e))?;
-                    Ok((v, Some(q), false))
-                }
-                Accumulate::ContractYear => {
-                    let before = year_to_date[i];
-                    let y = before.checked_add(q).ok_or_else(|| overflow(e))?;
-                    let first = e.period.index == 0
-                        || e.cc.periods()[e.period.index - 1].contract_year
-                            != e.period.contract_year;
-                    let r = e.cc.rounding;
-                    let a_y =
-                        priced(*mode, values, whole_before, y, t).ok_or_else(|| overflow(e))?;
-                    let a_y = r.round(a_y);
-                    let a_before = if first {
-                        Decimal::ZERO
-                    } else {
-                        r.round(
-                            tiered::amount_quietly(*mode, values, whole_before, before)
-                                .ok_or_else(|| overflow(e))?,
-                        )
-                    };
-                    year_to_date[i] = y;
-                    t.step(|| "year to date Y".into(), y);
-                    t.step(|| "round(A(Y))".into(), a_y);
-                    t.step(
-                        || {
-                            if first {
-                                "round(A(Y - q)): 0 in the year's first period".into()
-                            } else {
-                                "round(A(Y - q))".into()
-                            }
-                        },
-                        a_before,
-                    );
-                    let v = a_y - a_before;
-                    if t.on {
-                        t.steps.push(Step {
-                            step: "round(A(Y)) - round(A(Y - q))".into(),
-                            value: r.format(v),
-                        });
-                    }
-                    Ok((r.round(v), Some(q), true))
-                }
-            };
-            if constant.is_none() {
-                e.tier_buf = buf;
-            }
-            result
-        }
-        Body::Percentage {
-            base,
-            rate,
-            per_observation,
-        } => {
-            let r = e.field("rate", rate)?;
-            match per_observation {
-                None => {
-                    let b = e.field("base", base)?;
-                    t.step(|| format!("base: {}", base.text), b);
-                    let v = b.checked_mul(r).ok_or_else(|| overflow(e))?;
-                    t.step(|| format!("base * rate {}", format_normalized(r)), v);
-                    Ok((v, None, false))
-                }
-                Some(po) => {
-                    let fixed = e
-                        .opt("per_observation.fixed", &po.fixed)?
-                        .unwrap_or_default();
-                    let min = e.opt("per_observation.min", &po.min)?;
-                    let max = e.opt("per_observation.max", &po.max)?;
-                    let program = e.program;
-                    let m = &program.metrics[po.metric];
-                    let (start, end) = e.window(Window::Period);
-                    let query = e.query(m, start, end);
-                    let mut sum = Decimal::ZERO;
-                    let mut n: u64 = 0;
-                    let mut overflowed = false;
-                    e.source.scan(&query, &mut |o| {
-                        let mut each = o.value.checked_mul(r).and_then(|x| x.checked_add(fixed));
-                        if let Some(v) = each.as_mut() {
-                            if let Some(lo) = min {
-                                *v = (*v).max(lo);
-                            }
-                            if let Some(hi) = max {
-                                *v = (*v).min(hi);
-                            }
-                        }
-                        match each.and_then(|v| sum.checked_add(v)) {
-                            Some(s) => sum = s,
-                            None => overflowed = true,
-                        }
-                        n += 1;
-                        Ok(())
-                    })?;
-                    if overflowed {
-                        return Err(overflow(e));
-                    }
-                    t.step(
-                        || {
-                            let mut s = format!(
-                                "{n} observations of {}: each value * {} + {}",
-                                m.series,
-                                format_normalized(r),
-                                format_normalized(fixed)
-                            );
-                            if let Some(lo) = min {
-                                s.push_str(&format!(", at least {}", format_normalized(lo)));
-                            }
-                            if let Some(hi) = max {
-                                s.push_str(&format!(", at most {}", format_normalized(hi)));
-                            }
-                            s.push_str("; summed");
-                            s
-                        },
-                        sum,
-                    );
-                    Ok((sum, None, false))
-                }
-            }
-        }
-        Body::GainShare {
-            actual,
-            baseline,
-            direction,
-            value_per_unit,
-            gains,
-            losses,
-        } => {
-            let a = e.field("actual", actual)?;
-            let b = e.field("baseline", baseline)?;
-            let vpu = e
-                .opt("value_per_unit", value_per_unit)?
-                .unwrap_or(Decimal::ONE);
-            t.step(|| format!("actual: {}", actual.text), a);
-            t.step(|| format!("baseline: {}", baseline.text), b);
-            let improvement = match direction {
-                Direction::Increase => a.checked_sub(b),
-                Direction::Decrease => b.checked_sub(a),
-            }
-            .ok_or_else(|| overflow(e))?;
-            t.step(
-                || match direction {
-                    Direction::Increase => "improvement: actual - baseline".into(),
-                    Direction::Decrease => "improvement: baseline - actual".into(),
-                },
-                improvement,
-            );
-            let v = improvement.checked_mul(vpu).ok_or_else(|| overflow(e))?;
-            t.step(
-                || {
-                    format!(
-                        "value: improvement * value_per_unit {}",
-                        format_normalized(vpu)
-                    )
-                },
-                v,
-            );
-            let money_base = b.checked_mul(vpu).ok_or_else(|| overflow(e))?;
-            let g = side(e, "", gains, money_base, t)?;
-            let l = match losses {
-                Some(l) => Some(side(e, "losses.", l, money_base, t)?),
-                None => None,
-            };
-            let mut describe = t.describer();
-            let amount =
-                gain_share::amount(v, &g, l.as_ref(), &mut describe).ok_or_else(|| overflow(e))?;
-            Ok((amount, None, false))
-        }
-        Body::Bands {
-            kpi,
-            bands,
-            edges: constant,
-        } => {
-            let k = e.field("kpi", kpi)?;
-            t.step(|| format!("kpi: {}", kpi.text), k);
-            let band_of = |edges: &[(Option<Decimal>, Option<Decimal>)]| {
-                edges
-                    .iter()
-                    .position(|(f, to)| f.is_none_or(|f| f <= k) && to.is_none_or(|to| k < to))
-            };
-            let chosen = match constant {
-                // Every edge constant (checked at load): read in place.
-                Some(fixed) => band_of(fixed),
-                None => {
-                    let mut edges = std::mem::take(&mut e.edge_buf);
-                    edges.clear();
-                    for (j, band) in bands.iter().enumerate() {
-                        let from = e.opt(format_args!("bands[{j}].from"), &band.from)?;
-                        let to = e.opt(format_args!("bands[{j}].to"), &band.to)?;
-                        if let (Some(f), Some(t)) = (from, to) {
-                            if f >= t {
-                                return Err(e.fail(
-                                    ErrorKind::InvalidValue,
-                                    format!(
-                                        "{}: bands[{j}]: from must be below to ({f} then {t})",
-                                        e.context()
-                                    ),
-                                ));
-                            }
-                        }
-                        for (o, (of, ot)) in edges.iter().enumerate() {
-                            let overlap = to.is_none_or(|t| of.is_none_or(|f: Decimal| f < t))
-                                && ot.is_none_or(|t: Decimal| from.is_none_or(|f| f < t));
-                            if overlap {
-                                return Err(e.fail(
-                                    ErrorKind::InvalidValue,
-                                    format!("{}: bands[{j}] overlaps bands[{o}]", e.context()),
-                                ));
-                            }
-                        }
-                        edges.push((from, to));
-                    }
-                    let chosen = band_of(&edges);
-                    e.edge_buf = edges;
-                    chosen
-                }
-            };
-            match chosen {
-                None => {
-                    t.step(|| "in no band".into(), Decimal::ZERO);
-                    Ok((Decimal::ZERO, None, false))
-                }
-                Some(j) => match &bands[j].value {
-                    BandValue::Amount(a) => {
-                        let v = e.field(format_args!("bands[{j}].amount"), a)?;
-                        t.step(|| format!("bands[{j}]: amount {}", a.text), v);
-                        Ok((v, None, false))
-                    }
-                    BandValue::Percent(p, of) => {
-                        let pct = e.field(format_args!("bands[{j}].percent"), p)?;
-                        let mut sum = Decimal::ZERO;
-                        for &c in of {
-                            let amount =
-                                e.values[e.program.charge_slot0 as usize + c].unwrap_or_default();
-                            sum = sum.checked_add(amount).ok_or_else(|| overflow(e))?;
-                        }
-                        let names: Vec<&str> = of
-                            .iter()
-                            .map(|&c| e.program.charges[c].id.as_str())
-                            .collect();
-                        t.step(|| format!("sum of {}", names.join(", ")), sum);
-                        let v = pct
-                            .checked_mul(sum)
-                            .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))
-                            .ok_or_else(|| overflow(e))?;
-                        t.step(
-                            || format!("bands[{j}]: {}% of the sum", format_normalized(pct)),
-                            v,
-                        );
-                        Ok((v, None, false))
-                    }
-                },
-            }
-        }
-        Body::Corridor {
-            actual,
-            target,
-            bands,
-            direction,
-        } => {
-            let a = e.field("actual", actual)?;
-            let tg = e.field("target", target)?;
-            t.step(|| format!("actual: {}", actual.text), a);
-            t.step(|| format!("target: {}", target.text), tg);
-            if tg.is_zero() {
-                return Err(e.fail(
-                    ErrorKind::DivisionByZero,
-                    format!(
-                        "{}: target {:?} is 0: division by zero",
-                        e.context(),
-                        target.text
-                    ),
-                ));
-            }
-            let mut values = std::mem::take(&mut e.band_buf);
-            values.clear();
-            for (j, band) in bands.iter().enumerate() {
-                values.push(corridor::BandValues {
-                    from: e
-                        .opt(format_args!("bands[{j}].from"), &band.from)?
-                        .unwrap_or_default(),
-                    to: e.opt(format_args!("bands[{j}].to"), &band.to)?,
-                    share: e.field(format_args!("bands[{j}].share"), &band.share)?,
-                });
-            }
-            if let Err((j, m)) = corridor::check(&values) {
-                return Err(e.fail(
-                    ErrorKind::InvalidValue,
-                    format!("{}: bands[{j}]: {m}", e.context()),
-                ));
-            }
-            let mut describe = t.describer();
-            let v = corridor::amount(a, tg, &values, *direction, &mut describe);
-            e.band_buf = values;
-            Ok((v.ok_or_else(|| overflow(e))?, None, false))
-        }
-        Body::Expr { amount } => {
-            let v = e.field("amount", amount)?;
-            t.step(|| format!("amount: {}", amount.text), v);
-            Ok((v, None, false))
-        }
-        Body::Custom { rule, fields } => {
-            let rule = rule.clone();
-            let mut ctx = CustomCtx {
-                eval: e,
-                fields,
-                trace: t,
-                quantity: None,
-            };
-            let v = rule.amount(&mut ctx)?;
-            let q = ctx.quantity;
-            Ok((v, q, false))
-        }
-    }
-}
-
-/// The tiers' amount for `quantity`: with its steps when tracing, else by
-/// the quiet path (the same decimal).
-fn priced(
-    mode: crate::contract::TierMode,
-    values: &[tiered::TierValues],
-    before: &[Option<Decimal>],
-    quantity: Decimal,
-    t: &mut Trace,
-) -> Option<Decimal> {
-    if t.on {
-        tiered::amount(mode, values, quantity, &mut t.describer())
-    } else {
-        tiered::amount_quietly(mode, values, before, quantity)
-    }
-}
-
-/// A gain-share side's terms in money for this period.
-fn side(
-    e: &mut Eval<'_>,
-    prefix: &str,
-    s: &CSide,
-    money_base: Decimal,
-    t: &mut Trace,
-) -> R<gain_share::Side> {
-    let share = e.field(format_args!("{prefix}share"), &s.share)?;
-    let money = |e: &mut Eval<'_>, name: &str, th: &CThreshold| -> R<Decimal> {
-        match th {
-            CThreshold::Absolute(f) => e.field(format_args!("{prefix}{name}"), f),
-            CThreshold::Relative(f) => {
-                let r = e.field(format_args!("{prefix}{name}.relative"), f)?;
-                r.checked_mul(money_base).ok_or_else(|| e.overflow())
-            }
-        }
-    };
-    let threshold = match &s.threshold {
-        Some(th) => money(e, "threshold", th)?,
-        None => Decimal::ZERO,
-    };
-    let cap = match &s.cap {
-        Some(c) => Some(money(e, "cap", c)?),
-        None => None,
-    };
-    let side_name = if prefix.is_empty() { "gains" } else { "losses" };
-    t.step(|| format!("{side_name}: share"), share);
-    if s.threshold.is_some() {
-        t.step(|| format!("{side_name}: threshold in money"), threshold);
-    }
-    if let Some(c) = cap {
-        t.step(|| format!("{side_name}: cap in money"), c);
-    }
-    Ok(gain_share::Side {
-        share,
-        threshold,
-        sharing: s.sharing,
-        cap,
-    })
 }

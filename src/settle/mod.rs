@@ -12,7 +12,7 @@ use crate::money::{Currency, Rounding, RoundingMode};
 use crate::period::{Period, Schedule};
 
 pub(crate) mod compile;
-mod eval;
+pub(crate) mod eval;
 mod fingerprint;
 
 pub(crate) use compile::Program;

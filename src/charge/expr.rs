@@ -1,0 +1,44 @@
+//! `expr`: an expression's value.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::kind::{Kind, Price};
+use crate::error::Result;
+use crate::expr::Expr;
+use crate::settle::compile::{Field, FieldCompiler};
+use crate::settle::eval::{Pricing, R};
+
+/// `expr`: an expression's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExprCharge {
+    /// The amount.
+    pub amount: Expr,
+}
+
+/// A compiled `expr` charge.
+#[derive(Debug, Clone)]
+pub(crate) struct ExprBody {
+    pub amount: Field,
+}
+
+impl Kind for ExprCharge {
+    const AMENDABLE: &'static [&'static str] = &["amount"];
+    type Body = ExprBody;
+
+    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<ExprBody> {
+        Ok(ExprBody {
+            amount: c.field("amount", &self.amount)?,
+        })
+    }
+}
+
+impl Price for ExprBody {
+    #[inline]
+    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+        let v = cx.value("amount", &self.amount)?;
+        cx.trace(|| format!("amount: {}", self.amount.text), v);
+        Ok(v)
+    }
+}

@@ -1,0 +1,69 @@
+//! `fixed`: an amount, prorated by days in a stub period.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::kind::{Kind, Price};
+use crate::error::Result;
+use crate::expr::Expr;
+use crate::settle::compile::{Field, FieldCompiler};
+use crate::settle::eval::{Pricing, R};
+
+/// `fixed`: an amount, prorated by days in a stub period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedCharge {
+    /// The amount for a full period.
+    pub amount: Expr,
+    /// Whether a stub is charged `amount * d / D` (default true).
+    #[serde(
+        default = "crate::contract::yes",
+        skip_serializing_if = "crate::contract::is_true"
+    )]
+    pub prorate: bool,
+}
+
+/// A compiled `fixed` charge.
+#[derive(Debug, Clone)]
+pub(crate) struct FixedBody {
+    pub amount: Field,
+    pub prorate: bool,
+}
+
+impl Kind for FixedCharge {
+    const AMENDABLE: &'static [&'static str] = &["amount"];
+    type Body = FixedBody;
+
+    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<FixedBody> {
+        Ok(FixedBody {
+            amount: c.field("amount", &self.amount)?,
+            prorate: self.prorate,
+        })
+    }
+}
+
+impl Price for FixedBody {
+    #[inline]
+    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+        let a = cx.value("amount", &self.amount)?;
+        cx.trace(|| format!("amount {}", self.amount.text), a);
+        let period = cx.period();
+        if self.prorate && period.is_stub() {
+            let (d, full) = (
+                Decimal::from(period.days()),
+                Decimal::from(period.full_days()),
+            );
+            let v = a
+                .checked_mul(d)
+                .and_then(|x| x.checked_div(full))
+                .ok_or_else(|| cx.overflow())?;
+            cx.trace(
+                || format!("prorated for a stub: amount * {d} / {full} days"),
+                v,
+            );
+            Ok(v)
+        } else {
+            Ok(a)
+        }
+    }
+}

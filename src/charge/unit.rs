@@ -1,0 +1,56 @@
+//! `unit`: quantity times unit price.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use super::kind::{Kind, Price};
+use crate::error::Result;
+use crate::expr::Expr;
+use crate::money::format_normalized;
+use crate::settle::compile::{Field, FieldCompiler};
+use crate::settle::eval::{Pricing, R};
+
+/// `unit`: quantity times unit price.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UnitCharge {
+    /// The quantity.
+    pub quantity: Expr,
+    /// The price of one unit.
+    pub unit_price: Expr,
+}
+
+/// A compiled `unit` charge.
+#[derive(Debug, Clone)]
+pub(crate) struct UnitBody {
+    pub quantity: Field,
+    pub unit_price: Field,
+}
+
+impl Kind for UnitCharge {
+    const AMENDABLE: &'static [&'static str] = &["quantity", "unit_price"];
+    type Body = UnitBody;
+
+    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<UnitBody> {
+        Ok(UnitBody {
+            quantity: c.field("quantity", &self.quantity)?,
+            unit_price: c.field("unit_price", &self.unit_price)?,
+        })
+    }
+}
+
+impl Price for UnitBody {
+    #[inline]
+    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+        let q = cx.value("quantity", &self.quantity)?;
+        let p = cx.value("unit_price", &self.unit_price)?;
+        cx.trace(|| format!("quantity: {}", self.quantity.text), q);
+        let v = q.checked_mul(p).ok_or_else(|| cx.overflow())?;
+        cx.trace(
+            || format!("quantity * unit_price {}", format_normalized(p)),
+            v,
+        );
+        cx.set_quantity(q);
+        Ok(v)
+    }
+}
