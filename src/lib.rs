@@ -38,6 +38,7 @@
 
 mod charge;
 mod contract;
+mod document;
 mod error;
 mod expr;
 mod limit;
@@ -53,6 +54,10 @@ mod simulate;
 
 pub use charge::{ChargeContext, ChargeRule, CustomCharge};
 pub use contract::*;
+pub use document::{
+    AdjustmentEntry, Amount, LineEntry, PeriodEntry, RunDocument, RunEntry, StatementDocument,
+    StatementEntry,
+};
 pub use error::{Error, ErrorKind, Location, Result};
 pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
 pub use metric::{

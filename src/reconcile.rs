@@ -3,12 +3,13 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
+use crate::document::{AdjustmentEntry, Amount, PeriodEntry, StatementDocument, located};
 use crate::error::{Error, Result};
 use crate::metric::MetricSource;
-use crate::money::{format_scaled, parse_decimal};
-use crate::report::ContractStatements;
+use crate::money::format_scaled;
+use crate::report::{ContractStatements, to_value};
 use crate::settle::{CompiledContract, SettleOptions};
 
 /// One line as issued: a period, a charge or limit, its kind and amount
@@ -57,31 +58,40 @@ pub struct Reconciliation {
 }
 
 impl Reconciliation {
-    /// The settle document of the re-settled periods plus `"adjustments"`.
+    /// The reconcile document: the settle document of the re-settled
+    /// periods with its `adjustments`, amounts at the contract's scale.
+    ///
+    /// # Errors
+    /// When a total overflows.
+    pub fn to_document(&self) -> Result<StatementDocument> {
+        let mut doc = self.settled.to_document()?;
+        let scale = self.settled.rounding.scale;
+        doc.adjustments = Some(
+            self.adjustments
+                .iter()
+                .map(|a| AdjustmentEntry {
+                    period: PeriodEntry {
+                        start: a.period_start,
+                        end: a.period_end,
+                    },
+                    charge: a.charge.clone(),
+                    kind: a.kind.clone(),
+                    issued: Amount::new(a.issued, scale),
+                    settled: Amount::new(a.settled, scale),
+                    amount: Amount::new(a.amount, scale),
+                })
+                .collect(),
+        );
+        Ok(doc)
+    }
+
+    /// The settle document of the re-settled periods plus `"adjustments"`,
+    /// as a JSON value: [`Reconciliation::to_document`]'s.
     ///
     /// # Errors
     /// When a total overflows.
     pub fn to_json(&self) -> Result<Value> {
-        let mut doc = self.settled.to_json()?;
-        let scale = self.settled.rounding.scale;
-        let items: Vec<Value> = self
-            .adjustments
-            .iter()
-            .map(|a| {
-                json!({
-                    "period": { "start": a.period_start.to_string(), "end": a.period_end.to_string() },
-                    "charge": a.charge,
-                    "kind": a.kind,
-                    "issued": format_scaled(a.issued, scale),
-                    "settled": format_scaled(a.settled, scale),
-                    "amount": format_scaled(a.amount, scale),
-                })
-            })
-            .collect();
-        if let Value::Object(map) = &mut doc {
-            map.insert("adjustments".into(), Value::Array(items));
-        }
-        Ok(doc)
+        to_value(&self.to_document()?)
     }
 }
 
@@ -126,20 +136,27 @@ impl Reconciliation {
 /// again, so its `"adjustments"` are not added to them: reconciling its
 /// output once more finds nothing to adjust.
 ///
+/// The contract's document is read as a [`StatementDocument`]; in a run,
+/// the other contracts' items are not read.
+///
 /// # Errors
-/// A data error naming `name` when the document is not of that shape, or
-/// holds no statement of the contract.
+/// A data error naming `name` when the document is not of that shape (with
+/// the path of the field at fault, as `statements[2].lines[0].amount`,
+/// after `contracts[K]` in a run), or holds no statement of the contract.
 pub fn issued_lines(name: &str, text: &str, contract: &str) -> Result<Vec<IssuedLine>> {
     let bad = |m: String| Error::data(name, m);
-    let doc: Value =
+    let mut doc: Value =
         serde_json::from_str(text).map_err(|e| bad(format!("not a settle document: {e}")))?;
-    let doc = match doc.get("contracts").and_then(Value::as_array) {
-        Some(list) => list
-            .iter()
-            .find(|d| d.get("contract").and_then(Value::as_str) == Some(contract))
-            .cloned()
-            .ok_or_else(|| bad(format!("holds no statements of contract {contract}")))?,
-        None => doc,
+    // In a run, the contract's item; `at` is its path, for messages.
+    let (doc, at) = match doc.get_mut("contracts").and_then(Value::as_array_mut) {
+        Some(list) => {
+            let k = list
+                .iter()
+                .position(|d| d.get("contract").and_then(Value::as_str) == Some(contract))
+                .ok_or_else(|| bad(format!("holds no statements of contract {contract}")))?;
+            (list.swap_remove(k), format!("contracts[{k}]"))
+        }
+        None => (doc, String::new()),
     };
     match doc.get("contract").and_then(Value::as_str) {
         Some(id) if id == contract => {}
@@ -150,53 +167,30 @@ pub fn issued_lines(name: &str, text: &str, contract: &str) -> Result<Vec<Issued
         }
         None => return Err(bad("has no \"contract\"".into())),
     }
-    let str_of = |v: &Value, key: &str, at: &str| -> Result<String> {
-        v.get(key)
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| bad(format!("{at}: missing {key:?}")))
-    };
-    let date_of = |v: &Value, at: &str| -> Result<(NaiveDate, NaiveDate)> {
-        let p = v
-            .get("period")
-            .ok_or_else(|| bad(format!("{at}: missing \"period\"")))?;
-        let parse = |k: &str| -> Result<NaiveDate> {
-            let t = str_of(p, k, &format!("{at}.period"))?;
-            NaiveDate::parse_from_str(&t, "%Y-%m-%d")
-                .map_err(|_| bad(format!("{at}.period.{k}: {t:?} is not a date")))
-        };
-        Ok((parse("start")?, parse("end")?))
-    };
-    let amount_of = |v: &Value, key: &str, at: &str| -> Result<Decimal> {
-        let t = str_of(v, key, at)?;
-        parse_decimal(&t).map_err(|m| bad(format!("{at}.{key}: {m}")))
-    };
-    let mut lines: Vec<IssuedLine> = Vec::new();
-    let statements = doc
-        .get("statements")
-        .and_then(Value::as_array)
-        .ok_or_else(|| bad("has no \"statements\"".into()))?;
-    for (i, s) in statements.iter().enumerate() {
-        let at = format!("statements[{i}]");
-        let (start, end) = date_of(s, &at)?;
-        for (j, l) in s
-            .get("lines")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-            .enumerate()
-        {
-            let at = format!("{at}.lines[{j}]");
-            lines.push(IssuedLine {
-                period_start: start,
-                period_end: end,
-                charge: str_of(l, "charge", &at)?,
-                kind: str_of(l, "kind", &at)?,
-                amount: amount_of(l, "amount", &at)?,
-            });
-        }
+    if let Some(error) = doc.get("error").filter(|_| doc.get("statements").is_none()) {
+        let error = error
+            .as_str()
+            .map_or_else(|| error.to_string(), str::to_string);
+        return Err(bad(format!(
+            "holds no statements of contract {contract}: {at} failed: {error}"
+        )));
     }
-    Ok(lines)
+    let doc: StatementDocument =
+        serde_path_to_error::deserialize(doc).map_err(|e| bad(located(&at, &e)))?;
+    Ok(doc
+        .statements
+        .into_iter()
+        .flat_map(|s| {
+            let period = s.period;
+            s.lines.into_iter().map(move |l| IssuedLine {
+                period_start: period.start,
+                period_end: period.end,
+                charge: l.charge,
+                kind: l.kind,
+                amount: l.amount.value(),
+            })
+        })
+        .collect())
 }
 
 /// Settles again every period that `issued` holds (earlier periods only to

@@ -4,11 +4,12 @@
 use std::fmt::Write as _;
 
 use rust_decimal::Decimal;
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 
+use crate::document::{Amount, RunEntry, StatementDocument, StatementEntry};
 use crate::error::{Error, Result};
 use crate::money::{Currency, Rounding, format_normalized};
-use crate::settle::{Line, Statement};
+use crate::settle::Statement;
 
 /// One contract's settled statements, ready to print.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,50 +64,40 @@ impl ContractStatements {
         crate::money::format_scaled(v, self.rounding.scale)
     }
 
-    /// The statement document of the spec (`settle --format json`).
+    /// The statement document of the spec (`settle --format json`):
+    /// amounts at the contract's scale.
+    ///
+    /// # Errors
+    /// When the term total overflows.
+    pub fn to_document(&self) -> Result<StatementDocument> {
+        let scale = self.rounding.scale;
+        Ok(StatementDocument {
+            contract: self.contract.clone(),
+            currency: self.currency,
+            statements: self
+                .statements
+                .iter()
+                .map(|s| StatementEntry::new(s, scale))
+                .collect(),
+            total: Amount::new(self.total()?, scale),
+            adjustments: None,
+        })
+    }
+
+    /// The statement document of the spec (`settle --format json`) as a
+    /// JSON value: [`ContractStatements::to_document`]'s.
     ///
     /// # Errors
     /// When the term total overflows.
     pub fn to_json(&self) -> Result<Value> {
-        let statements: Vec<Value> = self
-            .statements
-            .iter()
-            .map(|s| {
-                let lines: Vec<Value> = s.lines.iter().map(|l| self.line_json(l)).collect();
-                json!({
-                    "period": { "start": s.period.start.to_string(), "end": s.period.end.to_string() },
-                    "lines": lines,
-                    "total": self.amount(s.total),
-                })
-            })
-            .collect();
-        let mut doc = Map::new();
-        doc.insert("contract".into(), Value::String(self.contract.clone()));
-        doc.insert(
-            "currency".into(),
-            Value::String(self.currency.code().into()),
-        );
-        doc.insert("statements".into(), Value::Array(statements));
-        doc.insert("total".into(), Value::String(self.amount(self.total()?)));
-        Ok(Value::Object(doc))
+        to_value(&self.to_document()?)
     }
+}
 
-    fn line_json(&self, l: &Line) -> Value {
-        let mut m = Map::new();
-        m.insert("charge".into(), Value::String(l.charge.clone()));
-        m.insert("kind".into(), Value::String(l.kind.clone()));
-        if let Some(q) = l.quantity {
-            m.insert("quantity".into(), Value::String(format_normalized(q)));
-        }
-        m.insert("amount".into(), Value::String(self.amount(l.amount)));
-        let trace: Vec<Value> = l
-            .trace
-            .iter()
-            .map(|s| json!({ "step": s.step, "value": s.value }))
-            .collect();
-        m.insert("trace".into(), Value::Array(trace));
-        Value::Object(m)
-    }
+/// `document` as a JSON value.
+pub(crate) fn to_value(document: &impl serde::Serialize) -> Result<Value> {
+    // The documents hold strings, arrays and objects only: this cannot fail.
+    serde_json::to_value(document).map_err(|e| Error::usage(e.to_string()))
 }
 
 /// The CSV export's header (`settle --format csv`).
@@ -132,13 +123,14 @@ impl RunItem {
     pub fn render(&self, format: RunFormat) -> Result<String> {
         Ok(match format {
             RunFormat::Json => {
-                let doc = match self {
-                    RunItem::Settled(s) => s.to_json()?,
-                    RunItem::Failed { contract, error } => {
-                        json!({ "contract": contract, "error": error.to_string() })
-                    }
+                let entry = match self {
+                    RunItem::Settled(s) => RunEntry::Settled(s.to_document()?),
+                    RunItem::Failed { contract, error } => RunEntry::Failed {
+                        contract: contract.clone(),
+                        error: error.to_string(),
+                    },
                 };
-                serde_json::to_string_pretty(&doc).unwrap_or_default()
+                serde_json::to_string_pretty(&entry).unwrap_or_default()
             }
             RunFormat::Csv => match self {
                 RunItem::Settled(s) => s.csv_rows(),

@@ -109,29 +109,68 @@ pub struct Step {
 }
 
 /// One line of a statement: a charge's amount, or a limit's adjustment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes in the shape of a line of the statement document
+/// ([`LineEntry`](crate::LineEntry)): `{ "charge", "kind", "quantity" (when
+/// there is one), "amount", "trace" }`, decimals as JSON strings (the
+/// quantity without trailing zeros, the amount with its own places, which
+/// settlement makes the contract's), read back exactly, never through a
+/// float. A missing `trace` reads as none.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Line {
     /// The charge's id, or the limit's id (`limits[N]` without one).
     pub charge: String,
     /// The charge kind, or `cap`, `floor`, `credit`.
     pub kind: String,
     /// The quantity field's value, for `unit`, `tiered` and `package`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::document::quantity_text"
+    )]
     pub quantity: Option<Decimal>,
     /// The amount, rounded once to the contract's scale.
+    #[serde(with = "crate::document::decimal_text")]
     pub amount: Decimal,
     /// Inputs and steps, enough to check the line by hand.
+    #[serde(default)]
     pub trace: Vec<Step>,
 }
 
 /// A period's statement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// It serializes in the shape of a statement of the statement document
+/// ([`StatementEntry`](crate::StatementEntry)), `{ "period", "lines",
+/// "total" }`, amounts as decimal strings; its `period` carries `start` and
+/// `end` and then the rest of the [`Period`] (`index`, `contract_year`,
+/// `full_start`, `full_end`, `start_at`, `end_at`), so that it reads back
+/// equal. (A document's statement has only the dates: read it as a
+/// [`StatementEntry`](crate::StatementEntry) and find its period with
+/// [`StatementEntry::to_statement`](crate::StatementEntry::to_statement).)
+///
+/// # Example
+/// ```
+/// use outcome_billing::{CompiledContract, CsvSource, SettleOptions, Statement};
+/// let c = CompiledContract::from_path("examples/support-agent/contract.toml")?;
+/// let source = CsvSource::open("examples/support-agent/metrics.csv")?;
+/// let statement = c.settle_through(&source, 0, &SettleOptions::default())?.remove(0);
+/// let text = serde_json::to_string(&statement).unwrap();
+/// assert!(text.starts_with(r#"{"period":{"start":"2026-01-15","end":""#));
+/// let back: Statement = serde_json::from_str(&text).unwrap();
+/// assert_eq!(back, statement);
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     /// The period.
+    #[serde(with = "crate::document::period_full")]
     pub period: Period,
     /// Every charge's line in the order written, then limit lines that
     /// acted.
+    #[serde(default)]
     pub lines: Vec<Line>,
     /// The sum of the lines, never rounded again.
+    #[serde(with = "crate::document::decimal_text")]
     pub total: Decimal,
 }
 
