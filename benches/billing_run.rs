@@ -48,10 +48,13 @@ use criterion::{
     BenchmarkGroup, Criterion, SamplingMode, Throughput, criterion_group, criterion_main,
     measurement::WallTime,
 };
-use outcome_billing::{
-    Amounts, BillingRun, CompiledContract, Contract, CsvSource, MemorySource, Observation, RunItem,
-    RunOptions, SettleOptions, Stamp, parse_decimal,
-};
+use outcome_billing::metric::{CsvSource, MemorySource, Observation};
+use outcome_billing::money::parse_decimal;
+use outcome_billing::period::Stamp;
+use outcome_billing::report::RunItem;
+use outcome_billing::run::{BillingRun, RunOptions};
+use outcome_billing::settle::Amounts;
+use outcome_billing::{CompiledContract, Contract, SettleOptions};
 use rust_decimal::Decimal;
 
 /// Contracts of the template run.

@@ -4,9 +4,9 @@
 //! Run: `cargo bench --bench settle`
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use outcome_billing::{
-    CompiledContract, Contract, MemorySource, Observation, SettleOptions, Stamp,
-};
+use outcome_billing::metric::{MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::{CompiledContract, Contract, SettleOptions};
 use rust_decimal::Decimal;
 
 const CONTRACTS: usize = 10_000;

@@ -7,9 +7,9 @@
 //! (runs × periods).
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use outcome_billing::{
-    Amounts, CompiledContract, Contract, Scenario, ScenarioFrame, SimulateOptions, simulate,
-};
+use outcome_billing::settle::Amounts;
+use outcome_billing::simulate::{Scenario, ScenarioFrame, SimulateOptions, simulate};
+use outcome_billing::{CompiledContract, Contract};
 use rust_decimal::Decimal;
 
 const RUNS: usize = 1000;

@@ -26,7 +26,9 @@ use crate::settle::{Line, Statement, Step};
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{CompiledContract, ContractStatements, CsvSource, SettleOptions, StatementDocument};
+/// use outcome_billing::{CompiledContract, SettleOptions};
+/// use outcome_billing::metric::CsvSource;
+/// use outcome_billing::report::{ContractStatements, StatementDocument};
 /// let c = CompiledContract::from_path("examples/support-agent/contract.toml")?;
 /// let source = CsvSource::open("examples/support-agent/metrics.csv")?;
 /// let statements = c.settle_through(&source, 0, &SettleOptions::default())?;
@@ -149,7 +151,7 @@ impl LineEntry {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::Amount;
+/// use outcome_billing::report::Amount;
 /// let a = Amount::new("3".parse().unwrap(), 2);
 /// assert_eq!(serde_json::to_string(&a).unwrap(), r#""3.00""#);
 /// assert_eq!(serde_json::from_str::<Amount>(r#""3.00""#).unwrap(), a);
@@ -496,8 +498,11 @@ mod tests {
     use std::path::{Path, PathBuf};
 
     use super::*;
+    use crate::CompiledContract;
+    use crate::period::Stamp;
+    use crate::reconcile::{issued_lines, reconcile};
     use crate::report::{RunItem, run_json};
-    use crate::{BillingRun, CompiledContract, RunOptions, Stamp, issued_lines, reconcile};
+    use crate::run::{BillingRun, RunOptions};
 
     /// Every worked example: its compiled contract, data file and as-of.
     fn worked() -> Vec<(CompiledContract, PathBuf, String)> {
@@ -589,7 +594,7 @@ mod tests {
         let RunItem::Settled(settled) = settle(&c, &data, &as_of) else {
             panic!("settled")
         };
-        let source = crate::CsvSource::open(&data).unwrap();
+        let source = crate::metric::CsvSource::open(&data).unwrap();
         let mut issued = issued_lines(
             "issued.json",
             &serde_json::to_string(&settled.to_document().unwrap()).unwrap(),

@@ -24,7 +24,7 @@
 //! literals and arithmetic are numbers; comparisons, `and`, `or` and `not`
 //! are conditions, and the two never stand in for each other. Nesting
 //! (parentheses, calls, unary minus and `not`) is limited to
-//! [`DEPTH_MAX`] levels, and every other construct is a loop, so neither
+//! 64 levels, and every other construct is a loop, so neither
 //! parsing nor evaluation can exhaust the stack whatever the input: the
 //! parser is safe on untrusted text and never panics.
 //!
@@ -76,10 +76,10 @@ const NAMES_SCANNED_MAX: usize = 32;
 ///
 /// # Example
 /// ```
-/// use outcome_billing::Expr;
+/// use outcome_billing::expr::Expr;
 /// let e = Expr::parse("if(conversations > 0, resolutions / conversations, 0)")?;
 /// assert_eq!(e.names(), ["conversations", "resolutions"]);
-/// # Ok::<(), outcome_billing::ExprError>(())
+/// # Ok::<(), outcome_billing::expr::ExprError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Expr {
@@ -273,7 +273,9 @@ pub trait Env {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{Env, Error, Expr, Rounding, RoundingMode};
+/// use outcome_billing::Error;
+/// use outcome_billing::expr::{Env, Expr};
+/// use outcome_billing::money::{Rounding, RoundingMode};
 /// use rust_decimal::Decimal;
 ///
 /// struct Values(Vec<Decimal>);
@@ -294,7 +296,7 @@ pub trait Env {
 /// })?;
 /// let mut env = Values(vec![Decimal::from(3), "0.99".parse().unwrap()]);
 /// assert_eq!(compiled.eval(&mut env).unwrap().to_string(), "3.27");
-/// # Ok::<(), outcome_billing::ExprError>(())
+/// # Ok::<(), outcome_billing::expr::ExprError>(())
 /// ```
 #[derive(Debug, Clone)]
 pub struct Compiled {
@@ -316,7 +318,7 @@ impl Expr {
     ///
     /// # Example
     /// ```
-    /// use outcome_billing::Expr;
+    /// use outcome_billing::expr::Expr;
     /// let err = Expr::parse("1 + (a < b)").unwrap_err();
     /// assert_eq!(err.message, "a condition cannot be used as a number");
     /// assert_eq!(err.column, 5);
@@ -448,7 +450,8 @@ impl Expr {
     ///
     /// # Example
     /// ```
-    /// use outcome_billing::{Expr, Rounding, RoundingMode};
+    /// use outcome_billing::expr::Expr;
+    /// use outcome_billing::money::{Rounding, RoundingMode};
     /// use rust_decimal::Decimal;
     /// let e = Expr::parse("round(seats * 1.005, 2)")?;
     /// let rounding = Rounding::new(2, RoundingMode::HalfUp);
@@ -456,7 +459,7 @@ impl Expr {
     /// let value = e.eval_constant(&seats, rounding).unwrap().unwrap();
     /// assert_eq!(value.to_string(), "1.01");
     /// assert!(e.eval_constant(&|_| None, rounding).is_none());
-    /// # Ok::<(), outcome_billing::ExprError>(())
+    /// # Ok::<(), outcome_billing::expr::ExprError>(())
     /// ```
     pub fn eval_constant(
         &self,

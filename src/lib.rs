@@ -6,13 +6,13 @@
 //!   for settlement as a [`CompiledContract`].
 //! - **Metric**: one series of the metric data reduced to a value per window
 //!   (`sum`, `mean`, `unique_count`, …). Data comes from a [`MetricSource`].
-//! - **KPI**: a named [`Expr`] over params, metrics, baselines and KPIs.
+//! - **KPI**: a named [`Expr`](expr::Expr) over params, metrics, baselines and KPIs.
 //! - **Baseline**: what an outcome is measured against (fixed, historical
 //!   mean, expression, high-water mark).
 //! - **Charge**: one line of every statement (unit, tiered, gain share, …).
 //! - **Limit**: a cap, floor or prepaid credit acting on charges' lines over
 //!   a period, contract year or term; it adds a line only where it acts.
-//! - **Period**: a half-open `[start, end)` of local dates ([`Period`]); a
+//! - **Period**: a half-open `[start, end)` of local dates ([`Period`](period::Period)); a
 //!   **stub** is a period shorter than the full period it is cut from.
 //! - **Statement**: a period's lines and total ([`Statement`]); each
 //!   [`Line`] carries a **trace** of its inputs and steps.
@@ -21,12 +21,35 @@
 //! - **Adjustment**: the difference between an issued statement and the same
 //!   period settled again with corrected data.
 //!
+//! # Where things are
+//!
+//! The crate root holds what every embedding program uses: [`Contract`],
+//! [`CompiledContract`], [`SettleOptions`], [`State`], [`Statement`],
+//! [`Line`], [`MetricSource`] and [`Error`]. The rest is in modules:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`contract`] | the contract format's types, every charge kind's fields, [`contract::shape`] limits |
+//! | [`charge`] | [`charge::ChargeRule`]: charge kinds defined in Rust |
+//! | [`expr`] | expressions: parsing, compiling, evaluating |
+//! | [`metric`] | metric sources: in memory, CSV, SQLite (feature `sqlite`) |
+//! | [`period`] | periods, schedules, instants and as-of times |
+//! | [`money`] | currencies, rounding, exact decimal parsing |
+//! | [`settle`] | the fast path's [`settle::Amounts`] and a trace's [`settle::Step`] |
+//! | [`run`] | [`run::BillingRun`]: many contracts against one metric file |
+//! | [`report`] | statements as JSON, CSV and tables, and the statement document |
+//! | [`reconcile`] | issued statements settled again, as adjustments |
+//! | [`simulate`] | what-if: simulate, compare, sweep (feature `simulate`) |
+//!
+//! The user reference of the contract format, the metric data and the
+//! command line is in the repository's `docs/` folder.
+//!
 //! # Untrusted input
 //!
 //! Contract files, expressions and metric rows are untrusted: every bad
 //! input is an [`Error`] that says what is wrong and where (a field path, or
 //! `FILE:LINE:COLUMN`), never a panic. Expressions nest at most 64 levels;
-//! terms hold at most [`PERIODS_MAX`] periods; arithmetic that overflows a
+//! terms hold at most [`PERIODS_MAX`](period::PERIODS_MAX) periods; arithmetic that overflows a
 //! decimal is an error. Money never passes through a binary float.
 //!
 //! # Features
@@ -36,49 +59,23 @@
 //! and YAML contracts, as the table above says.
 #![deny(missing_docs)]
 
-mod charge;
-mod contract;
+pub mod charge;
+pub mod contract;
 mod document;
 mod error;
-mod expr;
+pub mod expr;
 mod limit;
-mod metric;
-mod money;
-mod period;
-mod reconcile;
-mod report;
-mod run;
-mod settle;
+pub mod metric;
+pub mod money;
+pub mod period;
+pub mod reconcile;
+pub mod report;
+pub mod run;
+pub mod settle;
 #[cfg(feature = "simulate")]
-mod simulate;
+pub mod simulate;
 
-pub use charge::{ChargeContext, ChargeRule, CustomCharge};
-pub use contract::*;
-pub use document::{
-    AdjustmentEntry, Amount, LineEntry, PeriodEntry, RunDocument, RunEntry, StatementDocument,
-    StatementEntry,
-};
+pub use contract::Contract;
 pub use error::{Error, ErrorKind, Location, Result};
-pub use expr::{Compiled, Env, EvalError, Expr, ExprError};
-pub use metric::{
-    Aggregate, CsvSource, MemorySource, MetricSource, Observation, Query, Reduced, reduce,
-};
-#[cfg(feature = "sqlite")]
-pub use metric::{SqliteSource, import_csv, import_observations};
-pub use money::{Currency, Money, Rounding, RoundingMode, parse_decimal};
-pub use period::{
-    Cadence, PERIODS_MAX, Period, Schedule, Stamp, add_months, lay, local_midnight, parse_as_of,
-};
-pub use reconcile::{Adjustment, IssuedLine, Reconciliation, issued_lines, reconcile};
-pub use report::{
-    CSV_HEADER, ContractStatements, RunFormat, RunItem, RunWriter, run_csv, run_json, run_table,
-};
-pub use run::{BillingRun, RunOptions};
-pub use settle::{Amounts, CompiledContract, Line, SettleOptions, State, Statement, Step};
-#[cfg(feature = "simulate")]
-pub use simulate::{
-    Basis, BreakEven, ChartLabels, Comparison, DECIMALS_DEFAULT, DECIMALS_MAX, Difference, Model,
-    PeriodSummary, Progress, ProgressFn, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario,
-    ScenarioFrame, ScenarioSource, SimulateOptions, SimulationReport, Stats, Summary, SweepLevel,
-    SweepReport, SweepSpec, compare, simulate, sweep,
-};
+pub use metric::MetricSource;
+pub use settle::{CompiledContract, Line, SettleOptions, State, Statement};

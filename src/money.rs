@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 ///
 /// # Example
 /// ```
-/// use outcome_billing::Currency;
+/// use outcome_billing::money::Currency;
 /// let usd: Currency = "USD".parse()?;
 /// assert_eq!(usd.code(), "USD");
 /// assert_eq!(usd.minor_units(), Some(2));
@@ -116,7 +116,7 @@ impl RoundingMode {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{Rounding, RoundingMode};
+/// use outcome_billing::money::{Rounding, RoundingMode};
 /// use rust_decimal::Decimal;
 /// let r = Rounding::new(2, RoundingMode::HalfUp);
 /// assert_eq!(r.round("-1.005".parse::<Decimal>().unwrap()).to_string(), "-1.01");
@@ -335,7 +335,7 @@ pub(crate) fn format_normalized(value: Decimal) -> String {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::Money;
+/// use outcome_billing::money::Money;
 /// let a = Money::new("10.00".parse().unwrap(), "USD".parse()?);
 /// let parts = a.allocate(&[1, 1, 1])?;
 /// let sum: Vec<String> = parts.iter().map(|m| m.amount().to_string()).collect();
@@ -446,7 +446,7 @@ const COEFFICIENT_MAX: u128 = (1u128 << 96) - 1;
 ///
 /// # Example
 /// ```
-/// use outcome_billing::parse_decimal;
+/// use outcome_billing::money::parse_decimal;
 /// assert_eq!(parse_decimal("-0.990").unwrap().to_string(), "-0.990");
 /// assert!(parse_decimal("1e3").is_err());
 /// assert!(parse_decimal(".5").is_err());

@@ -196,7 +196,7 @@ fn is_date_shape(text: &str) -> bool {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::parse_as_of;
+/// use outcome_billing::period::parse_as_of;
 /// let tz = chrono_tz::America::New_York;
 /// assert_eq!(parse_as_of("2026-03-01", tz)?.to_rfc3339(), "2026-03-01T05:00:00+00:00");
 /// assert_eq!(parse_as_of("2026-03-01T12:00:00+01:00", tz)?.to_rfc3339(), "2026-03-01T11:00:00+00:00");
@@ -214,7 +214,7 @@ pub fn parse_as_of(text: &str, tz: Tz) -> Result<DateTime<Utc>> {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::local_midnight;
+/// use outcome_billing::period::local_midnight;
 /// use chrono::NaiveDate;
 /// let date = NaiveDate::from_ymd_opt(2018, 11, 4).ok_or("bad date")?;
 /// // São Paulo skipped from 00:00 to 01:00 that day.
@@ -275,7 +275,7 @@ fn first_instant_at_or_after(local: NaiveDateTime, tz: Tz) -> DateTime<Utc> {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::add_months;
+/// use outcome_billing::period::add_months;
 /// use chrono::NaiveDate;
 /// let jan31 = NaiveDate::from_ymd_opt(2026, 1, 31).ok_or("bad date")?;
 /// assert_eq!(add_months(jan31, 1), NaiveDate::from_ymd_opt(2026, 2, 28));
@@ -307,7 +307,7 @@ fn months_between(from: NaiveDate, to: NaiveDate) -> i64 {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{Cadence, Schedule};
+/// use outcome_billing::period::{Cadence, Schedule};
 /// use chrono::NaiveDate;
 /// let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).ok_or("bad date");
 /// let schedule = Schedule::new(
@@ -459,7 +459,7 @@ impl Schedule {
     ///
     /// # Example
     /// ```
-    /// use outcome_billing::{Cadence, Schedule};
+    /// use outcome_billing::period::{Cadence, Schedule};
     /// use chrono::NaiveDate;
     /// let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).ok_or("bad date");
     /// let laid = Schedule::lay(date(2025, 1, 1)?, date(2026, 1, 1)?, Cadence::Quarterly, chrono_tz::UTC)?;
@@ -619,7 +619,7 @@ fn contract_year_starts(start: NaiveDate, periods: &[Period]) -> Vec<usize> {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{lay, Cadence};
+/// use outcome_billing::period::{lay, Cadence};
 /// use chrono::NaiveDate;
 /// let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).ok_or("bad date");
 /// let laid = lay(date(2025, 1, 31)?, date(2025, 4, 30)?, Cadence::Monthly, chrono_tz::UTC)?;

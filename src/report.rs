@@ -6,8 +6,12 @@ use std::fmt::Write as _;
 use rust_decimal::Decimal;
 use serde_json::Value;
 
-use crate::document::{Amount, RunEntry, StatementDocument, StatementEntry};
 use crate::error::{Error, Result};
+
+pub use crate::document::{
+    AdjustmentEntry, Amount, LineEntry, PeriodEntry, RunDocument, RunEntry, StatementDocument,
+    StatementEntry,
+};
 use crate::money::{Currency, Rounding, format_normalized};
 use crate::settle::Statement;
 
@@ -227,7 +231,7 @@ impl ContractStatements {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{RunFormat, RunWriter};
+/// use outcome_billing::report::{RunFormat, RunWriter};
 /// let mut out = Vec::new();
 /// let mut writer = RunWriter::new(&mut out, RunFormat::Json, true);
 /// writer.start()?;

@@ -21,10 +21,11 @@ use std::sync::LazyLock;
 
 use chrono::{DateTime, Duration, FixedOffset, Months, NaiveDate, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
-use outcome_billing::{
-    BillingRun, CompiledContract, Contract, CsvSource, ErrorKind, Location, RunItem, RunOptions,
-    Stamp, run_csv, run_json,
-};
+use outcome_billing::metric::CsvSource;
+use outcome_billing::period::Stamp;
+use outcome_billing::report::{RunItem, run_csv, run_json};
+use outcome_billing::run::{BillingRun, RunOptions};
+use outcome_billing::{CompiledContract, Contract, ErrorKind, Location};
 use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::FileFailurePersistence;
@@ -1186,7 +1187,7 @@ impl RunGen {
         let periods = c.periods();
         let term_start = periods[0].start_at;
         let term_end = periods[periods.len() - 1].end_at;
-        let history_from = outcome_billing::local_midnight(
+        let history_from = outcome_billing::period::local_midnight(
             c.contract()
                 .start
                 .checked_sub_months(Months::new(12))

@@ -32,7 +32,8 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use outcome_billing::{CompiledContract, CsvSource, Error, ErrorKind, MetricSource, SettleOptions};
+use outcome_billing::metric::CsvSource;
+use outcome_billing::{CompiledContract, Error, ErrorKind, MetricSource, SettleOptions};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use serde::Deserialize;

@@ -1,10 +1,12 @@
 //! A charge kind defined in Rust, without forking: it compiles, settles and
 //! traces like the built-in kinds.
 
-use outcome_billing::{
-    Charge, ChargeContext, ChargeKind, ChargeRule, CompiledContract, Contract, CustomCharge, Expr,
-    MemorySource, Observation, Result, SettleOptions, Stamp,
-};
+use outcome_billing::charge::{ChargeContext, ChargeKind, ChargeRule, CustomCharge};
+use outcome_billing::contract::Charge;
+use outcome_billing::expr::Expr;
+use outcome_billing::metric::{MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::{CompiledContract, Contract, Result, SettleOptions};
 use rust_decimal::Decimal;
 
 /// A success fee: `rate` of each closed deal's value, but at least `minimum`.

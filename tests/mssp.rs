@@ -7,7 +7,8 @@
 
 use std::path::PathBuf;
 
-use outcome_billing::{CompiledContract, Contract, CsvSource, SettleOptions};
+use outcome_billing::metric::CsvSource;
+use outcome_billing::{CompiledContract, Contract, SettleOptions};
 use rust_decimal::Decimal;
 
 fn cms_data() -> PathBuf {

@@ -6,10 +6,12 @@
 //! counts are kept small enough for the file to run in seconds in debug.
 
 use chrono::{Datelike, Duration, Months, NaiveDate};
-use outcome_billing::{
-    CompiledContract, Contract, ContractStatements, CsvSource, Expr, MemorySource, MetricSource,
-    Observation, Rounding, RoundingMode, RunItem, SettleOptions, Stamp, Statement, run_json,
-};
+use outcome_billing::expr::Expr;
+use outcome_billing::metric::{CsvSource, MemorySource, Observation};
+use outcome_billing::money::{Rounding, RoundingMode};
+use outcome_billing::period::Stamp;
+use outcome_billing::report::{ContractStatements, RunItem, run_json};
+use outcome_billing::{CompiledContract, Contract, MetricSource, SettleOptions, Statement};
 use proptest::prelude::*;
 use proptest::sample::select;
 use rust_decimal::{Decimal, RoundingStrategy};
@@ -1668,7 +1670,7 @@ fn settle_extreme(
             statements,
         });
         let _ = run_json(std::slice::from_ref(&item), false);
-        let _ = outcome_billing::run_csv(&[item]);
+        let _ = outcome_billing::report::run_csv(&[item]);
     }
     Ok(())
 }

@@ -2,10 +2,11 @@
 
 use std::process::Command;
 
-use outcome_billing::{
-    CompiledContract, Contract, ContractStatements, MemorySource, Observation, RunItem,
-    SettleOptions, Stamp, issued_lines, reconcile, run_json,
-};
+use outcome_billing::metric::{MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::reconcile::{issued_lines, reconcile};
+use outcome_billing::report::{ContractStatements, RunItem, run_json};
+use outcome_billing::{CompiledContract, Contract, SettleOptions};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 

@@ -6,10 +6,9 @@
 //! the spec's formulas, not copied from the program's output.
 
 use chrono::{DateTime, Utc};
-use outcome_billing::{
-    CompiledContract, Contract, ErrorKind, Location, MemorySource, Observation, SettleOptions,
-    Stamp, Statement,
-};
+use outcome_billing::metric::{MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::{CompiledContract, Contract, ErrorKind, Location, SettleOptions, Statement};
 use rust_decimal::Decimal;
 
 // ---------------------------------------------------------------------------
@@ -1637,7 +1636,8 @@ fn the_spec_example_settles_its_first_period_as_computed_by_hand() {
     let contract = Contract::from_path(root.join("examples/support-agent/contract.toml")).unwrap();
     let c = CompiledContract::new(contract).unwrap();
     let src =
-        outcome_billing::CsvSource::open(root.join("examples/support-agent/metrics.csv")).unwrap();
+        outcome_billing::metric::CsvSource::open(root.join("examples/support-agent/metrics.csv"))
+            .unwrap();
     let sts = c
         .settle_through(&src, 1, &SettleOptions::default())
         .unwrap();
@@ -1731,7 +1731,7 @@ fn a_last_tie_is_a_data_error_naming_both_rows() {
     ));
     let data =
         "series,timestamp,value\nnav,2026-01-05,1\nnav,2026-01-20T00:00:00Z,7\nnav,2026-01-20,8\n";
-    let src = outcome_billing::CsvSource::from_reader("nav.csv", data.as_bytes()).unwrap();
+    let src = outcome_billing::metric::CsvSource::from_reader("nav.csv", data.as_bytes()).unwrap();
     let err = c
         .settle_through(&src, 0, &SettleOptions::default())
         .unwrap_err();
@@ -1871,7 +1871,7 @@ fn versions_sharing_the_latest_recorded_at_count_once_or_conflict() {
                 q,2026-01-10,5.0,x,2026-01-11\n\
                 q,2026-01-12,1,,\n\
                 q,2026-01-12,1,,\n";
-    let src = outcome_billing::CsvSource::from_reader("same.csv", same.as_bytes()).unwrap();
+    let src = outcome_billing::metric::CsvSource::from_reader("same.csv", same.as_bytes()).unwrap();
     // x counts once (5 and 5.0 are equal after parsing); rows without id
     // are all counted.
     let sts = c
@@ -1881,7 +1881,7 @@ fn versions_sharing_the_latest_recorded_at_count_once_or_conflict() {
     let clash = "series,timestamp,value,id,recorded_at\n\
                  q,2026-01-10,5,x,2026-01-11\n\
                  q,2026-01-10,6,x,2026-01-11\n";
-    let result = outcome_billing::CsvSource::from_reader("clash.csv", clash.as_bytes())
+    let result = outcome_billing::metric::CsvSource::from_reader("clash.csv", clash.as_bytes())
         .and_then(|src| c.settle_through(&src, 0, &SettleOptions::default()));
     let err = result.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::ConflictingData, "{err}");

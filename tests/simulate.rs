@@ -6,11 +6,12 @@
 use std::path::Path;
 use std::process::Command;
 
-use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, CsvSource, ErrorKind, MemorySource,
-    Observation, Scenario, SettleOptions, SimulateOptions, Stamp, SweepSpec, compare, simulate,
-    sweep,
+use outcome_billing::metric::{CsvSource, MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::simulate::{
+    Basis, ChartLabels, Scenario, SimulateOptions, SweepSpec, compare, simulate, sweep,
 };
+use outcome_billing::{CompiledContract, Contract, ErrorKind, SettleOptions};
 use rust_decimal::Decimal;
 
 fn d(s: &str) -> Decimal {
@@ -491,7 +492,7 @@ fn a_random_sweep_uses_the_mean_of_the_runs() {
     let at = |level: &str| {
         let fixed = s.clone().with_series(
             "units",
-            outcome_billing::Model::Constant { value: d(level) },
+            outcome_billing::simulate::Model::Constant { value: d(level) },
         );
         simulate(&contracts[0], &fixed, &options)
             .expect("simulates")

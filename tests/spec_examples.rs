@@ -5,9 +5,9 @@
 
 use std::path::PathBuf;
 
-use outcome_billing::{
-    CompiledContract, Contract, CsvSource, MemorySource, Observation, SettleOptions, Stamp,
-};
+use outcome_billing::metric::{CsvSource, MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::{CompiledContract, Contract, SettleOptions};
 use rust_decimal::Decimal;
 
 /// The spec pages beside the repository (`../shared/spec`), the acceptance

@@ -9,10 +9,11 @@ use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
-use outcome_billing::{
-    Aggregate, MemorySource, MetricSource, Observation, Query, SqliteSource, Stamp,
-    import_observations,
+use outcome_billing::MetricSource;
+use outcome_billing::metric::{
+    Aggregate, MemorySource, Observation, Query, SqliteSource, import_observations,
 };
+use outcome_billing::period::Stamp;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 
@@ -222,8 +223,14 @@ fn importing_twice_appends() {
     )
     .unwrap();
     let store = dir.path().join("m.db");
-    assert_eq!(outcome_billing::import_csv(&csv, &store).unwrap(), 2);
-    assert_eq!(outcome_billing::import_csv(&csv, &store).unwrap(), 2);
+    assert_eq!(
+        outcome_billing::metric::import_csv(&csv, &store).unwrap(),
+        2
+    );
+    assert_eq!(
+        outcome_billing::metric::import_csv(&csv, &store).unwrap(),
+        2
+    );
     let source = SqliteSource::open(&store).unwrap();
     assert_eq!(source.row_count().unwrap(), 4);
     let q = query("c", 0, 31 * 24, chrono_tz::UTC, &[], None);

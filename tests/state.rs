@@ -5,10 +5,10 @@
 //! version of the contract or of the wrong shape is refused as a
 //! `StateMismatch`.
 
-use outcome_billing::{
-    Amounts, CompiledContract, Contract, ErrorKind, MemorySource, Observation, SettleOptions,
-    Stamp, State,
-};
+use outcome_billing::metric::{MemorySource, Observation};
+use outcome_billing::period::Stamp;
+use outcome_billing::settle::Amounts;
+use outcome_billing::{CompiledContract, Contract, ErrorKind, SettleOptions, State};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
 

@@ -15,7 +15,8 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use outcome_billing::{CompiledContract, CsvSource, MetricSource, SettleOptions, Statement};
+use outcome_billing::metric::CsvSource;
+use outcome_billing::{CompiledContract, MetricSource, SettleOptions, Statement};
 
 use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;

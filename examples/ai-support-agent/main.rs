@@ -9,10 +9,11 @@
 
 use std::path::Path;
 
-use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Scenario, SettleOptions,
-    SimulateOptions, Statement, SweepSpec, compare, sweep,
+use outcome_billing::metric::CsvSource;
+use outcome_billing::simulate::{
+    Basis, ChartLabels, Scenario, SimulateOptions, SweepSpec, compare, sweep,
 };
+use outcome_billing::{CompiledContract, Contract, SettleOptions, Statement};
 use rust_decimal::Decimal;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -12,10 +12,9 @@
 
 use std::path::Path;
 
-use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Line, Model, Scenario,
-    SettleOptions, SimulateOptions, compare,
-};
+use outcome_billing::metric::CsvSource;
+use outcome_billing::simulate::{Basis, ChartLabels, Model, Scenario, SimulateOptions, compare};
+use outcome_billing::{CompiledContract, Contract, Line, SettleOptions};
 use rust_decimal::Decimal;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -11,10 +11,9 @@
 
 use std::path::Path;
 
-use outcome_billing::{
-    ChartLabels, CompiledContract, Contract, CsvSource, Model, Scenario, SettleOptions,
-    SimulateOptions, Statement, simulate,
-};
+use outcome_billing::metric::CsvSource;
+use outcome_billing::simulate::{ChartLabels, Model, Scenario, SimulateOptions, simulate};
+use outcome_billing::{CompiledContract, Contract, SettleOptions, Statement};
 use rust_decimal::Decimal;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

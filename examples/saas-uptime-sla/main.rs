@@ -9,10 +9,11 @@
 
 use std::path::Path;
 
-use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Model, Scenario, SettleOptions,
-    SimulateOptions, SweepSpec, simulate, sweep,
+use outcome_billing::metric::CsvSource;
+use outcome_billing::simulate::{
+    Basis, ChartLabels, Model, Scenario, SimulateOptions, SweepSpec, simulate, sweep,
 };
+use outcome_billing::{CompiledContract, Contract, SettleOptions};
 use rust_decimal::Decimal;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

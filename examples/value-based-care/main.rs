@@ -11,10 +11,11 @@
 
 use std::path::Path;
 
-use outcome_billing::{
-    Basis, ChartLabels, CompiledContract, Contract, CsvSource, Line, Scenario, SettleOptions,
-    SimulateOptions, SweepSpec, simulate, sweep,
+use outcome_billing::metric::CsvSource;
+use outcome_billing::simulate::{
+    Basis, ChartLabels, Scenario, SimulateOptions, SweepSpec, simulate, sweep,
 };
+use outcome_billing::{CompiledContract, Contract, Line, SettleOptions};
 use rust_decimal::Decimal;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

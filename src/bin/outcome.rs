@@ -11,11 +11,15 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use outcome_billing::{
-    Basis, BillingRun, ChartLabels, CompiledContract, CsvSource, Error, ErrorKind, Location,
-    MetricSource, RUNS_DEFAULT, RunFormat, RunItem, RunOptions, RunWriter, STEPS_DEFAULT, Scenario,
-    SimulateOptions, Stamp, SweepSpec, parse_as_of, parse_decimal,
+use outcome_billing::metric::CsvSource;
+use outcome_billing::money::parse_decimal;
+use outcome_billing::period::{Stamp, parse_as_of};
+use outcome_billing::report::{RunFormat, RunItem, RunWriter};
+use outcome_billing::run::{BillingRun, RunOptions};
+use outcome_billing::simulate::{
+    Basis, ChartLabels, RUNS_DEFAULT, STEPS_DEFAULT, Scenario, SimulateOptions, SweepSpec,
 };
+use outcome_billing::{CompiledContract, Error, ErrorKind, Location, MetricSource};
 use rayon::prelude::*;
 
 /// Writes to stdout like `print!`, except that a reader that went away (a
@@ -436,7 +440,7 @@ fn is_postgres(spec: &str) -> bool {
 
 #[cfg(feature = "sqlite")]
 fn open_sqlite(path: &str) -> Result<Box<dyn MetricSource>, Error> {
-    Ok(Box::new(outcome_billing::SqliteSource::open(path)?))
+    Ok(Box::new(outcome_billing::metric::SqliteSource::open(path)?))
 }
 
 #[cfg(not(feature = "sqlite"))]
@@ -458,7 +462,7 @@ fn import(data: &Path, into: &str) -> Result<(), Error> {
     if let Some(path) = into.strip_prefix("sqlite:") {
         #[cfg(feature = "sqlite")]
         {
-            let n = outcome_billing::import_csv(data, path)?;
+            let n = outcome_billing::metric::import_csv(data, path)?;
             outln!("imported {n} rows into {path}");
             return Ok(());
         }
@@ -743,8 +747,11 @@ fn reconcile(
     let issued_path = issued.ok_or_else(|| Error::usage("give --issued or --ledger"))?;
     let text = std::fs::read_to_string(issued_path)
         .map_err(|e| Error::io(issued_path.display().to_string(), e))?;
-    let lines =
-        outcome_billing::issued_lines(&issued_path.display().to_string(), &text, &c.contract().id)?;
+    let lines = outcome_billing::reconcile::issued_lines(
+        &issued_path.display().to_string(),
+        &text,
+        &c.contract().id,
+    )?;
     let as_of = match as_of {
         Some(t) => Some(
             parse_as_of(t, c.contract().timezone)
@@ -752,7 +759,7 @@ fn reconcile(
         ),
         None => None,
     };
-    let result = outcome_billing::reconcile(&c, source.as_ref(), &lines, as_of)?;
+    let result = outcome_billing::reconcile::reconcile(&c, source.as_ref(), &lines, as_of)?;
     let rounding = c.rounding();
     let amount = |v: rust_decimal::Decimal| rounding.format(v);
     match format {
@@ -868,7 +875,7 @@ fn simulate(
     let c = load(contract)?;
     let scenario = load_scenario(scenario)?;
     let (options, done) = run_options(args);
-    let result = outcome_billing::simulate(&c, &scenario, &options);
+    let result = outcome_billing::simulate::simulate(&c, &scenario, &options);
     done();
     let report = result?;
     write_plot(plot, || report.chart_svg())?;
@@ -941,7 +948,7 @@ fn compare(
         (Some(metrics), _) => {
             let source = open_source(metrics)?;
             let now = due_at(&contracts, as_of)?;
-            outcome_billing::compare(
+            outcome_billing::simulate::compare(
                 &contracts,
                 Basis::History(source.as_ref()),
                 &options.now(now),
@@ -949,7 +956,7 @@ fn compare(
         }
         (None, Some(scenario)) => {
             let scenario = load_scenario(scenario)?;
-            outcome_billing::compare(&contracts, Basis::Scenario(&scenario), &options)
+            outcome_billing::simulate::compare(&contracts, Basis::Scenario(&scenario), &options)
         }
         (None, None) => Err(Error::usage("compare needs --metrics or --scenario")),
     };
@@ -1001,14 +1008,24 @@ fn sweep(
                 Some(_) => options.now(due_at(&contracts, as_of)?),
                 None => options,
             };
-            outcome_billing::sweep(&contracts, &spec, Basis::History(source.as_ref()), &options)
+            outcome_billing::simulate::sweep(
+                &contracts,
+                &spec,
+                Basis::History(source.as_ref()),
+                &options,
+            )
         }
         (None, scenario) => {
             let scenario = match scenario {
                 Some(path) => load_scenario(path)?,
                 None => Scenario::default(),
             };
-            outcome_billing::sweep(&contracts, &spec, Basis::Scenario(&scenario), &options)
+            outcome_billing::simulate::sweep(
+                &contracts,
+                &spec,
+                Basis::Scenario(&scenario),
+                &options,
+            )
         }
     };
     done();

@@ -67,7 +67,9 @@ impl Price for MinimumBody {
 
 #[cfg(test)]
 mod tests {
-    use crate::{CompiledContract, Contract, MemorySource, Observation, SettleOptions, Stamp};
+    use crate::metric::{MemorySource, Observation};
+    use crate::period::Stamp;
+    use crate::{CompiledContract, Contract, SettleOptions};
 
     const CONTRACT: &str = r#"
 format = 1

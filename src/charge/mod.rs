@@ -25,7 +25,11 @@ use crate::settle::eval::{Pricing, R};
 ///
 /// # Example
 /// ```
-/// use outcome_billing::*;
+/// use outcome_billing::charge::{ChargeContext, ChargeRule, CustomCharge};
+/// use outcome_billing::contract::{Charge, ChargeKind};
+/// use outcome_billing::expr::Expr;
+/// use outcome_billing::metric::MemorySource;
+/// use outcome_billing::{CompiledContract, Contract, Result, SettleOptions};
 /// use rust_decimal::Decimal;
 ///
 /// /// Half the quantity, rounded down to a whole number.

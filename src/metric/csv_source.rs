@@ -27,7 +27,7 @@ use crate::period::Stamp;
 ///
 /// # Example
 /// ```
-/// use outcome_billing::CsvSource;
+/// use outcome_billing::metric::CsvSource;
 ///
 /// let data = "series,timestamp,value,region\nlogins,2026-01-03,1,eu\n";
 /// let source = CsvSource::from_reader("logins.csv", data.as_bytes())?;

@@ -40,7 +40,9 @@ pub(crate) const WIDEN_SECONDS: i64 = 2 * 24 * 60 * 60;
 /// # Example
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use outcome_billing::{Aggregate, MemorySource, MetricSource, Observation, Query, Stamp};
+/// use outcome_billing::MetricSource;
+/// use outcome_billing::metric::{Aggregate, MemorySource, Observation, Query};
+/// use outcome_billing::period::Stamp;
 /// use rust_decimal::Decimal;
 ///
 /// let at = Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0).unwrap();

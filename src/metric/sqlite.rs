@@ -120,7 +120,8 @@ const SELECT: &str = "SELECT rowid, customer, series, timestamp, value, id, reco
 /// # Example
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use outcome_billing::{Aggregate, MetricSource, Query, SqliteSource, import_csv};
+/// use outcome_billing::MetricSource;
+/// use outcome_billing::metric::{Aggregate, Query, SqliteSource, import_csv};
 /// use rust_decimal::Decimal;
 ///
 /// let dir = tempfile::tempdir().unwrap();
@@ -377,7 +378,7 @@ impl MetricSource for SqliteSource {
 /// store at `sqlite_path`, creating the file and its schema if missing;
 /// returns the number of rows imported.
 ///
-/// Every row is checked as [`crate::CsvSource`] checks it, and all rows go
+/// Every row is checked as [`crate::metric::CsvSource`] checks it, and all rows go
 /// in one transaction: on any error nothing is imported (and a store file
 /// this call created is removed). Rows remember their file (as `csv_path`
 /// is displayed) and line, so messages name them as the CSV source does.

@@ -39,7 +39,8 @@ mod versions;
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{RunOptions, Stamp};
+/// use outcome_billing::period::Stamp;
+/// use outcome_billing::run::RunOptions;
 /// let options = RunOptions::new(chrono::Utc::now())
 ///     .as_of(Stamp::parse("2027-01-15").unwrap())
 ///     .trace(false);
@@ -102,7 +103,10 @@ impl RunOptions {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{BillingRun, CompiledContract, Contract, RunItem, RunOptions, Stamp};
+/// use outcome_billing::{CompiledContract, Contract};
+/// use outcome_billing::period::Stamp;
+/// use outcome_billing::report::RunItem;
+/// use outcome_billing::run::{BillingRun, RunOptions};
 /// let contract = Contract::from_toml_str(r#"
 ///     format = 1
 ///     id = "demo"
@@ -180,7 +184,7 @@ impl BillingRun {
     /// every contract; a conflicting tie between versions fails the
     /// contracts that read those rows.
     ///
-    /// [`CsvSource`]: crate::CsvSource
+    /// [`CsvSource`]: crate::metric::CsvSource
     pub fn settle_csv(&self, path: impl AsRef<Path>, options: &RunOptions) -> Vec<RunItem> {
         let mut items = Vec::with_capacity(self.contracts.len());
         // Collecting into a Vec cannot fail.

@@ -66,7 +66,8 @@ impl SettleOptions {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{CompiledContract, ErrorKind, MemorySource, SettleOptions};
+/// use outcome_billing::{CompiledContract, ErrorKind, SettleOptions};
+/// use outcome_billing::metric::MemorySource;
 /// let c = CompiledContract::from_path("examples/support-agent/contract.toml")?;
 /// let state = c.initial_state();
 /// assert_eq!(state.contract, c.contract().id);
@@ -111,7 +112,7 @@ pub struct Step {
 /// One line of a statement: a charge's amount, or a limit's adjustment.
 ///
 /// It serializes in the shape of a line of the statement document
-/// ([`LineEntry`](crate::LineEntry)): `{ "charge", "kind", "quantity" (when
+/// ([`LineEntry`](crate::report::LineEntry)): `{ "charge", "kind", "quantity" (when
 /// there is one), "amount", "trace" }`, decimals as JSON strings (the
 /// quantity without trailing zeros, the amount with its own places, which
 /// settlement makes the contract's), read back exactly, never through a
@@ -140,17 +141,18 @@ pub struct Line {
 /// A period's statement.
 ///
 /// It serializes in the shape of a statement of the statement document
-/// ([`StatementEntry`](crate::StatementEntry)), `{ "period", "lines",
+/// ([`StatementEntry`](crate::report::StatementEntry)), `{ "period", "lines",
 /// "total" }`, amounts as decimal strings; its `period` carries `start` and
 /// `end` and then the rest of the [`Period`] (`index`, `contract_year`,
 /// `full_start`, `full_end`, `start_at`, `end_at`), so that it reads back
 /// equal. (A document's statement has only the dates: read it as a
-/// [`StatementEntry`](crate::StatementEntry) and find its period with
-/// [`StatementEntry::to_statement`](crate::StatementEntry::to_statement).)
+/// [`StatementEntry`](crate::report::StatementEntry) and find its period with
+/// [`StatementEntry::to_statement`](crate::report::StatementEntry::to_statement).)
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{CompiledContract, CsvSource, SettleOptions, Statement};
+/// use outcome_billing::{CompiledContract, SettleOptions, Statement};
+/// use outcome_billing::metric::CsvSource;
 /// let c = CompiledContract::from_path("examples/support-agent/contract.toml")?;
 /// let source = CsvSource::open("examples/support-agent/metrics.csv")?;
 /// let statement = c.settle_through(&source, 0, &SettleOptions::default())?.remove(0);
@@ -178,7 +180,9 @@ pub struct Statement {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{CompiledContract, Contract, MemorySource, Observation, Stamp, SettleOptions};
+/// use outcome_billing::{CompiledContract, Contract, SettleOptions};
+/// use outcome_billing::metric::{MemorySource, Observation};
+/// use outcome_billing::period::Stamp;
 /// let contract = Contract::from_toml_str(r#"
 ///     format = 1
 ///     id = "demo"

@@ -51,7 +51,7 @@ fn chart_error(e: impl std::fmt::Display) -> Error {
 /// keeps the chart's own wording.
 ///
 /// ```
-/// use outcome_billing::ChartLabels;
+/// use outcome_billing::simulate::ChartLabels;
 /// let labels = ChartLabels::new()
 ///     .title("Per-resolution pricing vs seat plan")
 ///     .x("resolved conversations a month");

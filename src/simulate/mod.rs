@@ -66,7 +66,7 @@ pub type ProgressFn = dyn Fn(Progress) + Send + Sync;
 ///
 /// # Example
 /// ```
-/// use outcome_billing::SimulateOptions;
+/// use outcome_billing::simulate::SimulateOptions;
 /// let options = SimulateOptions::new().runs(10_000).seed(42).threads(2);
 /// assert_eq!((options.runs, options.seed, options.threads), (10_000, 42, Some(2)));
 /// assert_eq!(SimulateOptions::default().runs, 1000);
@@ -206,7 +206,8 @@ impl fmt::Debug for Basis<'_> {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{CompiledContract, Contract, Scenario, SimulateOptions, simulate};
+/// use outcome_billing::{CompiledContract, Contract};
+/// use outcome_billing::simulate::{Scenario, SimulateOptions, simulate};
 /// let contract = CompiledContract::new(Contract::from_toml_str(r#"
 ///     format = 1
 ///     id = "uptime-sla"
@@ -287,7 +288,8 @@ fn simulate_frame(
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{Basis, CompiledContract, Contract, Scenario, SimulateOptions, compare};
+/// use outcome_billing::{CompiledContract, Contract};
+/// use outcome_billing::simulate::{Basis, Scenario, SimulateOptions, compare};
 /// let contract = |id: &str, price: &str| -> Result<CompiledContract, outcome_billing::Error> {
 ///     CompiledContract::new(Contract::from_toml_str(&format!(r#"
 ///         format = 1
@@ -410,7 +412,7 @@ fn difference(first: &SimulationReport, other: &SimulationReport) -> Result<Diff
 ///
 /// # Example
 /// ```
-/// use outcome_billing::SweepSpec;
+/// use outcome_billing::simulate::SweepSpec;
 /// let spec = SweepSpec::new("tickets", "0".parse().unwrap(), "1000".parse().unwrap()).steps(4);
 /// let levels: Vec<String> = spec.levels()?.iter().map(|l| l.to_string()).collect();
 /// assert_eq!(levels, ["0", "250", "500", "750", "1000"]);
@@ -491,7 +493,8 @@ impl SweepSpec {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{Basis, CompiledContract, Contract, Scenario, SimulateOptions, SweepSpec, sweep};
+/// use outcome_billing::{CompiledContract, Contract};
+/// use outcome_billing::simulate::{Basis, Scenario, SimulateOptions, SweepSpec, sweep};
 /// let head = r#"
 ///     format = 1
 ///     customer = "acme"

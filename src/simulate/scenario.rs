@@ -135,7 +135,7 @@ impl Model {
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{Model, Scenario};
+/// use outcome_billing::simulate::{Model, Scenario};
 /// let scenario = Scenario::from_toml_str(r#"
 ///     periods = 12
 ///     [series.resolved_conversations]

@@ -33,7 +33,8 @@ use crate::settle::CompiledContract;
 ///
 /// # Example
 /// ```
-/// use outcome_billing::{CompiledContract, Contract, Scenario, ScenarioFrame};
+/// use outcome_billing::{CompiledContract, Contract};
+/// use outcome_billing::simulate::{Scenario, ScenarioFrame};
 /// let contract = CompiledContract::new(Contract::from_toml_str(r#"
 ///     format = 1
 ///     id = "demo"

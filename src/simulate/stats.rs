@@ -37,7 +37,8 @@ impl Stats {
     ///
     /// # Example
     /// ```
-    /// use outcome_billing::{Rounding, RoundingMode, Stats};
+    /// use outcome_billing::money::{Rounding, RoundingMode};
+    /// use outcome_billing::simulate::Stats;
     /// use rust_decimal::Decimal;
     /// let mut values: Vec<Decimal> = (1..=20).rev().map(Decimal::from).collect();
     /// let s = Stats::of(&mut values, Rounding::new(2, RoundingMode::HalfEven)).unwrap();
@@ -321,7 +322,8 @@ impl SimulationReport {
     ///
     /// # Example
     /// ```
-    /// use outcome_billing::{CompiledContract, Contract, Scenario, SimulateOptions, simulate};
+    /// use outcome_billing::{CompiledContract, Contract};
+    /// use outcome_billing::simulate::{Scenario, SimulateOptions, simulate};
     /// let contract = CompiledContract::new(Contract::from_toml_str(r#"
     ///     format = 1
     ///     id = "demo"
