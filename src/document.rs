@@ -9,17 +9,16 @@
 //! into an exact decimal, never a binary float; quantities are strings
 //! without trailing zeros; dates are `YYYY-MM-DD`.
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::NaiveDate;
 use rust_decimal::Decimal;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::{Error, Result};
-use crate::money::{
-    Currency, RoundingMode, format_normalized, format_scaled, parse_decimal, round_dp,
-};
+use crate::money::{Currency, RoundingMode, format_scaled, parse_decimal, round_dp};
 use crate::period::Period;
 use crate::settle::{Line, Statement, Step};
+use crate::text::{date_text, quantity_text};
 
 /// One contract's statement document, as `settle --format json` prints it
 /// (and `reconcile`, with `adjustments`).
@@ -356,141 +355,6 @@ pub(crate) fn located(at: &str, e: &serde_path_to_error::Error<serde_json::Error
 /// rounded half-even when it has more; never a negative zero.
 fn scaled(value: Decimal, scale: u32) -> Decimal {
     round_dp(value, scale, RoundingMode::HalfEven)
-}
-
-/// A decimal as JSON text, read with [`parse_decimal`].
-struct DecimalText(Decimal);
-
-impl<'de> Deserialize<'de> for DecimalText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<DecimalText, D::Error> {
-        struct Text;
-        impl Visitor<'_> for Text {
-            type Value = Decimal;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a decimal string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> std::result::Result<Decimal, E> {
-                parse_decimal(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(Text).map(DecimalText)
-    }
-}
-
-/// Amounts: a decimal written as its text (its own scale) and read as
-/// decimal text, never through a float.
-pub(crate) mod decimal_text {
-    use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(
-        v: &Decimal,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<Decimal, D::Error> {
-        DecimalText::deserialize(d).map(|t| t.0)
-    }
-}
-
-/// Quantities: an optional decimal written without trailing zeros, read as
-/// decimal text (`null` or absent: none).
-pub(crate) mod quantity_text {
-    use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(
-        v: &Option<Decimal>,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        match v {
-            Some(q) => s.collect_str(&format_normalized(*q)),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<Option<Decimal>, D::Error> {
-        Ok(Option::<DecimalText>::deserialize(d)?.map(|t| t.0))
-    }
-}
-
-/// Local dates as `YYYY-MM-DD`.
-pub(crate) mod date_text {
-    use super::*;
-
-    pub(crate) fn serialize<S: Serializer>(
-        v: &NaiveDate,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(v)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<NaiveDate, D::Error> {
-        let text = String::deserialize(d)?;
-        NaiveDate::parse_from_str(&text, "%Y-%m-%d")
-            .map_err(|_| de::Error::custom(format!("{text:?} is not a date")))
-    }
-}
-
-/// A statement's whole [`Period`]: the entry's `start` and `end`, then the
-/// rest of what the schedule knows of it.
-pub(crate) mod period_full {
-    use super::*;
-
-    #[derive(Serialize, Deserialize)]
-    struct Repr {
-        #[serde(with = "date_text")]
-        start: NaiveDate,
-        #[serde(with = "date_text")]
-        end: NaiveDate,
-        index: usize,
-        contract_year: usize,
-        #[serde(with = "date_text")]
-        full_start: NaiveDate,
-        #[serde(with = "date_text")]
-        full_end: NaiveDate,
-        start_at: DateTime<Utc>,
-        end_at: DateTime<Utc>,
-    }
-
-    pub(crate) fn serialize<S: Serializer>(
-        p: &Period,
-        s: S,
-    ) -> std::result::Result<S::Ok, S::Error> {
-        Repr {
-            start: p.start,
-            end: p.end,
-            index: p.index,
-            contract_year: p.contract_year,
-            full_start: p.full_start,
-            full_end: p.full_end,
-            start_at: p.start_at,
-            end_at: p.end_at,
-        }
-        .serialize(s)
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> std::result::Result<Period, D::Error> {
-        let r = Repr::deserialize(d)?;
-        Ok(Period {
-            index: r.index,
-            start: r.start,
-            end: r.end,
-            start_at: r.start_at,
-            end_at: r.end_at,
-            full_start: r.full_start,
-            full_end: r.full_end,
-            contract_year: r.contract_year,
-        })
-    }
 }
 
 #[cfg(test)]

@@ -64,6 +64,11 @@ use crate::money::{Rounding, parse_decimal, round_dp};
 /// and `not` each count one.
 const DEPTH_MAX: u32 = 64;
 
+/// The map key by which a loader hands a non-integer number's exact source
+/// text to `Expr`'s deserializer: `{ DECIMAL_TOKEN: "0.99" }`, so bare
+/// floats in TOML, JSON or YAML never pass through a binary float.
+pub(crate) const DECIMAL_TOKEN: &str = "$outcome_billing::decimal";
+
 /// Up to this many distinct names are deduplicated by a linear scan; beyond
 /// it a hash map takes over, so a pathological expression with thousands
 /// of names still parses in linear time.
@@ -1465,7 +1470,7 @@ impl<'de> serde::de::Visitor<'de> for ExprVisitor {
         use serde::de::Error as _;
         let key: Option<String> = map.next_key()?;
         match key.as_deref() {
-            Some(crate::contract::DECIMAL_TOKEN) => {
+            Some(DECIMAL_TOKEN) => {
                 let text: String = map.next_value()?;
                 let value = parse_decimal(&text).map_err(A::Error::custom)?;
                 Ok(Expr::from_parts(text.into(), Vec::new(), Num::Lit(value)))

@@ -74,6 +74,7 @@ pub mod run;
 pub mod settle;
 #[cfg(feature = "simulate")]
 pub mod simulate;
+mod text;
 
 pub use contract::Contract;
 pub use error::{Error, ErrorKind, Location, Result};

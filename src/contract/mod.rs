@@ -32,13 +32,10 @@ pub use crate::charge::package::{PackageCharge, PackageRound};
 pub use crate::charge::percentage::{PerObservation, PercentageCharge};
 pub use crate::charge::tiered::{Accumulate, Tier, TierMode, TieredCharge};
 pub use crate::charge::unit::UnitCharge;
-pub use crate::limit::LimitKind;
+pub use crate::limit::{LimitKind, Scope};
 pub use amend::Version;
 
-/// The map key by which a loader hands a non-integer number's exact source
-/// text to `Expr`'s deserializer: `{ DECIMAL_TOKEN: "0.99" }`, so bare
-/// floats in TOML, JSON or YAML never pass through a binary float.
-pub(crate) const DECIMAL_TOKEN: &str = "$outcome_billing::decimal";
+pub(crate) use crate::expr::DECIMAL_TOKEN;
 
 /// A contract: who pays what, for which outcomes, over which term.
 ///
@@ -276,18 +273,6 @@ pub struct Charge {
     /// The kind and its fields.
     #[serde(flatten)]
     pub kind: ChargeKind,
-}
-
-/// Over what a limit counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    /// Each period alone.
-    Period,
-    /// Each contract year.
-    ContractYear,
-    /// The whole term.
-    Term,
 }
 
 /// A cap, floor or credit over some charges.

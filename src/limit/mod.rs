@@ -8,8 +8,6 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::contract::Scope;
-
 mod cap;
 mod credit;
 mod floor;
@@ -72,4 +70,16 @@ limits! {
     Floor = "floor" => floor,
     /// A prepaid balance drawn down.
     Credit = "credit" => credit,
+}
+
+/// Over what a limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Each period alone.
+    Period,
+    /// Each contract year.
+    ContractYear,
+    /// The whole term.
+    Term,
 }

@@ -127,11 +127,11 @@ pub struct Line {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "crate::document::quantity_text"
+        with = "crate::text::quantity_text"
     )]
     pub quantity: Option<Decimal>,
     /// The amount, rounded once to the contract's scale.
-    #[serde(with = "crate::document::decimal_text")]
+    #[serde(with = "crate::text::decimal_text")]
     pub amount: Decimal,
     /// Inputs and steps, enough to check the line by hand.
     #[serde(default)]
@@ -165,14 +165,14 @@ pub struct Line {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     /// The period.
-    #[serde(with = "crate::document::period_full")]
+    #[serde(with = "crate::text::period_full")]
     pub period: Period,
     /// Every charge's line in the order written, then limit lines that
     /// acted.
     #[serde(default)]
     pub lines: Vec<Line>,
     /// The sum of the lines, never rounded again.
-    #[serde(with = "crate::document::decimal_text")]
+    #[serde(with = "crate::text::decimal_text")]
     pub total: Decimal,
 }
 
