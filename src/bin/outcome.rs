@@ -17,7 +17,8 @@ use outcome_billing::period::{Stamp, parse_as_of};
 use outcome_billing::report::{RunFormat, RunItem, RunWriter};
 use outcome_billing::run::{BillingRun, RunOptions};
 use outcome_billing::simulate::{
-    Basis, ChartLabels, RUNS_DEFAULT, STEPS_DEFAULT, Scenario, SimulateOptions, SweepSpec,
+    Basis, ChartLabels, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario, SimulateOptions,
+    SweepSpec,
 };
 use outcome_billing::{CompiledContract, Error, ErrorKind, Location, MetricSource};
 use rayon::prelude::*;
@@ -173,7 +174,7 @@ enum Command {
         #[arg(long, allow_hyphen_values = true)]
         to: String,
         /// Steps between the levels (steps + 1 levels).
-        #[arg(long, default_value_t = STEPS_DEFAULT)]
+        #[arg(long, default_value_t = STEPS_DEFAULT, value_parser = steps_in_range)]
         steps: usize,
         /// Metric data (a CSV file) for the other series.
         #[arg(long)]
@@ -199,10 +200,31 @@ enum Command {
 }
 
 /// Runs and seed of a simulation.
+/// Reads `--runs`: at least 1.
+fn runs_at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1, not 0".into()),
+        Ok(runs) => Ok(runs),
+        Err(_) => Err(format!("{text:?} is not a whole number")),
+    }
+}
+
+/// Reads `--steps`: 1 to `STEPS_MAX`.
+fn steps_in_range(text: &str) -> Result<usize, String> {
+    let steps: usize = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a whole number"))?;
+    if (1..=STEPS_MAX).contains(&steps) {
+        Ok(steps)
+    } else {
+        Err(format!("must be 1 to {STEPS_MAX}, not {steps}"))
+    }
+}
+
 #[derive(clap::Args)]
 struct RunArgs {
     /// Runs of a random scenario.
-    #[arg(long, default_value_t = RUNS_DEFAULT)]
+    #[arg(long, default_value_t = RUNS_DEFAULT, value_parser = runs_at_least_one)]
     runs: usize,
     /// Seed of the draws: the same seed gives the same results.
     #[arg(long, default_value_t = 0)]

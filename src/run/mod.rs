@@ -254,7 +254,7 @@ fn settle_against(
                 .position(|p| p.start == start)
                 .ok_or_else(|| {
                     Error::usage(format!(
-                        "--period {start} is not the start of a period of contract {}",
+                        "period {start} is not the start of a period of contract {}",
                         c.contract().id
                     ))
                 })?;

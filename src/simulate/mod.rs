@@ -153,7 +153,7 @@ impl SimulateOptions {
 
     fn check(&self) -> Result<()> {
         if self.runs == 0 {
-            return Err(Error::usage("--runs must be at least 1, not 0"));
+            return Err(Error::usage("runs must be at least 1, not 0"));
         }
         if self.threads == Some(0) {
             return Err(Error::usage("threads must be at least 1, not 0"));
@@ -455,7 +455,7 @@ impl SweepSpec {
     pub fn levels(&self) -> Result<Vec<Decimal>> {
         if self.steps == 0 || self.steps > STEPS_MAX {
             return Err(Error::usage(format!(
-                "--steps must be 1 to {STEPS_MAX}, not {}",
+                "steps must be 1 to {STEPS_MAX}, not {}",
                 self.steps
             )));
         }
