@@ -430,7 +430,25 @@ impl CompiledContract {
     }
 
     /// Refuses a state that is not this contract's, or that does not fit it.
+    #[inline]
     fn check_state(&self, state: &State) -> Result<()> {
+        let program = &self.versions[0].1;
+        let fits = state.year_to_date.len() == program.charges.len()
+            && state.running.len() == program.limits.len()
+            && state.marks.len() == program.baselines.len()
+            && state.contract == self.contract.id
+            && state.version == self.version();
+        if fits {
+            Ok(())
+        } else {
+            self.state_mismatch(state)
+        }
+    }
+
+    /// Says how `state` does not fit (the rare path of `check_state`).
+    #[cold]
+    #[inline(never)]
+    fn state_mismatch(&self, state: &State) -> Result<()> {
         let id = &self.contract.id;
         let mismatch = |message: String| {
             Err(Error::new(
