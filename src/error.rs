@@ -192,6 +192,10 @@ struct Inner {
 /// The crate's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Results inside evaluation box their error, so the values that flow on
+/// the hot path stay small.
+pub(crate) type R<T> = std::result::Result<T, Box<Error>>;
+
 impl Error {
     /// An error of `kind` at `location`.
     pub fn new(kind: ErrorKind, location: Location, message: impl fmt::Display) -> Error {

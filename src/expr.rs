@@ -313,6 +313,14 @@ pub struct Compiled {
     constant: Option<Decimal>,
 }
 
+/// A compiled expression with the text it came from (for traces and
+/// errors): what a charge kind's field compiles to.
+#[derive(Debug, Clone)]
+pub(crate) struct Field {
+    pub text: String,
+    pub code: Compiled,
+}
+
 impl Expr {
     /// Parses `text`, which must be a number (not a condition).
     ///

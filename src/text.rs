@@ -1,7 +1,8 @@
 //! How statement values are written as JSON text and read back: decimals
 //! as their text (never through a float), quantities without trailing
 //! zeros, dates as `YYYY-MM-DD`, and a statement's whole period. Shared by
-//! the statement types and the documents report and reconcile exchange.
+//! the statement types and the documents report and reconcile exchange;
+//! and the small serde helpers the contract format's types share.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
@@ -10,6 +11,22 @@ use serde::{Deserialize, Serialize, Serializer};
 
 use crate::money::{format_normalized, parse_decimal};
 use crate::period::Period;
+
+/// Whether a field holds its default (`skip_serializing_if`): a field
+/// written only when set.
+pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}
+
+/// Whether a flag is on (`skip_serializing_if` of a flag on by default).
+pub(crate) fn is_true(v: &bool) -> bool {
+    *v
+}
+
+/// `true`, the default of a flag on by default (`serde(default = ...)`).
+pub(crate) fn yes() -> bool {
+    true
+}
 
 /// A decimal as JSON text, read with [`parse_decimal`].
 struct DecimalText(Decimal);

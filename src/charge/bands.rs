@@ -4,13 +4,11 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price, Rules};
-use crate::contract::rules::{edge, no_overlap};
-use crate::error::{Error, ErrorKind, Result};
-use crate::expr::Expr;
+use super::edges::{edge, no_overlap};
+use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
+use crate::error::{Error, ErrorKind, R, Result};
+use crate::expr::{Expr, Field};
 use crate::money::format_normalized;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
 
 /// One band of a `bands` charge: a fixed amount, or a percentage of charges.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -81,16 +79,14 @@ impl Kind for BandsCharge {
             let path = format!("{at}.bands[{j}]");
             band_payout(rules, &path, band)?;
             ranges.push((
-                edge(rules.contract, &format!("{path}.from"), band.from.as_ref())?,
-                edge(rules.contract, &format!("{path}.to"), band.to.as_ref())?,
+                edge(rules, &format!("{path}.from"), band.from.as_ref())?,
+                edge(rules, &format!("{path}.to"), band.to.as_ref())?,
             ));
         }
         no_overlap(&at, &ranges)
     }
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<BandsBody> {
-        let contract = c.contract();
-        let position = c.position();
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<BandsBody> {
         let mut bands = Vec::new();
         for (j, band) in self.bands.iter().enumerate() {
             let bp = |f: &str| format!("bands[{j}].{f}");
@@ -99,15 +95,12 @@ impl Kind for BandsCharge {
                 (None, Some(pct), Some(of)) => {
                     let mut idx = Vec::new();
                     for (k, id) in of.iter().enumerate() {
-                        let pos = contract.charges[..position]
-                            .iter()
-                            .position(|ch| &ch.id == id)
-                            .ok_or_else(|| {
-                                Error::contract(
-                                    c.path(&bp(&format!("of[{k}]"))),
-                                    format!("{id} is not an earlier charge"),
-                                )
-                            })?;
+                        let pos = c.earlier_charge(id).ok_or_else(|| {
+                            Error::contract(
+                                c.path(&bp(&format!("of[{k}]"))),
+                                format!("{id} is not an earlier charge"),
+                            )
+                        })?;
                         idx.push(pos);
                     }
                     BandValue::Percent(c.field(&bp("percent"), pct)?, idx)
@@ -204,7 +197,7 @@ fn band_payout(rules: &Rules<'_>, path: &str, band: &Band) -> Result<()> {
     let position = rules.position;
     for (k, name) in of.iter().enumerate() {
         let item = format!("{path}.of[{k}]");
-        match rules.contract.charges.iter().position(|c| &c.id == name) {
+        match rules.contract.charge(name) {
             None => return Err(Error::contract(item, format!("{name} is not a charge"))),
             Some(p) if p == position => {
                 return Err(Error::contract(
@@ -231,7 +224,7 @@ fn band_payout(rules: &Rules<'_>, path: &str, band: &Band) -> Result<()> {
 
 impl Price for BandsBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let k = cx.value("kpi", &self.kpi)?;
         cx.trace(|| format!("kpi: {}", self.kpi.text), k);
         let band_of = |edges: &[(Option<Decimal>, Option<Decimal>)]| {
@@ -293,8 +286,13 @@ impl Price for BandsBody {
                     let amount = cx.charge_amount(c);
                     sum = sum.checked_add(amount).ok_or_else(|| cx.overflow())?;
                 }
-                let names: Vec<&str> = of.iter().map(|&c| cx.charge_id(c)).collect();
-                cx.trace(|| format!("sum of {}", names.join(", ")), sum);
+                cx.trace_in(
+                    |cx| {
+                        let names: Vec<&str> = of.iter().map(|&c| cx.charge_id(c)).collect();
+                        format!("sum of {}", names.join(", "))
+                    },
+                    sum,
+                );
                 let v = pct
                     .checked_mul(sum)
                     .and_then(|x| x.checked_div(Decimal::ONE_HUNDRED))

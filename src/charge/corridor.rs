@@ -3,12 +3,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price, Rules};
-use crate::contract::rules::{Edge, edge, no_overlap};
-use crate::error::{Error, ErrorKind, Result};
-use crate::expr::Expr;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
+use super::edges::{Edge, edge, no_overlap};
+use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
+use crate::error::{Error, ErrorKind, R, Result};
+use crate::expr::{Expr, Field};
 
 /// One band on |d|, evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,16 +152,15 @@ impl Kind for CorridorCharge {
     /// Constant edges are not negative and bands do not overlap.
     fn check(&self, rules: &Rules<'_>) -> Result<()> {
         let at = rules.at();
-        let contract = rules.contract;
         let mut ranges = Vec::with_capacity(self.bands.len());
         for (j, band) in self.bands.iter().enumerate() {
             let path = format!("{at}.bands[{j}]");
             // `from` defaults to 0: the deviation |d| is never negative.
-            let from = match edge(contract, &format!("{path}.from"), band.from.as_ref())? {
+            let from = match edge(rules, &format!("{path}.from"), band.from.as_ref())? {
                 Edge::Open => Edge::At(Decimal::ZERO),
                 other => other,
             };
-            let to = edge(contract, &format!("{path}.to"), band.to.as_ref())?;
+            let to = edge(rules, &format!("{path}.to"), band.to.as_ref())?;
             for (name, e) in [("from", from), ("to", to)] {
                 if let Edge::At(v) = e {
                     if v.is_sign_negative() && !v.is_zero() {
@@ -181,7 +178,7 @@ impl Kind for CorridorCharge {
         no_overlap(&at, &ranges)
     }
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<CorridorBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<CorridorBody> {
         let mut bands = Vec::new();
         for (j, band) in self.bands.iter().enumerate() {
             bands.push(CCorridorBand {
@@ -201,7 +198,7 @@ impl Kind for CorridorCharge {
 
 impl Price for CorridorBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let a = cx.value("actual", &self.actual)?;
         let tg = cx.value("target", &self.target)?;
         cx.trace(|| format!("actual: {}", self.actual.text), a);

@@ -6,11 +6,10 @@ use std::sync::Arc;
 
 use rust_decimal::Decimal;
 
-use super::kind::Price;
+use super::kind::{CompileContext, Price, PriceContext};
 use super::{ChargeRule, CustomCharge};
-use crate::error::Result;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
+use crate::error::{R, Result};
+use crate::expr::Field;
 
 /// A compiled custom charge: the rule and its fields, in its order.
 #[derive(Debug, Clone)]
@@ -20,7 +19,7 @@ pub(crate) struct CustomBody {
 }
 
 /// Compiles the rule's fields, each at `charges[N].NAME`.
-pub(crate) fn compile(custom: &CustomCharge, c: &mut FieldCompiler<'_, '_>) -> Result<CustomBody> {
+pub(crate) fn compile<C: CompileContext>(custom: &CustomCharge, c: &mut C) -> Result<CustomBody> {
     let rule = custom.0.clone();
     let mut fields = Vec::new();
     for (name, e) in rule.fields() {
@@ -30,7 +29,7 @@ pub(crate) fn compile(custom: &CustomCharge, c: &mut FieldCompiler<'_, '_>) -> R
 }
 
 impl Price for CustomBody {
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let rule = &self.rule;
         Ok(cx.with_fields(&self.fields, |ctx| rule.amount(ctx))?)
     }

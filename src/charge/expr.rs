@@ -3,11 +3,9 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price};
-use crate::error::Result;
-use crate::expr::Expr;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
+use super::kind::{CompileContext, Kind, Price, PriceContext};
+use crate::error::{R, Result};
+use crate::expr::{Expr, Field};
 
 /// `expr`: an expression's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -27,7 +25,7 @@ impl Kind for ExprCharge {
     const AMENDABLE: &'static [&'static str] = &["amount"];
     type Body = ExprBody;
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<ExprBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<ExprBody> {
         Ok(ExprBody {
             amount: c.field("amount", &self.amount)?,
         })
@@ -36,7 +34,7 @@ impl Kind for ExprCharge {
 
 impl Price for ExprBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let v = cx.value("amount", &self.amount)?;
         cx.trace(|| format!("amount: {}", self.amount.text), v);
         Ok(v)

@@ -3,11 +3,9 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price};
-use crate::error::Result;
-use crate::expr::Expr;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
+use super::kind::{CompileContext, Kind, Price, PriceContext};
+use crate::error::{R, Result};
+use crate::expr::{Expr, Field};
 
 /// `fixed`: an amount, prorated by days in a stub period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -17,8 +15,8 @@ pub struct FixedCharge {
     pub amount: Expr,
     /// Whether a stub is charged `amount * d / D` (default true).
     #[serde(
-        default = "crate::contract::yes",
-        skip_serializing_if = "crate::contract::is_true"
+        default = "crate::text::yes",
+        skip_serializing_if = "crate::text::is_true"
     )]
     pub prorate: bool,
 }
@@ -34,7 +32,7 @@ impl Kind for FixedCharge {
     const AMENDABLE: &'static [&'static str] = &["amount"];
     type Body = FixedBody;
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<FixedBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<FixedBody> {
         Ok(FixedBody {
             amount: c.field("amount", &self.amount)?,
             prorate: self.prorate,
@@ -44,7 +42,7 @@ impl Kind for FixedCharge {
 
 impl Price for FixedBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let a = cx.value("amount", &self.amount)?;
         cx.trace(|| format!("amount {}", self.amount.text), a);
         let period = cx.period();

@@ -4,12 +4,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price};
-use crate::error::Result;
-use crate::expr::Expr;
+use super::kind::{CompileContext, Kind, Price, PriceContext};
+use crate::error::{R, Result};
+use crate::expr::{Expr, Field};
 use crate::money::format_normalized;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
 
 /// One side's terms, evaluated for the period, in money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,7 +137,7 @@ pub struct Losses {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Threshold>,
     /// First dollar or above threshold.
-    #[serde(default, skip_serializing_if = "crate::contract::is_default")]
+    #[serde(default, skip_serializing_if = "crate::text::is_default")]
     pub sharing: Sharing,
     /// The most paid back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -165,7 +163,7 @@ pub struct GainShareCharge {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub threshold: Option<Threshold>,
     /// First dollar or above threshold.
-    #[serde(default, skip_serializing_if = "crate::contract::is_default")]
+    #[serde(default, skip_serializing_if = "crate::text::is_default")]
     pub sharing: Sharing,
     /// The most paid for gains.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -214,25 +212,20 @@ impl Kind for GainShareCharge {
     ];
     type Body = GainShareBody;
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<GainShareBody> {
-        let threshold = |c: &mut FieldCompiler<'_, '_>,
-                         path: &str,
-                         t: &Option<Threshold>|
-         -> Result<Option<CThreshold>> {
-            Ok(match t {
-                None => None,
-                Some(Threshold::Relative(e)) => Some(CThreshold::Relative(
-                    c.field(&format!("{path}.relative"), e)?,
-                )),
-                Some(Threshold::Absolute(e)) => Some(CThreshold::Absolute(
-                    c.field(&format!("{path}.absolute"), e)?,
-                )),
-            })
-        };
-        let cap = |c: &mut FieldCompiler<'_, '_>,
-                   path: &str,
-                   t: &Option<ShareCap>|
-         -> Result<Option<CThreshold>> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<GainShareBody> {
+        let threshold =
+            |c: &mut C, path: &str, t: &Option<Threshold>| -> Result<Option<CThreshold>> {
+                Ok(match t {
+                    None => None,
+                    Some(Threshold::Relative(e)) => Some(CThreshold::Relative(
+                        c.field(&format!("{path}.relative"), e)?,
+                    )),
+                    Some(Threshold::Absolute(e)) => Some(CThreshold::Absolute(
+                        c.field(&format!("{path}.absolute"), e)?,
+                    )),
+                })
+            };
+        let cap = |c: &mut C, path: &str, t: &Option<ShareCap>| -> Result<Option<CThreshold>> {
             Ok(match t {
                 None => None,
                 Some(ShareCap::Relative(e)) => Some(CThreshold::Relative(
@@ -271,7 +264,7 @@ impl Kind for GainShareCharge {
 
 impl Price for GainShareBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let a = cx.value("actual", &self.actual)?;
         let b = cx.value("baseline", &self.baseline)?;
         let vpu = cx
@@ -313,9 +306,9 @@ impl Price for GainShareBody {
 }
 
 /// A side's terms in money for this period.
-fn side(cx: &mut Pricing<'_, '_>, prefix: &str, s: &CSide, money_base: Decimal) -> R<Side> {
+fn side<P: PriceContext>(cx: &mut P, prefix: &str, s: &CSide, money_base: Decimal) -> R<Side> {
     let share = cx.value(format_args!("{prefix}share"), &s.share)?;
-    let money = |cx: &mut Pricing<'_, '_>, name: &str, th: &CThreshold| -> R<Decimal> {
+    let money = |cx: &mut P, name: &str, th: &CThreshold| -> R<Decimal> {
         match th {
             CThreshold::Absolute(f) => cx.value(format_args!("{prefix}{name}"), f),
             CThreshold::Relative(f) => {

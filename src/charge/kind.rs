@@ -1,18 +1,30 @@
 //! The one interface every built-in charge kind implements, behind the
-//! registration table in `charge/mod.rs` (`kinds!`).
+//! registration table in `charge/mod.rs` (`kinds!`), and the interfaces a
+//! kind is given: what it may ask of the contract at load
+//! ([`Rules`], [`ContractView`]), while its fields compile
+//! ([`CompileContext`]) and while it prices a period ([`PriceContext`]).
 //!
 //! A kind is a module holding its field struct (the public data type), its
 //! load-time rules ([`Kind::check`]), its compilation ([`Kind::compile`],
 //! into a body) and its evaluation with its trace ([`Price::amount`]).
+//!
+//! The contexts are traits so that the kinds sit below the modules that
+//! implement them: `contract` (the contract's names and constants) and
+//! `settle` (compilation and the period's evaluation). Compilation and
+//! pricing take them as generic parameters, not `dyn`: each has one
+//! implementation, and settlement's hot loop stays statically dispatched.
+
+use std::fmt::Display;
 
 use rust_decimal::Decimal;
 use serde::de::DeserializeOwned;
 
-use crate::contract::Contract;
-use crate::error::Result;
-use crate::expr::Expr;
-use crate::settle::compile::FieldCompiler;
-use crate::settle::eval::{Pricing, R};
+use super::{Buffers, ChargeContext};
+use crate::error::{Error, ErrorKind, R, Result};
+use crate::expr::{Expr, Field};
+use crate::metric::{Observation, Window};
+use crate::money::Rounding;
+use crate::period::Period;
 
 /// A built-in charge kind: its field struct implements this.
 pub(crate) trait Kind {
@@ -31,14 +43,14 @@ pub(crate) trait Kind {
 
     /// Compiles the kind's fields with `c.field`, which resolves names,
     /// folds constants and records what the field reads for the trace.
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<Self::Body>;
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<Self::Body>;
 }
 
 /// A compiled kind: the line's exact amount for a period.
 pub(crate) trait Price {
     /// The line's exact (unrounded) amount. Steps, the line's quantity and
     /// an amount already rounded are reported through `cx`.
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal>;
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal>;
 
     /// The metric charged observation by observation, if any (the streaming
     /// billing run keeps each observation's value for it).
@@ -47,10 +59,27 @@ pub(crate) trait Price {
     }
 }
 
+/// What a kind's load-time rules may ask of the contract (one version of
+/// it). Implemented by `contract::Contract`.
+pub(crate) trait ContractView {
+    /// The value of `expr` (at `path`, for errors) when it reads only
+    /// literals and params.
+    ///
+    /// # Errors
+    /// A constant expression that fails to evaluate, at `path`.
+    fn constant(&self, path: &str, expr: &Expr) -> Result<Option<Decimal>>;
+
+    /// The position among the metrics and the window of the metric `name`.
+    fn metric(&self, name: &str) -> Option<(usize, Window)>;
+
+    /// The position among the charges of the charge with id `id`.
+    fn charge(&self, id: &str) -> Option<usize>;
+}
+
 /// Where a kind's load-time rules run: the contract and the charge's place.
 pub(crate) struct Rules<'a> {
     /// The contract (one version of it).
-    pub contract: &'a Contract,
+    pub contract: &'a dyn ContractView,
     /// The charge's position among the charges.
     pub position: usize,
 }
@@ -69,8 +98,115 @@ impl Rules<'_> {
     /// The value of `expr` (the field `field`) when it reads only literals
     /// and params.
     pub fn constant(&self, field: &str, expr: &Expr) -> Result<Option<Decimal>> {
-        crate::contract::rules::constant(self.contract, &self.path(field), expr)
+        self.contract.constant(&self.path(field), expr)
     }
+}
+
+/// What a kind compiles its fields with: each field at its path under the
+/// charge (`charges[2].tiers[1].up_to`), naming only earlier charges.
+/// Implemented by settlement's compiler.
+pub(crate) trait CompileContext {
+    /// Compiles the charge's field `field` (a path under the charge).
+    ///
+    /// # Errors
+    /// A name that is undefined or not allowed here, or a type error, at
+    /// the field's path.
+    fn field(&mut self, field: &str, expr: &Expr) -> Result<Field>;
+
+    /// Compiles an optional field.
+    ///
+    /// # Errors
+    /// As [`CompileContext::field`].
+    fn opt(&mut self, field: &str, expr: &Option<Expr>) -> Result<Option<Field>> {
+        expr.as_ref().map(|e| self.field(field, e)).transpose()
+    }
+
+    /// The path of the charge's field `field`, for errors.
+    fn path(&self, field: &str) -> String;
+
+    /// The position among the metrics and the window of the metric `name`.
+    fn metric(&self, name: &str) -> Option<(usize, Window)>;
+
+    /// The position of the charge with id `id`, if it is written before
+    /// this one.
+    fn earlier_charge(&self, id: &str) -> Option<usize>;
+}
+
+/// What a kind reads and reports while it prices a period. Implemented by
+/// settlement's evaluation of the period.
+pub(crate) trait PriceContext {
+    /// A field's value; `name` names it in an error (made only then).
+    fn value(&mut self, name: impl Display, field: &Field) -> R<Decimal>;
+
+    /// An optional field's value.
+    fn opt(&mut self, name: impl Display, field: &Option<Field>) -> R<Option<Decimal>>;
+
+    /// Records a step of the trace; its text is made only when tracing.
+    fn trace(&mut self, step: impl FnOnce() -> String, value: Decimal);
+
+    /// Records a step whose text reads the context (names of charges,
+    /// series); made only when tracing.
+    fn trace_in(&mut self, step: impl FnOnce(&Self) -> String, value: Decimal);
+
+    /// Records a step whose value is shown as `value` gives it.
+    fn trace_text(&mut self, step: impl FnOnce() -> String, value: impl FnOnce() -> String);
+
+    /// Whether the line's trace is written.
+    fn tracing(&self) -> bool;
+
+    /// A step writer for the kinds' pure functions (lazy, like `trace`).
+    fn describer(&mut self) -> impl FnMut(&dyn Fn() -> String, Decimal) + '_;
+
+    /// A settlement error of `kind`, prefixed with the charge.
+    fn fail(&self, kind: ErrorKind, message: impl Display) -> Box<Error>;
+
+    /// The amount overflows a decimal.
+    fn overflow(&self) -> Box<Error>;
+
+    /// The period being settled.
+    fn period(&self) -> &Period;
+
+    /// The contract's line rounding.
+    fn rounding(&self) -> Rounding;
+
+    /// Whether the period is the first of its contract year.
+    fn year_starts(&self) -> bool;
+
+    /// The charge's year-to-date quantity (before this period, until set).
+    fn year_to_date(&mut self) -> &mut Decimal;
+
+    /// Sets the line's `quantity`.
+    fn set_quantity(&mut self, quantity: Decimal);
+
+    /// The amount returned is already rounded (year-to-date tiers).
+    fn set_rounded(&mut self);
+
+    /// Buffers reused across periods.
+    fn buffers(&mut self) -> &mut Buffers;
+
+    /// The rounded amount of the earlier charge at `position` this period.
+    fn charge_amount(&self, position: usize) -> Decimal;
+
+    /// The id of the charge at `position`.
+    fn charge_id(&self, position: usize) -> &str;
+
+    /// The series metric `metric` reads.
+    fn series(&self, metric: usize) -> &str;
+
+    /// Hands every observation metric `metric` reads in the period itself
+    /// to `visit`.
+    fn scan_period(
+        &mut self,
+        metric: usize,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> R<()>;
+
+    /// Runs a custom rule with its fields as the context's fields.
+    fn with_fields<T>(
+        &mut self,
+        fields: &[Field],
+        rule: impl FnOnce(&mut dyn ChargeContext) -> T,
+    ) -> T;
 }
 
 /// How the loader reads a kind's fields from what is left of a charge's

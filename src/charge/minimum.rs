@@ -7,11 +7,9 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price, Rules};
-use crate::error::{Error, Result};
-use crate::expr::Expr;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
+use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
+use crate::error::{Error, R, Result};
+use crate::expr::{Expr, Field};
 
 /// `minimum`: an amount, raised to a floor: `max(amount, floor)`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -45,7 +43,7 @@ impl Kind for MinimumCharge {
         }
     }
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<MinimumBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<MinimumBody> {
         Ok(MinimumBody {
             amount: c.field("amount", &self.amount)?,
             floor: c.field("floor", &self.floor)?,
@@ -54,7 +52,7 @@ impl Kind for MinimumCharge {
 }
 
 impl Price for MinimumBody {
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let a = cx.value("amount", &self.amount)?;
         let f = cx.value("floor", &self.floor)?;
         cx.trace(|| format!("amount: {}", self.amount.text), a);
@@ -155,7 +153,7 @@ set = { "charges.usage.floor" = "20" }
 
     #[test]
     fn a_test_only_kind_is_not_listed_as_a_kind_of_the_format() {
-        let names = crate::contract::ChargeKind::names();
+        let names = crate::charge::ChargeKind::names();
         assert!(!names.contains(&"minimum"), "{names:?}");
         assert_eq!(names.len(), 9);
     }

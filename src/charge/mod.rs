@@ -7,15 +7,9 @@ use std::sync::Arc;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::contract::{
-    BandsCharge, CorridorCharge, ExprCharge, FixedCharge, GainShareCharge, PackageCharge,
-    PercentageCharge, TieredCharge, UnitCharge,
-};
-use crate::error::Result;
+use crate::error::{R, Result};
 use crate::expr::Expr;
 use crate::period::Period;
-use crate::settle::compile::FieldCompiler;
-use crate::settle::eval::{Pricing, R};
 
 /// A charge kind defined in Rust by the embedding program.
 ///
@@ -136,6 +130,7 @@ pub(crate) mod kind;
 pub(crate) mod bands;
 pub(crate) mod corridor;
 pub(crate) mod custom;
+mod edges;
 pub(crate) mod expr;
 pub(crate) mod fixed;
 pub(crate) mod gain_share;
@@ -146,7 +141,16 @@ pub(crate) mod percentage;
 pub(crate) mod tiered;
 pub(crate) mod unit;
 
-use kind::{FieldReader, Kind, Price, Rules};
+use bands::BandsCharge;
+use corridor::CorridorCharge;
+use expr::ExprCharge;
+use fixed::FixedCharge;
+use gain_share::GainShareCharge;
+use kind::{CompileContext, FieldReader, Kind, Price, PriceContext, Rules};
+use package::PackageCharge;
+use percentage::PercentageCharge;
+use tiered::TieredCharge;
+use unit::UnitCharge;
 
 /// Buffers reused from period to period, so evaluating expression tiers and
 /// bands does not allocate.
@@ -235,7 +239,7 @@ macro_rules! kinds {
             }
 
             /// Compiles the kind's fields.
-            pub(crate) fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<Body> {
+            pub(crate) fn compile<C: CompileContext>(&self, c: &mut C) -> Result<Body> {
                 Ok(match self {
                     $( $(#[cfg($cfg)])? ChargeKind::$variant(k) => Body::$variant(k.compile(c)?), )*
                     ChargeKind::Custom(k) => Body::Custom(custom::compile(k, c)?),
@@ -256,7 +260,7 @@ macro_rules! kinds {
         impl Body {
             /// The line's exact amount for the period.
             #[inline(always)]
-            pub(crate) fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+            pub(crate) fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
                 match self {
                     $( $(#[cfg($cfg)])? Body::$variant(b) => b.amount(cx), )*
                     Body::Custom(b) => b.amount(cx),

@@ -3,12 +3,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price, Rules};
-use crate::error::{Error, ErrorKind, Result};
-use crate::expr::Expr;
+use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
+use crate::error::{Error, ErrorKind, R, Result};
+use crate::expr::{Expr, Field};
 use crate::money::format_normalized;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
 
 /// Whether a partial package is charged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -32,7 +30,7 @@ pub struct PackageCharge {
     /// The price of one package.
     pub price: Expr,
     /// Started (`up`) or completed (`down`) packages.
-    #[serde(default, skip_serializing_if = "crate::contract::is_default")]
+    #[serde(default, skip_serializing_if = "crate::text::is_default")]
     pub round: PackageRound,
 }
 
@@ -62,7 +60,7 @@ impl Kind for PackageCharge {
         Ok(())
     }
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<PackageBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<PackageBody> {
         Ok(PackageBody {
             quantity: c.field("quantity", &self.quantity)?,
             size: c.field("size", &self.size)?,
@@ -74,7 +72,7 @@ impl Kind for PackageCharge {
 
 impl Price for PackageBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         let s = cx.value("size", &self.size)?;
         let p = cx.value("price", &self.price)?;

@@ -3,13 +3,11 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price, Rules};
-use crate::contract::Window;
-use crate::error::{Error, Result};
-use crate::expr::Expr;
+use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
+use crate::error::{Error, R, Result};
+use crate::expr::{Expr, Field};
+use crate::metric::Window;
 use crate::money::format_normalized;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
 
 /// Per-observation terms of a percentage charge.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -76,12 +74,12 @@ impl Kind for PercentageCharge {
                 ),
             ));
         };
-        match rules.contract.metrics.get(name) {
+        match rules.contract.metric(name) {
             None => Err(Error::contract(
                 path,
                 format!("with per_observation, base must name a metric: {name} is not one"),
             )),
-            Some(m) if m.window != Window::Period => Err(Error::contract(
+            Some((_, window)) if window != Window::Period => Err(Error::contract(
                 path,
                 format!(
                     "with per_observation, base must be a metric with window = \"period\": {name} reads to date"
@@ -91,17 +89,16 @@ impl Kind for PercentageCharge {
         }
     }
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<PercentageBody> {
-        let contract = c.contract();
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<PercentageBody> {
         let per_observation = match &self.per_observation {
             None => None,
             Some(po) => {
                 let metric = self
                     .base
                     .as_name()
-                    .and_then(|n| contract.metrics.get(n).map(|m| (n, m)))
-                    .filter(|(_, m)| m.window == Window::Period)
-                    .map(|(n, _)| contract.metrics.keys().position(|k| k == n).unwrap_or(0))
+                    .and_then(|n| c.metric(n))
+                    .filter(|&(_, window)| window == Window::Period)
+                    .map(|(index, _)| index)
                     .ok_or_else(|| {
                         Error::contract(
                             c.path("base"),
@@ -129,7 +126,7 @@ impl Kind for PercentageCharge {
 
 impl Price for PercentageBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let r = cx.value("rate", &self.rate)?;
         let Some(po) = &self.per_observation else {
             let b = cx.value("base", &self.base)?;
@@ -166,9 +163,9 @@ impl Price for PercentageBody {
         if overflowed {
             return Err(cx.overflow());
         }
-        let series = cx.series(po.metric);
-        cx.trace(
-            || {
+        cx.trace_in(
+            |cx| {
+                let series = cx.series(po.metric);
                 let mut s = format!(
                     "{n} observations of {series}: each value * {} + {}",
                     format_normalized(r),

@@ -3,11 +3,9 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price, Rules};
-use crate::error::{Error, ErrorKind, Result};
-use crate::expr::Expr;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
+use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
+use crate::error::{Error, ErrorKind, R, Result};
+use crate::expr::{Expr, Field};
 
 /// One tier's values for a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,7 +198,7 @@ pub struct TieredCharge {
     /// The tiers, `up_to` strictly increasing.
     pub tiers: Vec<Tier>,
     /// Price the period's or the contract year's quantity.
-    #[serde(default, skip_serializing_if = "crate::contract::is_default")]
+    #[serde(default, skip_serializing_if = "crate::text::is_default")]
     pub accumulate: Accumulate,
 }
 
@@ -283,7 +281,7 @@ impl Kind for TieredCharge {
         Ok(())
     }
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<TieredBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<TieredBody> {
         let mut tiers = Vec::new();
         for (j, tier) in self.tiers.iter().enumerate() {
             tiers.push(CTier {
@@ -338,7 +336,7 @@ fn constant_tiers(tiers: &[CTier]) -> Option<Vec<TierValues>> {
 
 impl Price for TieredBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         cx.trace(|| format!("quantity: {}", self.quantity.text), q);
         if q.is_sign_negative() && !q.is_zero() {
@@ -420,12 +418,12 @@ impl Price for TieredBody {
 
 /// The tiers' amount for `quantity`: with its steps when tracing, else by
 /// the quiet path (the same decimal).
-fn priced(
+fn priced<P: PriceContext>(
     mode: TierMode,
     values: &[TierValues],
     before: &[Option<Decimal>],
     quantity: Decimal,
-    cx: &mut Pricing<'_, '_>,
+    cx: &mut P,
 ) -> R<Decimal> {
     let v = if cx.tracing() {
         amount(mode, values, quantity, &mut cx.describer())

@@ -3,12 +3,10 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use super::kind::{Kind, Price};
-use crate::error::Result;
-use crate::expr::Expr;
+use super::kind::{CompileContext, Kind, Price, PriceContext};
+use crate::error::{R, Result};
+use crate::expr::{Expr, Field};
 use crate::money::format_normalized;
-use crate::settle::compile::{Field, FieldCompiler};
-use crate::settle::eval::{Pricing, R};
 
 /// `unit`: quantity times unit price.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -31,7 +29,7 @@ impl Kind for UnitCharge {
     const AMENDABLE: &'static [&'static str] = &["quantity", "unit_price"];
     type Body = UnitBody;
 
-    fn compile(&self, c: &mut FieldCompiler<'_, '_>) -> Result<UnitBody> {
+    fn compile<C: CompileContext>(&self, c: &mut C) -> Result<UnitBody> {
         Ok(UnitBody {
             quantity: c.field("quantity", &self.quantity)?,
             unit_price: c.field("unit_price", &self.unit_price)?,
@@ -41,7 +39,7 @@ impl Kind for UnitCharge {
 
 impl Price for UnitBody {
     #[inline]
-    fn amount(&self, cx: &mut Pricing<'_, '_>) -> R<Decimal> {
+    fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         let p = cx.value("unit_price", &self.unit_price)?;
         cx.trace(|| format!("quantity: {}", self.quantity.text), q);

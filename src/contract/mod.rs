@@ -33,6 +33,7 @@ pub use crate::charge::percentage::{PerObservation, PercentageCharge};
 pub use crate::charge::tiered::{Accumulate, Tier, TierMode, TieredCharge};
 pub use crate::charge::unit::UnitCharge;
 pub use crate::limit::{LimitKind, Scope};
+pub use crate::metric::Window;
 pub use amend::Version;
 
 pub(crate) use crate::expr::DECIMAL_TOKEN;
@@ -136,19 +137,6 @@ pub struct RoundingSpec {
     pub mode: Option<RoundingMode>,
 }
 
-/// Which observations a metric reduces in a period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Window {
-    /// The period itself.
-    #[default]
-    Period,
-    /// From the start of the contract year to the end of the period.
-    ContractYearToDate,
-    /// From the start of the term to the end of the period.
-    TermToDate,
-}
-
 /// What a metric read over an empty window means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -172,7 +160,7 @@ pub struct Metric {
     /// How observations are reduced.
     pub aggregate: Aggregate,
     /// Which observations: the period, or to date.
-    #[serde(default, skip_serializing_if = "is_default")]
+    #[serde(default, skip_serializing_if = "crate::text::is_default")]
     pub window: Window,
     /// Dimensions that every observation read must match.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -194,18 +182,6 @@ impl Metric {
             _ => Missing::Error,
         })
     }
-}
-
-pub(crate) fn is_default<T: Default + PartialEq>(v: &T) -> bool {
-    *v == T::default()
-}
-
-pub(crate) fn is_true(v: &bool) -> bool {
-    *v
-}
-
-pub(crate) fn yes() -> bool {
-    true
 }
 
 /// A named expression.

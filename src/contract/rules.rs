@@ -11,7 +11,8 @@ use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
 use super::load::path_key;
-use super::{BaselineKind, Contract};
+use super::{BaselineKind, Contract, Window};
+use crate::charge::kind::ContractView;
 use crate::error::{Error, Result};
 use crate::expr::{Env, Expr};
 use crate::metric::Aggregate;
@@ -283,81 +284,23 @@ impl Env for ParamEnv {
     }
 }
 
-/// One end of a band: none, a known value, or an expression's.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Edge {
-    Open,
-    At(Decimal),
-    Unknown,
-}
-
-pub(crate) fn edge(contract: &Contract, path: &str, expr: Option<&Expr>) -> Result<Edge> {
-    Ok(match expr {
-        None => Edge::Open,
-        Some(e) => constant(contract, path, e)?.map_or(Edge::Unknown, Edge::At),
-    })
-}
-
-/// A band's range for messages: `[0.8, 0.9)`, `[0.8, ∞)`, `(-∞, 0.9)`.
-fn range_text(from: Edge, to: Edge) -> String {
-    let low = match from {
-        Edge::At(v) => format!("[{v}"),
-        _ => "(-∞".to_string(),
-    };
-    let high = match to {
-        Edge::At(v) => format!("{v})"),
-        _ => "∞)".to_string(),
-    };
-    format!("{low}, {high}")
-}
-
-/// Checks `from < to` for each range and that no two known ranges overlap.
-/// `ranges[j]` is the band at `{at}.bands[j]`.
-pub(crate) fn no_overlap(at: &str, ranges: &[(Edge, Edge)]) -> Result<()> {
-    for (j, &(from, to)) in ranges.iter().enumerate() {
-        if let (Edge::At(low), Edge::At(high)) = (from, to) {
-            if high <= low {
-                return Err(Error::contract(
-                    format!("{at}.bands[{j}].to"),
-                    format!("to {high} is not greater than from {low}"),
-                ));
-            }
-        }
+/// What a charge kind's load-time rules ask of the contract.
+impl ContractView for Contract {
+    fn constant(&self, path: &str, expr: &Expr) -> Result<Option<Decimal>> {
+        constant(self, path, expr)
     }
-    for (k, &(from_k, to_k)) in ranges.iter().enumerate() {
-        for (j, &(from_j, to_j)) in ranges.iter().enumerate().take(k) {
-            if [from_k, to_k, from_j, to_j].contains(&Edge::Unknown) {
-                continue;
-            }
-            // Two half-open ranges overlap when the greater start is below
-            // the smaller end; an open start is -∞ and an open end ∞.
-            let start = match (from_j, from_k) {
-                (Edge::At(a), Edge::At(b)) => Some(a.max(b)),
-                (Edge::At(a), _) | (_, Edge::At(a)) => Some(a),
-                _ => None,
-            };
-            let end = match (to_j, to_k) {
-                (Edge::At(a), Edge::At(b)) => Some(a.min(b)),
-                (Edge::At(a), _) | (_, Edge::At(a)) => Some(a),
-                _ => None,
-            };
-            let overlap = match (start, end) {
-                (Some(s), Some(e)) => s < e,
-                _ => true,
-            };
-            if overlap {
-                return Err(Error::contract(
-                    format!("{at}.bands[{k}]"),
-                    format!(
-                        "bands must not overlap: {} overlaps bands[{j}] {}",
-                        range_text(from_k, to_k),
-                        range_text(from_j, to_j)
-                    ),
-                ));
-            }
-        }
+
+    fn metric(&self, name: &str) -> Option<(usize, Window)> {
+        self.metrics
+            .iter()
+            .enumerate()
+            .find(|(_, (k, _))| k.as_str() == name)
+            .map(|(i, (_, m))| (i, m.window))
     }
-    Ok(())
+
+    fn charge(&self, id: &str) -> Option<usize> {
+        self.charges.iter().position(|c| c.id == id)
+    }
 }
 
 fn limit_set(contract: &Contract, i: usize) -> Result<BTreeSet<&str>> {

@@ -2,8 +2,7 @@
 
 use rust_decimal::Decimal;
 
-use super::Terms;
-use crate::contract::Scope;
+use super::{Scope, Terms};
 
 /// `min(0, amount - base)` in a period scope; over a year or the term, what
 /// is left of the amount after the running total, never taking back more

@@ -3,8 +3,7 @@
 
 use rust_decimal::Decimal;
 
-use super::Terms;
-use crate::contract::Scope;
+use super::{Scope, Terms};
 
 /// `max(0, amount - base)` in a period scope; over a year or the term, 0
 /// until the scope's last period, which trues up to the amount.

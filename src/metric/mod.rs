@@ -66,6 +66,20 @@ impl Aggregate {
     }
 }
 
+/// Which observations a metric reduces in a period (also
+/// [`contract::Window`](crate::contract::Window), where the format uses it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Window {
+    /// The period itself.
+    #[default]
+    Period,
+    /// From the start of the contract year to the end of the period.
+    ContractYearToDate,
+    /// From the start of the term to the end of the period.
+    TermToDate,
+}
+
 /// One version of one observation, as read from a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {

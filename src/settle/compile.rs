@@ -6,11 +6,12 @@ use std::collections::HashMap;
 use rust_decimal::Decimal;
 
 pub(crate) use crate::charge::Body;
+use crate::charge::kind::{CompileContext, ContractView};
 use crate::contract::rules::line_rounding;
 use crate::contract::shape::CHAIN_MAX;
 use crate::contract::{BaselineKind, Contract, LimitKind, Missing, Scope, Window};
 use crate::error::{Error, Result};
-use crate::expr::{Compiled, Expr};
+use crate::expr::{Expr, Field};
 use crate::metric::Aggregate;
 
 /// What a slot holds.
@@ -31,13 +32,6 @@ pub(crate) struct Slot {
     pub kind: SlotKind,
     /// Position among the items of its kind.
     pub index: usize,
-}
-
-/// An expression with the text it came from.
-#[derive(Debug, Clone)]
-pub(crate) struct Field {
-    pub text: String,
-    pub code: Compiled,
 }
 
 #[derive(Debug, Clone)]
@@ -251,32 +245,23 @@ pub(crate) struct FieldCompiler<'a, 'c> {
     position: usize,
 }
 
-impl<'c> FieldCompiler<'_, 'c> {
-    /// Compiles the charge's field `field` (a path under the charge).
-    pub(crate) fn field(&mut self, field: &str, expr: &Expr) -> Result<Field> {
+impl CompileContext for FieldCompiler<'_, '_> {
+    fn field(&mut self, field: &str, expr: &Expr) -> Result<Field> {
         let path = self.path(field);
         self.compiler
             .field(&path, expr, Allowed::ChargesBefore(self.position))
     }
 
-    /// Compiles an optional field.
-    pub(crate) fn opt(&mut self, field: &str, expr: &Option<Expr>) -> Result<Option<Field>> {
-        expr.as_ref().map(|e| self.field(field, e)).transpose()
-    }
-
-    /// The path of the charge's field `field`, for errors.
-    pub(crate) fn path(&self, field: &str) -> String {
+    fn path(&self, field: &str) -> String {
         format!("charges[{}].{field}", self.position)
     }
 
-    /// The contract version compiled.
-    pub(crate) fn contract(&self) -> &'c Contract {
-        self.compiler.contract
+    fn metric(&self, name: &str) -> Option<(usize, Window)> {
+        ContractView::metric(self.compiler.contract, name)
     }
 
-    /// The charge's position among the charges.
-    pub(crate) fn position(&self) -> usize {
-        self.position
+    fn earlier_charge(&self, id: &str) -> Option<usize> {
+        ContractView::charge(self.compiler.contract, id).filter(|&p| p < self.position)
     }
 }
 

@@ -1,18 +1,17 @@
 //! Evaluating one period: metrics, KPIs, baselines, charges, limits.
 
+use std::fmt::Display;
+
 use rust_decimal::Decimal;
 
-use super::compile::{CBaseline, Field, Program, SlotKind};
+use super::compile::{CBaseline, Program, SlotKind};
 use super::{CompiledContract, Line, SettleOptions, State, Statement, Step};
 
 use crate::charge::ChargeContext;
+use crate::charge::kind::PriceContext;
 use crate::contract::{Missing, Scope, Window};
-use crate::error::{Error, ErrorKind, Result};
-
-/// Results inside evaluation box their error, so the values that flow on
-/// the hot path stay small.
-pub(crate) type R<T> = std::result::Result<T, Box<Error>>;
-use crate::expr::{Env, EvalError};
+use crate::error::{Error, ErrorKind, R, Result};
+use crate::expr::{Env, EvalError, Field};
 use crate::metric::{MetricSource, Query};
 use crate::money::{Rounding, format_normalized};
 use crate::period::Period;
@@ -424,35 +423,37 @@ pub(crate) struct Pricing<'e, 'a> {
     rounded: bool,
 }
 
-impl<'a> Pricing<'_, 'a> {
+impl PriceContext for Pricing<'_, '_> {
     /// A field's value; `name` names it in an error (made only then).
     #[inline(always)]
-    pub(crate) fn value(&mut self, name: impl std::fmt::Display, field: &Field) -> R<Decimal> {
+    fn value(&mut self, name: impl Display, field: &Field) -> R<Decimal> {
         self.eval.field(name, field)
     }
 
     /// An optional field's value.
     #[inline]
-    pub(crate) fn opt(
-        &mut self,
-        name: impl std::fmt::Display,
-        field: &Option<Field>,
-    ) -> R<Option<Decimal>> {
+    fn opt(&mut self, name: impl Display, field: &Option<Field>) -> R<Option<Decimal>> {
         self.eval.opt(name, field)
     }
 
     /// Records a step of the trace; its text is made only when tracing.
     #[inline(always)]
-    pub(crate) fn trace(&mut self, step: impl FnOnce() -> String, value: Decimal) {
+    fn trace(&mut self, step: impl FnOnce() -> String, value: Decimal) {
         self.trace.step(step, value);
     }
 
+    fn trace_in(&mut self, step: impl FnOnce(&Self) -> String, value: Decimal) {
+        if self.trace.on {
+            let step = step(self);
+            self.trace.steps.push(Step {
+                step,
+                value: format_normalized(value),
+            });
+        }
+    }
+
     /// Records a step whose value is shown as `value` gives it.
-    pub(crate) fn trace_text(
-        &mut self,
-        step: impl FnOnce() -> String,
-        value: impl FnOnce() -> String,
-    ) {
+    fn trace_text(&mut self, step: impl FnOnce() -> String, value: impl FnOnce() -> String) {
         if self.trace.on {
             self.trace.steps.push(Step {
                 step: step(),
@@ -462,65 +463,65 @@ impl<'a> Pricing<'_, 'a> {
     }
 
     /// Whether the line's trace is written.
-    pub(crate) fn tracing(&self) -> bool {
+    fn tracing(&self) -> bool {
         self.trace.on
     }
 
     /// A step writer for the kinds' pure functions (lazy, like `trace`).
-    pub(crate) fn describer(&mut self) -> impl FnMut(&dyn Fn() -> String, Decimal) + '_ {
+    fn describer(&mut self) -> impl FnMut(&dyn Fn() -> String, Decimal) + '_ {
         self.trace.describer()
     }
 
     /// A settlement error of `kind`, prefixed with the charge.
-    pub(crate) fn fail(&self, kind: ErrorKind, message: impl std::fmt::Display) -> Box<Error> {
+    fn fail(&self, kind: ErrorKind, message: impl Display) -> Box<Error> {
         self.eval
             .fail(kind, format!("{}: {message}", self.eval.context()))
     }
 
     /// The amount overflows a decimal.
-    pub(crate) fn overflow(&self) -> Box<Error> {
+    fn overflow(&self) -> Box<Error> {
         self.eval.overflow()
     }
 
     /// The period being settled.
-    pub(crate) fn period(&self) -> &'a Period {
+    fn period(&self) -> &Period {
         self.eval.period
     }
 
     /// The contract's line rounding.
-    pub(crate) fn rounding(&self) -> Rounding {
+    fn rounding(&self) -> Rounding {
         self.eval.cc.rounding
     }
 
     /// Whether the period is the first of its contract year.
-    pub(crate) fn year_starts(&self) -> bool {
+    fn year_starts(&self) -> bool {
         let e = &self.eval;
         e.period.index == 0
             || e.cc.periods()[e.period.index - 1].contract_year != e.period.contract_year
     }
 
     /// The charge's year-to-date quantity (before this period, until set).
-    pub(crate) fn year_to_date(&mut self) -> &mut Decimal {
+    fn year_to_date(&mut self) -> &mut Decimal {
         &mut self.year_to_date[self.charge]
     }
 
     /// Sets the line's `quantity`.
-    pub(crate) fn set_quantity(&mut self, quantity: Decimal) {
+    fn set_quantity(&mut self, quantity: Decimal) {
         self.quantity = Some(quantity);
     }
 
     /// The amount returned is already rounded (year-to-date tiers).
-    pub(crate) fn set_rounded(&mut self) {
+    fn set_rounded(&mut self) {
         self.rounded = true;
     }
 
     /// Buffers reused across periods.
-    pub(crate) fn buffers(&mut self) -> &mut crate::charge::Buffers {
+    fn buffers(&mut self) -> &mut crate::charge::Buffers {
         &mut self.eval.buffers
     }
 
     /// The rounded amount of the earlier charge at `position` this period.
-    pub(crate) fn charge_amount(&self, position: usize) -> Decimal {
+    fn charge_amount(&self, position: usize) -> Decimal {
         let slot = self.eval.program.charge_slot0 as usize + position;
         self.eval
             .values
@@ -531,7 +532,7 @@ impl<'a> Pricing<'_, 'a> {
     }
 
     /// The id of the charge at `position`.
-    pub(crate) fn charge_id(&self, position: usize) -> &'a str {
+    fn charge_id(&self, position: usize) -> &str {
         self.eval
             .program
             .charges
@@ -540,7 +541,7 @@ impl<'a> Pricing<'_, 'a> {
     }
 
     /// The series metric `metric` reads.
-    pub(crate) fn series(&self, metric: usize) -> &'a str {
+    fn series(&self, metric: usize) -> &str {
         self.eval
             .program
             .metrics
@@ -550,7 +551,7 @@ impl<'a> Pricing<'_, 'a> {
 
     /// Hands every observation metric `metric` reads in the period itself
     /// to `visit`.
-    pub(crate) fn scan_period(
+    fn scan_period(
         &mut self,
         metric: usize,
         visit: &mut dyn FnMut(&crate::metric::Observation) -> Result<()>,
@@ -565,7 +566,7 @@ impl<'a> Pricing<'_, 'a> {
     }
 
     /// Runs a custom rule with its fields as the context's fields.
-    pub(crate) fn with_fields<T>(
+    fn with_fields<T>(
         &mut self,
         fields: &[Field],
         rule: impl FnOnce(&mut dyn ChargeContext) -> T,
