@@ -39,6 +39,7 @@
 //! | [`run`] | [`run::BillingRun`]: many contracts against one metric file |
 //! | [`report`] | statements as JSON, CSV and tables, and the statement document |
 //! | [`reconcile`] | issued statements settled again, as adjustments |
+//! | [`store`] | database stores' addresses and versioned schemas |
 //! | [`simulate`] | what-if: simulate, compare, sweep (feature `simulate`) |
 //!
 //! The user reference of the contract format, the metric data and the
@@ -74,6 +75,7 @@ pub mod run;
 pub mod settle;
 #[cfg(feature = "simulate")]
 pub mod simulate;
+pub mod store;
 mod text;
 
 pub use contract::Contract;

@@ -18,7 +18,7 @@ const LAYERS: &[&[&str]] = &[
     &["error"],
     &["money"],
     &["period"],
-    &["text"],
+    &["text", "store"],
     &["expr"],
     &["metric"],
     &["charge", "limit"],
