@@ -9,7 +9,7 @@
 //! into an exact decimal, never a binary float; quantities are strings
 //! without trailing zeros; dates are `YYYY-MM-DD`.
 
-use chrono::NaiveDate;
+use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -86,6 +86,14 @@ impl StatementDocument {
 /// A [`Statement`] serializes in this shape, with more of its period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StatementEntry {
+    /// Its number in the ledger, for a statement read back from one
+    /// (`outcome issue`); absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<i64>,
+    /// When it was issued, for a statement read back from a ledger; absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issued_at: Option<DateTime<Utc>>,
     /// The period's dates.
     pub period: PeriodEntry,
     /// The lines.
@@ -220,6 +228,8 @@ impl StatementEntry {
     /// `statement`'s entry, amounts at `scale` places.
     pub fn new(statement: &Statement, scale: u32) -> StatementEntry {
         StatementEntry {
+            id: None,
+            issued_at: None,
             period: PeriodEntry::of(&statement.period),
             lines: statement
                 .lines

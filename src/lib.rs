@@ -40,6 +40,7 @@
 //! | [`report`] | statements as JSON, CSV and tables, and the statement document |
 //! | [`reconcile`] | issued statements settled again, as adjustments |
 //! | [`store`] | database stores' addresses and versioned schemas |
+//! | `ledger` | the append-only ledger of issued statements (features `sqlite`, `postgres`) |
 //! | [`simulate`] | what-if: simulate, compare, sweep (feature `simulate`) |
 //!
 //! The user reference of the contract format, the metric data and the
@@ -65,6 +66,8 @@ pub mod contract;
 mod document;
 mod error;
 pub mod expr;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub mod ledger;
 mod limit;
 pub mod metric;
 pub mod money;

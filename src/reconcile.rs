@@ -235,8 +235,26 @@ pub fn reconcile(
         .into_iter()
         .filter(|s| wanted.contains(&s.period.index))
         .collect();
+    Ok(compare(
+        ContractStatements {
+            contract: contract.contract().id.clone(),
+            currency: contract.currency(),
+            rounding: contract.rounding(),
+            statements,
+        },
+        issued,
+    ))
+}
+
+/// The adjustments that take what was `issued` (several lines of one
+/// period and charge add up) to the `settled` statements: one per period
+/// and line whose amount differs, in the settled statements' order, then
+/// the lines found only on the issued side (a line missing on one side
+/// counts as 0).
+pub(crate) fn compare(settled: ContractStatements, issued: &[IssuedLine]) -> Reconciliation {
+    let statements = &settled.statements;
     let mut adjustments = Vec::new();
-    for s in &statements {
+    for s in statements {
         let mut seen = vec![false; issued.len()];
         let mut issued_of = |charge: &str| -> Decimal {
             issued
@@ -292,13 +310,8 @@ pub fn reconcile(
             }
         }
     }
-    Ok(Reconciliation {
-        settled: ContractStatements {
-            contract: contract.contract().id.clone(),
-            currency: contract.currency(),
-            rounding: contract.rounding(),
-            statements,
-        },
+    Reconciliation {
+        settled,
         adjustments,
-    })
+    }
 }

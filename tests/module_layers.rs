@@ -27,7 +27,7 @@ const LAYERS: &[&[&str]] = &[
     &["document"],
     &["report"],
     &["reconcile", "run"],
-    &["simulate"],
+    &["simulate", "ledger"],
 ];
 
 /// A reference from one module to another, where it is written.

@@ -11,15 +11,17 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
+use outcome_billing::ledger::{Issued, Ledger};
 use outcome_billing::metric::CsvSource;
 use outcome_billing::money::parse_decimal;
 use outcome_billing::period::{Stamp, parse_as_of};
-use outcome_billing::report::{RunFormat, RunItem, RunWriter};
+use outcome_billing::report::{RunEntry, RunFormat, RunItem, RunWriter};
 use outcome_billing::run::{BillingRun, RunOptions};
 use outcome_billing::simulate::{
     Basis, ChartLabels, RUNS_DEFAULT, STEPS_DEFAULT, STEPS_MAX, Scenario, SimulateOptions,
     SweepSpec,
 };
+use outcome_billing::store::Store;
 use outcome_billing::{CompiledContract, Error, ErrorKind, Location, MetricSource};
 use rayon::prelude::*;
 
@@ -72,7 +74,7 @@ enum Command {
         /// Contract files or folders of them.
         #[arg(required = true)]
         contracts: Vec<PathBuf>,
-        /// Metric data: a CSV file or `sqlite:PATH`.
+        /// Metric data: a CSV file, `sqlite:PATH` or a `postgres://` URL.
         #[arg(long)]
         metrics: String,
         /// Settle only the period that starts on this date (earlier periods
@@ -91,7 +93,7 @@ enum Command {
     Reconcile {
         /// The contract file.
         contract: PathBuf,
-        /// Metric data: a CSV file or `sqlite:PATH`.
+        /// Metric data: a CSV file, `sqlite:PATH` or a `postgres://` URL.
         #[arg(long)]
         metrics: String,
         /// The issued statements: a document printed by `settle --format json`.
@@ -104,6 +106,30 @@ enum Command {
         #[arg(long = "as-of")]
         as_of: Option<String>,
         /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Settle the periods due and append them to a ledger of issued
+    /// statements; periods already issued are skipped and named on stderr.
+    Issue {
+        /// Contract files or folders of them.
+        #[arg(required = true)]
+        contracts: Vec<PathBuf>,
+        /// Metric data: a CSV file, `sqlite:PATH` or a `postgres://` URL.
+        #[arg(long)]
+        metrics: String,
+        /// The ledger: `sqlite:PATH` (created if missing) or a `postgres://`
+        /// URL (its tables created if missing).
+        #[arg(long)]
+        ledger: String,
+        /// Issue only the period that starts on this date.
+        #[arg(long)]
+        period: Option<String>,
+        /// Read only what was recorded by this time (RFC 3339 or a date), and
+        /// judge which periods have ended against it.
+        #[arg(long = "as-of")]
+        as_of: Option<String>,
+        /// Output format of the statements issued.
         #[arg(long, value_enum, default_value = "table")]
         format: Format,
     },
@@ -270,6 +296,21 @@ fn main() -> ExitCode {
             as_of.as_deref(),
             format,
         )),
+        Command::Issue {
+            contracts,
+            metrics,
+            ledger,
+            period,
+            as_of,
+            format,
+        } => issue(
+            &contracts,
+            &metrics,
+            &ledger,
+            period.as_deref(),
+            as_of.as_deref(),
+            format,
+        ),
         Command::Import { data, into } => status(import(&data, &into)),
         Command::Simulate {
             contract,
@@ -521,73 +562,21 @@ fn settle(
         }
     };
     let several = files.len() > 1 || args.iter().any(|a| a.is_dir());
-    let mut options = RunOptions::new(Utc::now()).trace(format == Format::Json);
-    match period.map(|p| NaiveDate::parse_from_str(p, "%Y-%m-%d")) {
-        None => {}
-        Some(Ok(d)) => options = options.period(d),
-        Some(Err(_)) => {
-            let e = Error::usage(format!(
-                "--period {:?} is not a date (YYYY-MM-DD)",
-                period.unwrap_or_default()
-            ));
+    let options = match settle_options(period, as_of, format == Format::Json) {
+        Ok(options) => options,
+        Err(e) => {
             report(&e);
             return 2;
         }
-    }
-    if let Some(t) = as_of {
-        match Stamp::parse(t) {
-            Ok(stamp) => options = options.as_of(stamp),
-            Err(m) => {
-                report(&Error::usage(format!("--as-of: {m}")));
-                return 2;
-            }
-        }
-    }
-
-    // Load every contract first, in parallel: two files with one id stop
-    // the whole run.
-    let loaded: Vec<(PathBuf, Result<CompiledContract, Error>)> = files
-        .into_par_iter()
-        .map(|file| {
-            // Settlement reads only the compiled form: the run holds every
-            // contract at once, so the body as written is dropped.
-            let result = load(&file).map(CompiledContract::into_lean);
-            (file, result)
-        })
-        .collect();
-    let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
-    let mut status = 0;
-    let mut contracts = Vec::new();
-    let mut failed = Vec::new();
-    for (file, result) in loaded {
-        let id = match &result {
-            Ok(c) => Some(c.contract().id.clone()),
-            Err(_) => id_of(&file),
-        };
-        if let Some(id) = &id {
-            if let Some(other) = ids.insert(id.clone(), file.clone()) {
-                let e = Error::usage(format!(
-                    "two contract files have the id {id}: {} and {}; nothing was settled",
-                    other.display(),
-                    file.display()
-                ));
-                report(&e);
-                return 2;
-            }
-        }
-        match result {
-            Ok(c) => contracts.push(c),
-            Err(error) => {
-                report(&error);
-                status = status.max(exit_code(&error));
-                failed.push(RunItem::Failed {
-                    contract: id.unwrap_or_else(|| file.display().to_string()),
-                    error,
-                });
-            }
-        }
-    }
-    failed.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
+    };
+    let Loaded {
+        contracts,
+        failed,
+        status,
+    } = match load_run(files) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
     let run = match BillingRun::new(contracts) {
         Ok(run) => run,
         Err(e) => {
@@ -652,6 +641,203 @@ fn settle(
         Ok(()) => printer.status,
         // A closed pipe (`| head`) is not an error of the run.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => printer.status,
+        Err(e) => {
+            report(&Error::io("standard output", e));
+            1
+        }
+    }
+}
+
+/// `--period` and `--as-of` as run options at the current time.
+fn settle_options(
+    period: Option<&str>,
+    as_of: Option<&str>,
+    trace: bool,
+) -> Result<RunOptions, Error> {
+    let mut options = RunOptions::new(Utc::now()).trace(trace);
+    if let Some(p) = period {
+        let d = NaiveDate::parse_from_str(p, "%Y-%m-%d")
+            .map_err(|_| Error::usage(format!("--period {p:?} is not a date (YYYY-MM-DD)")))?;
+        options = options.period(d);
+    }
+    if let Some(t) = as_of {
+        let stamp = Stamp::parse(t).map_err(|m| Error::usage(format!("--as-of: {m}")))?;
+        options = options.as_of(stamp);
+    }
+    Ok(options)
+}
+
+/// The contracts of a run, loaded, and those that failed to load.
+struct Loaded {
+    /// Compiled, without their bodies as written.
+    contracts: Vec<CompiledContract>,
+    /// Failed to load, reported on stderr, sorted by id.
+    failed: Vec<RunItem>,
+    /// The highest exit status of the failures.
+    status: i32,
+}
+
+/// Loads every contract file, in parallel; two files with one id stop the
+/// whole run (the exit status is the error).
+fn load_run(files: Vec<PathBuf>) -> Result<Loaded, i32> {
+    let loaded: Vec<(PathBuf, Result<CompiledContract, Error>)> = files
+        .into_par_iter()
+        .map(|file| {
+            // Settlement reads only the compiled form: the run holds every
+            // contract at once, so the body as written is dropped.
+            let result = load(&file).map(CompiledContract::into_lean);
+            (file, result)
+        })
+        .collect();
+    let mut ids: BTreeMap<String, PathBuf> = BTreeMap::new();
+    let mut status = 0;
+    let mut contracts = Vec::new();
+    let mut failed = Vec::new();
+    for (file, result) in loaded {
+        let id = match &result {
+            Ok(c) => Some(c.contract().id.clone()),
+            Err(_) => id_of(&file),
+        };
+        if let Some(id) = &id {
+            if let Some(other) = ids.insert(id.clone(), file.clone()) {
+                let e = Error::usage(format!(
+                    "two contract files have the id {id}: {} and {}; nothing was settled",
+                    other.display(),
+                    file.display()
+                ));
+                report(&e);
+                return Err(2);
+            }
+        }
+        match result {
+            Ok(c) => contracts.push(c),
+            Err(error) => {
+                report(&error);
+                status = status.max(exit_code(&error));
+                failed.push(RunItem::Failed {
+                    contract: id.unwrap_or_else(|| file.display().to_string()),
+                    error,
+                });
+            }
+        }
+    }
+    failed.sort_by(|a, b| a.contract().as_bytes().cmp(b.contract().as_bytes()));
+    Ok(Loaded {
+        contracts,
+        failed,
+        status,
+    })
+}
+
+/// `outcome issue`: settles each contract's due periods and appends those
+/// not issued before to the ledger, one transaction per contract, then
+/// prints what was issued (statements with their ledger `id` and
+/// `issued_at`).
+fn issue(
+    args: &[PathBuf],
+    metrics: &str,
+    ledger: &str,
+    period: Option<&str>,
+    as_of: Option<&str>,
+    format: Format,
+) -> i32 {
+    let prepared = (|| {
+        let files = contract_files(args)?;
+        let store = Store::parse(ledger)?;
+        let options = settle_options(period, as_of, true)?;
+        Ok::<_, Error>((files, store, options))
+    })();
+    let (files, store, options) = match prepared {
+        Ok(p) => p,
+        Err(e) => {
+            report(&e);
+            return exit_code(&e);
+        }
+    };
+    let several = files.len() > 1 || args.iter().any(|a| a.is_dir());
+    let Loaded {
+        mut contracts,
+        failed,
+        mut status,
+    } = match load_run(files) {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
+    };
+    contracts.sort_by(|a, b| a.contract().id.as_bytes().cmp(b.contract().id.as_bytes()));
+    let opened = Ledger::create(&store).and_then(|ledger| Ok((ledger, open_source(metrics)?)));
+    let (ledger, source) = match opened {
+        Ok(opened) => opened,
+        Err(e) => {
+            report(&e);
+            return exit_code(&e).max(status);
+        }
+    };
+    // Contracts settle in parallel; each appends in its own transaction.
+    let results: Vec<Result<Issued, Error>> = contracts
+        .par_iter()
+        .map(|c| ledger.issue(c, source.as_ref(), &options))
+        .collect();
+    let format = match format {
+        Format::Json => RunFormat::Json,
+        Format::Csv => RunFormat::Csv,
+        Format::Table => RunFormat::Table,
+    };
+    let mut items: Vec<(String, Result<String, Error>)> = failed
+        .into_iter()
+        .map(|f| {
+            let text = f.render(format);
+            (f.contract().to_owned(), text)
+        })
+        .collect();
+    for (c, result) in contracts.iter().zip(results) {
+        let id = &c.contract().id;
+        let rendered = result.and_then(|issued| {
+            for p in &issued.skipped {
+                eprintln!(
+                    "{id}: period {} .. {} is issued already: skipped",
+                    p.start, p.end
+                );
+            }
+            match format {
+                RunFormat::Json => {
+                    let doc = issued.to_document(c)?;
+                    Ok(serde_json::to_string_pretty(&RunEntry::Settled(doc)).unwrap_or_default())
+                }
+                _ => RunItem::Settled(issued.to_statements(c)?).render(format),
+            }
+        });
+        let text = match rendered {
+            Ok(text) => Ok(text),
+            Err(error) => {
+                report(&error);
+                status = status.max(exit_code(&error));
+                let failed = RunItem::Failed {
+                    contract: id.clone(),
+                    error: error.clone(),
+                };
+                match failed.render(format) {
+                    Ok(text) if several => Ok(text),
+                    _ => Err(error),
+                }
+            }
+        };
+        items.push((id.clone(), text));
+    }
+    items.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+    let stdout = std::io::stdout();
+    let mut writer = RunWriter::new(stdout.lock(), format, several);
+    let written = (|| -> std::io::Result<()> {
+        writer.start()?;
+        for (_, text) in &items {
+            if let Ok(text) = text {
+                writer.item(text)?;
+            }
+        }
+        writer.finish()
+    })();
+    match written {
+        Ok(()) => status,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => status,
         Err(e) => {
             report(&Error::io("standard output", e));
             1
@@ -758,22 +944,6 @@ fn reconcile(
     format: Format,
 ) -> Result<(), Error> {
     let c = load(contract)?;
-    if let Some(store) = ledger {
-        return Err(Error::new(
-            ErrorKind::StoreUnavailable,
-            Location::File(store.split('@').next_back().unwrap_or(store).to_string()),
-            "ledger stores are not supported by this build; use --issued with a settle document",
-        ));
-    }
-    let source = open_source(metrics)?;
-    let issued_path = issued.ok_or_else(|| Error::usage("give --issued or --ledger"))?;
-    let text = std::fs::read_to_string(issued_path)
-        .map_err(|e| Error::io(issued_path.display().to_string(), e))?;
-    let lines = outcome_billing::reconcile::issued_lines(
-        &issued_path.display().to_string(),
-        &text,
-        &c.contract().id,
-    )?;
     let as_of = match as_of {
         Some(t) => Some(
             parse_as_of(t, c.contract().timezone)
@@ -781,7 +951,22 @@ fn reconcile(
         ),
         None => None,
     };
-    let result = outcome_billing::reconcile::reconcile(&c, source.as_ref(), &lines, as_of)?;
+    let result = if let Some(store) = ledger {
+        let ledger = Ledger::open(&Store::parse(store)?)?;
+        let source = open_source(metrics)?;
+        ledger.reconcile(&c, source.as_ref(), as_of)?
+    } else {
+        let source = open_source(metrics)?;
+        let issued_path = issued.ok_or_else(|| Error::usage("give --issued or --ledger"))?;
+        let text = std::fs::read_to_string(issued_path)
+            .map_err(|e| Error::io(issued_path.display().to_string(), e))?;
+        let lines = outcome_billing::reconcile::issued_lines(
+            &issued_path.display().to_string(),
+            &text,
+            &c.contract().id,
+        )?;
+        outcome_billing::reconcile::reconcile(&c, source.as_ref(), &lines, as_of)?
+    };
     let rounding = c.rounding();
     let amount = |v: rust_decimal::Decimal| rounding.format(v);
     match format {
