@@ -3,12 +3,12 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::document::{AdjustmentEntry, Amount, PeriodEntry, StatementDocument, located};
-use crate::error::{Error, Result};
+use crate::error::{Error, ErrorKind, Location, Result};
 use crate::metric::MetricSource;
-use crate::money::format_scaled;
+use crate::money::{checked_sum, format_scaled};
 use crate::report::{ContractStatements, to_value};
 use crate::settle::{CompiledContract, SettleOptions};
 
@@ -235,7 +235,7 @@ pub fn reconcile(
         .into_iter()
         .filter(|s| wanted.contains(&s.period.index))
         .collect();
-    Ok(compare(
+    compare(
         ContractStatements {
             contract: contract.contract().id.clone(),
             currency: contract.currency(),
@@ -243,7 +243,7 @@ pub fn reconcile(
             statements,
         },
         issued,
-    ))
+    )
 }
 
 /// The adjustments that take what was `issued` (several lines of one
@@ -251,24 +251,33 @@ pub fn reconcile(
 /// and line whose amount differs, in the settled statements' order, then
 /// the lines found only on the issued side (a line missing on one side
 /// counts as 0).
-pub(crate) fn compare(settled: ContractStatements, issued: &[IssuedLine]) -> Reconciliation {
-    let statements = &settled.statements;
-    let mut adjustments = Vec::new();
-    for s in statements {
-        let mut seen = vec![false; issued.len()];
-        let mut issued_of = |charge: &str| -> Decimal {
+///
+/// # Errors
+/// An overflow error when a sum of issued amounts, or a difference, does
+/// not fit a decimal.
+pub(crate) fn compare(settled: ContractStatements, issued: &[IssuedLine]) -> Result<Reconciliation> {
+    let overflow = || {
+        Error::new(
+            ErrorKind::Overflow,
+            Location::None,
+            format!("{}: an issued amount or an adjustment overflows", settled.contract),
+        )
+    };
+    // What was issued of a period and a charge: the sum of its lines.
+    let issued_of = |start: NaiveDate, charge: &str| -> Result<Decimal> {
+        checked_sum(
             issued
                 .iter()
-                .enumerate()
-                .filter(|(_, l)| l.period_start == s.period.start && l.charge == charge)
-                .map(|(k, l)| {
-                    seen[k] = true;
-                    l.amount
-                })
-                .sum()
-        };
+                .filter(|l| l.period_start == start && l.charge == charge)
+                .map(|l| l.amount)
+                .collect::<Vec<_>>(),
+        )
+        .ok_or_else(overflow)
+    };
+    let mut adjustments = Vec::new();
+    for s in &settled.statements {
         for line in &s.lines {
-            let was = issued_of(&line.charge);
+            let was = issued_of(s.period.start, &line.charge)?;
             if was != line.amount {
                 adjustments.push(Adjustment {
                     period_start: s.period.start,
@@ -277,41 +286,33 @@ pub(crate) fn compare(settled: ContractStatements, issued: &[IssuedLine]) -> Rec
                     kind: line.kind.clone(),
                     issued: was,
                     settled: line.amount,
-                    amount: line.amount - was,
+                    amount: line.amount.checked_sub(was).ok_or_else(overflow)?,
                 });
             }
         }
-        let mut only_issued: Map<String, Value> = Map::new();
-        for (k, l) in issued.iter().enumerate() {
-            if l.period_start == s.period.start
-                && !seen[k]
-                && !s.lines.iter().any(|x| x.charge == l.charge)
-            {
-                if only_issued.contains_key(&l.charge) {
-                    continue;
-                }
-                only_issued.insert(l.charge.clone(), Value::Null);
-                let was: Decimal = issued
-                    .iter()
-                    .filter(|x| x.period_start == s.period.start && x.charge == l.charge)
-                    .map(|x| x.amount)
-                    .sum();
-                if !was.is_zero() {
-                    adjustments.push(Adjustment {
-                        period_start: s.period.start,
-                        period_end: s.period.end,
-                        charge: l.charge.clone(),
-                        kind: l.kind.clone(),
-                        issued: was,
-                        settled: Decimal::ZERO,
-                        amount: -was,
-                    });
-                }
+        // Lines only issued: reversed in full, in the order first issued.
+        let mut done: Vec<&str> = Vec::new();
+        for l in issued.iter().filter(|l| l.period_start == s.period.start) {
+            if done.contains(&l.charge.as_str()) || s.lines.iter().any(|x| x.charge == l.charge) {
+                continue;
+            }
+            done.push(&l.charge);
+            let was = issued_of(s.period.start, &l.charge)?;
+            if !was.is_zero() {
+                adjustments.push(Adjustment {
+                    period_start: s.period.start,
+                    period_end: s.period.end,
+                    charge: l.charge.clone(),
+                    kind: l.kind.clone(),
+                    issued: was,
+                    settled: Decimal::ZERO,
+                    amount: -was,
+                });
             }
         }
     }
-    Reconciliation {
+    Ok(Reconciliation {
         settled,
         adjustments,
-    }
+    })
 }

@@ -161,6 +161,9 @@ fn source(versions: &[Version]) -> MemorySource {
     s
 }
 
+/// When the tests' last reconciliations happen.
+const NOW: DateTime<Utc> = DateTime::from_timestamp_nanos(1_830_297_600_000_000_000);
+
 fn month_end(month: u32) -> DateTime<Utc> {
     month_start(month + 1)
         .and_hms_opt(0, 0, 0)
@@ -184,10 +187,10 @@ fn check_ledger(store: &Store, terms: &Terms, versions: &[Version], lag: u32, ev
             .issue(&contract, &src, &RunOptions::new(at).as_of(as_of))
             .unwrap();
         if every > 0 && month % every == every - 1 {
-            ledger.reconcile(&contract, &src, Some(at)).unwrap();
+            ledger.reconcile(&contract, &src, Some(at), at).unwrap();
         }
     }
-    let final_reconciliation = ledger.reconcile(&contract, &src, None).unwrap();
+    let final_reconciliation = ledger.reconcile(&contract, &src, None, NOW).unwrap();
     let history = ledger.history("ledger-test").unwrap();
     let fresh = contract
         .settle_through(&src, 17, &SettleOptions::default())
@@ -235,7 +238,7 @@ fn check_ledger(store: &Store, terms: &Terms, versions: &[Version], lag: u32, ev
         }
     }
     let _ = final_reconciliation;
-    let again = ledger.reconcile(&contract, &src, None).unwrap();
+    let again = ledger.reconcile(&contract, &src, None, NOW).unwrap();
     assert!(again.adjustments.is_empty(), "{:?}", again.adjustments);
     assert_eq!(
         ledger.history("ledger-test").unwrap().adjustments.len(),
@@ -342,22 +345,22 @@ fn lifecycle(store: &Store) {
     assert_eq!(again.skipped.len(), 2);
     // A correction to January arrives after issue.
     src.push(units(0, 15, "a", "2026-03-05T00:00:00Z"));
-    let r = ledger.reconcile(&c, &src, None).unwrap();
+    let r = ledger.reconcile(&c, &src, None, now).unwrap();
     assert_eq!(r.adjustments.len(), 1);
     assert_eq!(r.adjustments[0].amount, Decimal::from(10));
     assert_eq!(r.adjustments[0].issued, Decimal::from(20));
     // As of before the correction, nothing changed from what was issued
     // plus the adjustment: it is reversed.
     let before = ledger
-        .reconcile(&c, &src, Some(at("2026-03-02T00:00:00Z")))
+        .reconcile(&c, &src, Some(at("2026-03-02T00:00:00Z")), now)
         .unwrap();
     assert_eq!(before.adjustments.len(), 1);
     assert_eq!(before.adjustments[0].amount, Decimal::from(-10));
-    let now_again = ledger.reconcile(&c, &src, None).unwrap();
+    let now_again = ledger.reconcile(&c, &src, None, now).unwrap();
     assert_eq!(now_again.adjustments[0].amount, Decimal::from(10));
     assert!(
         ledger
-            .reconcile(&c, &src, None)
+            .reconcile(&c, &src, None, now)
             .unwrap()
             .adjustments
             .is_empty()

@@ -803,6 +803,9 @@ fn issue(
                     let doc = issued.to_document(c)?;
                     Ok(serde_json::to_string_pretty(&RunEntry::Settled(doc)).unwrap_or_default())
                 }
+                RunFormat::Table if issued.statements.is_empty() => {
+                    Ok(format!("{id}: nothing new to issue\n"))
+                }
                 _ => RunItem::Settled(issued.to_statements(c)?).render(format),
             }
         });
@@ -954,7 +957,7 @@ fn reconcile(
     let result = if let Some(store) = ledger {
         let ledger = Ledger::open(&Store::parse(store)?)?;
         let source = open_source(metrics)?;
-        ledger.reconcile(&c, source.as_ref(), as_of)?
+        ledger.reconcile(&c, source.as_ref(), as_of, Utc::now())?
     } else {
         let source = open_source(metrics)?;
         let issued_path = issued.ok_or_else(|| Error::usage("give --issued or --ledger"))?;

@@ -42,6 +42,7 @@
 //! use outcome_billing::CompiledContract;
 //! use outcome_billing::ledger::Ledger;
 //! use outcome_billing::metric::CsvSource;
+//! use outcome_billing::period::Stamp;
 //! use outcome_billing::run::RunOptions;
 //! use outcome_billing::store::Store;
 //! let dir = tempfile::tempdir().unwrap();
@@ -49,13 +50,15 @@
 //! let ledger = Ledger::create(&store)?;
 //! let contract = CompiledContract::from_path("examples/support-agent/contract.toml")?;
 //! let source = CsvSource::open("examples/support-agent/metrics.csv")?;
+//! // Month end: what was known on April 1 settles January to March.
 //! let now = "2026-04-01T00:00:00Z".parse().unwrap();
-//! let first = ledger.issue(&contract, &source, &RunOptions::new(now))?;
+//! let options = RunOptions::new(now).as_of(Stamp::At(now));
+//! let first = ledger.issue(&contract, &source, &options)?;
 //! assert_eq!(first.statements.len(), 3);
-//! let again = ledger.issue(&contract, &source, &RunOptions::new(now))?;
+//! let again = ledger.issue(&contract, &source, &options)?;
 //! assert!(again.statements.is_empty());
 //! assert_eq!(again.skipped.len(), 3);
-//! let reconciled = ledger.reconcile(&contract, &source, None)?;
+//! let reconciled = ledger.reconcile(&contract, &source, None, now)?;
 //! assert!(reconciled.adjustments.is_empty());
 //! # }
 //! # Ok::<(), outcome_billing::Error>(())
@@ -548,8 +551,10 @@ impl Ledger {
     /// Settles every issued period of `contract` again with what is known
     /// at `as_of` (everything when none), compares with what was issued
     /// plus every adjustment appended so far, and appends the adjustments
-    /// (none when nothing changed). Returns them with the periods settled
-    /// again, as [`crate::reconcile::reconcile`] does for a document.
+    /// (none when nothing changed), stamped as reconciled at `now` (the
+    /// library never reads the clock). Returns them with the periods
+    /// settled again, as [`crate::reconcile::reconcile`] does for a
+    /// document.
     ///
     /// # Errors
     /// A store error; a usage error when the ledger holds no statement of
@@ -560,6 +565,7 @@ impl Ledger {
         contract: &CompiledContract,
         source: &dyn MetricSource,
         as_of: Option<DateTime<Utc>>,
+        now: DateTime<Utc>,
     ) -> Result<Reconciliation> {
         let id = &contract.contract().id;
         for _ in 0..ATTEMPTS {
@@ -607,7 +613,7 @@ impl Ledger {
                     statements,
                 },
                 &issued,
-            );
+            )?;
             if reconciliation.adjustments.is_empty() {
                 return Ok(reconciliation);
             }
@@ -621,7 +627,7 @@ impl Ledger {
                 contract: id.clone(),
                 version: contract.version().to_owned(),
                 as_of,
-                at: Utc::now(),
+                at: now,
             };
             match self.backend().append_reconciliation(&stamping, &new)? {
                 Appended::Done(()) => return Ok(reconciliation),

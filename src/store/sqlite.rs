@@ -1,6 +1,5 @@
 //! Schemas in SQLite: reading and applying a component's migrations.
 
-use chrono::{SecondsFormat, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use super::{Schema, lowercase_first};
@@ -83,13 +82,10 @@ pub(crate) fn migrate(store: &str, connection: &mut Connection, schema: &Schema)
             db_error(store, e).with_message(message)
         })?;
         tx.execute(
-            "INSERT INTO outcome_schema (component, version, applied_at) VALUES (?1, ?2, ?3)
+            "INSERT INTO outcome_schema (component, version, applied_at)
+             VALUES (?1, ?2, strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
              ON CONFLICT (component) DO UPDATE SET version = excluded.version, applied_at = excluded.applied_at",
-            rusqlite::params![
-                schema.component,
-                step.version,
-                Utc::now().to_rfc3339_opts(SecondsFormat::Secs, true)
-            ],
+            rusqlite::params![schema.component, step.version],
         )
         .map_err(|e| db_error(store, e))?;
         tx.commit().map_err(|e| db_error(store, e))?;
