@@ -550,3 +550,67 @@ fn dates_near_the_window_edge_follow_the_query_zone() {
         assert_eq!(answer(&memory, &q, Aggregate::Sum, None), want, "{zone}");
     }
 }
+
+/// Times `aggregate` with push-down on and off over a store of about a
+/// million rows (run with `cargo test --release --test sqlite -- --ignored
+/// --nocapture`): a year of shared rows, a third with a correction, half
+/// of them dated, queried one month at a time.
+#[test]
+#[ignore = "a timing, not a check: run by hand in release"]
+fn timing_push_down_on_and_off() {
+    // Proves nothing; prints how long each path takes and that they agree.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.db");
+    let n: i64 = 1_000_000;
+    let rows = (0..n).flat_map(|i| {
+        let at = base() + Duration::seconds(i * 31);
+        let stamp = if i % 2 == 0 {
+            Stamp::At(at)
+        } else {
+            Stamp::Date(at.date_naive())
+        };
+        let mut o = Observation::new("s", stamp, Decimal::new(i % 10_000, 2));
+        o.dimensions = vec![("user".into(), format!("u{}", i % 5000))];
+        o.origin = Some(format!("big.csv:{}", 2 * i + 2));
+        let mut rows = vec![o.clone()];
+        if i % 3 == 0 {
+            o.id = Some(format!("id{i}"));
+            rows[0].id = o.id.clone();
+            o.value += Decimal::ONE;
+            o.recorded_at = Some(Stamp::At(at + Duration::days(3)));
+            o.origin = Some(format!("big.csv:{}", 2 * i + 3));
+            rows.push(o);
+        }
+        rows
+    });
+    let started = std::time::Instant::now();
+    let added = import_observations(&path, rows).unwrap();
+    println!("imported {added} rows in {:?}", started.elapsed());
+    let on = SqliteSource::open(&path).unwrap();
+    let off = SqliteSource::open(&path).unwrap().with_push_down(false);
+    let q = query("c", 24 * 31 * 3, 24 * 30, chrono_tz::America::New_York, &[], None);
+    for (aggregate, of) in [
+        (Aggregate::Sum, None),
+        (Aggregate::Count, None),
+        (Aggregate::Max, None),
+        (Aggregate::Last, None),
+        (Aggregate::UniqueCount, Some("user")),
+    ] {
+        let mut answers = Vec::new();
+        for (label, source) in [("on", &on), ("off", &off)] {
+            let started = std::time::Instant::now();
+            let r = source.aggregate(&q, aggregate, of).unwrap();
+            println!(
+                "{aggregate:?} push-down {label}: {:?} ({} rows read)",
+                started.elapsed(),
+                r.count
+            );
+            answers.push(r);
+        }
+        assert_eq!(answers[0], answers[1]);
+    }
+    let started = std::time::Instant::now();
+    on.check_versions("c", chrono_tz::America::New_York, None)
+        .unwrap();
+    println!("check_versions: {:?}", started.elapsed());
+}

@@ -768,7 +768,7 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
            SELECT k.*, CASE WHEN k.id IS NULL THEN 1 ELSE (\
              SELECT CASE \
                WHEN max(v.r > k.rec) THEN 0 \
-               WHEN max(CASE WHEN v.r = k.rec THEN NOT {same} END) THEN 2 \
+               WHEN max(CASE WHEN v.r = k.rec AND v.row_id <> k.row_id THEN NOT {same} END) THEN 2 \
                WHEN min(CASE WHEN v.r = k.rec THEN v.row_id END) = k.row_id THEN 1 \
                ELSE 3 END \
              FROM (SELECT x.row_id, x.value_key, x.void, x.dimensions, x.at_ns, x.at_day, \
@@ -781,7 +781,7 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
            SELECT customer, :series AS series, id, rec FROM ranked WHERE status = 2 \
            ORDER BY {SCAN_ORDER} LIMIT 1), \
          {conflict}, \
-         counted AS MATERIALIZED (SELECT * FROM ranked r WHERE r.status = 1 AND r.void = 0",
+         counted AS (SELECT * FROM ranked r WHERE r.status = 1 AND r.void = 0",
         window = window_sql(columns),
         rec_w = recorded_sql("w"),
         rec_x = recorded_sql("x"),
@@ -796,11 +796,11 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
     }
     sql.push(')');
     let extreme = match aggregate {
-        Aggregate::First => Some(("min", "")),
-        Aggregate::Last => Some(("max", "")),
+        Aggregate::First => Some("min"),
+        Aggregate::Last => Some("max"),
         _ => None,
     };
-    if let Some((pick, _)) = extreme {
+    if let Some(pick) = extreme {
         sql.push_str(&format!(
             ", timed AS MATERIALIZED (SELECT c.*, {at_c} AS at FROM counted c), \
              extreme AS (SELECT {pick}(at) AS at FROM timed), \
@@ -812,20 +812,26 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
             at_c = instant_sql("c"),
         ));
     }
-    let value = match aggregate {
-        Aggregate::Sum | Aggregate::Mean => "(SELECT outcome_sum(value, row_id) FROM counted)",
-        Aggregate::Min => "(SELECT value FROM counted ORDER BY value_key, value_scale LIMIT 1)",
-        Aggregate::Max => {
-            "(SELECT value FROM counted ORDER BY value_key DESC, value_scale DESC LIMIT 1)"
-        }
-        Aggregate::UniqueCount => {
-            "(SELECT count(DISTINCT d) FROM (\
-               SELECT (SELECT j.value FROM json_each(c.dimensions) AS j WHERE j.key = :of) AS d \
-               FROM counted c) WHERE d <> '')"
-        }
-        Aggregate::Count | Aggregate::First | Aggregate::Last => "NULL",
+    // One pass over the counted rows gives the count and, but for min and
+    // max (an ordered search), the aggregate.
+    let (pass, value) = match aggregate {
+        Aggregate::Sum | Aggregate::Mean => ("outcome_sum(value, row_id)", "a.v"),
+        Aggregate::UniqueCount => (
+            "count(DISTINCT (SELECT j.value FROM json_each(dimensions) AS j \
+             WHERE j.key = :of AND j.value <> ''))",
+            "a.v",
+        ),
+        Aggregate::Min => (
+            "NULL",
+            "(SELECT value FROM counted ORDER BY value_key, value_scale LIMIT 1)",
+        ),
+        Aggregate::Max => (
+            "NULL",
+            "(SELECT value FROM counted ORDER BY value_key DESC, value_scale DESC LIMIT 1)",
+        ),
+        Aggregate::Count | Aggregate::First | Aggregate::Last => ("NULL", "NULL"),
     };
-    sql.push_str(&format!(" SELECT (SELECT count(*) FROM counted), {value}"));
+    sql.push_str(&format!(" SELECT a.n, {value}"));
     if with_of {
         sql.push_str(", EXISTS (SELECT 1 FROM metric_dimensions WHERE name = :of)");
     }
@@ -841,7 +847,10 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
              l.row_id, h.value, h.value_key, h.id, h.file, h.line, h.row_id",
         );
     }
-    sql.push_str(" FROM (SELECT 1) LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1");
+    sql.push_str(&format!(
+        " FROM (SELECT count(*) AS n, {pass} AS v FROM counted) AS a \
+         LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1"
+    ));
     if extreme.is_some() {
         sql.push_str(" LEFT JOIN low l ON 1 LEFT JOIN high h ON 1");
     }
