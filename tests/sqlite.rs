@@ -588,7 +588,14 @@ fn timing_push_down_on_and_off() {
     println!("imported {added} rows in {:?}", started.elapsed());
     let on = SqliteSource::open(&path).unwrap();
     let off = SqliteSource::open(&path).unwrap().with_push_down(false);
-    let q = query("c", 24 * 31 * 3, 24 * 30, chrono_tz::America::New_York, &[], None);
+    let q = query(
+        "c",
+        24 * 31 * 3,
+        24 * 30,
+        chrono_tz::America::New_York,
+        &[],
+        None,
+    );
     for (aggregate, of) in [
         (Aggregate::Sum, None),
         (Aggregate::Count, None),

@@ -110,7 +110,8 @@
 //! ranked AS MATERIALIZED (           -- 1 wins, 0 superseded, 2 conflicting tie, 3 equal tie
 //!   SELECT k.*, CASE WHEN k.id IS NULL THEN 1 ELSE (
 //!     SELECT CASE WHEN max(v.r > k.rec) THEN 0
-//!                 WHEN max(CASE WHEN v.r = k.rec THEN NOT (<same version>) END) THEN 2
+//!                 WHEN max(CASE WHEN v.r = k.rec AND v.row_id <> k.row_id
+//!                               THEN NOT (<same version>) END) THEN 2
 //!                 WHEN min(CASE WHEN v.r = k.rec THEN v.row_id END) = k.row_id THEN 1
 //!                 ELSE 3 END
 //!     FROM (SELECT x.*, <recorded instant of x> AS r FROM metric_observations x
@@ -119,15 +120,20 @@
 //!   FROM known k WHERE :as_of IS NULL OR k.rec <= :as_of),
 //! bad AS (…first status-2 row in the memory source's scan order…),
 //! bad_first AS (…), bad_other AS (…),  -- the two rows the error names
-//! counted AS MATERIALIZED (
+//! counted AS (
 //!   SELECT * FROM ranked r WHERE r.status = 1 AND r.void = 0
 //!     AND EXISTS (SELECT 1 FROM json_each(r.dimensions) d
 //!                 WHERE d.key = :f0_name AND d.value = :f0_value))
-//! SELECT (SELECT count(*) FROM counted), (SELECT outcome_sum(value, row_id) FROM counted),
+//! SELECT a.n, a.v,
 //!        EXISTS (SELECT 1 FROM metric_dimensions WHERE name = :f0_name),
 //!        f.…, g.…
-//! FROM (SELECT 1) LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1
+//! FROM (SELECT count(*) AS n, outcome_sum(value, row_id) AS v FROM counted) a
+//!   LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1
 //! ```
+//!
+//! `min` and `max` add `(SELECT value FROM counted ORDER BY value_key,
+//! value_scale LIMIT 1)` (descending for `max`); `first` and `last` add
+//! the rows at the extreme instant (`timed`, `extreme`, `low`, `high`).
 //!
 //! [`MetricSource::check_versions`] is one statement too: the latest
 //! recorded versions of each id (`GROUP BY customer, series, id`), and
