@@ -474,13 +474,15 @@ impl MetricSource for MemorySource {
 /// converting it to an instant: `local_midnight` is increasing in the date,
 /// so `local_midnight(d)` lies in `[start, end)` exactly when `first <= d <
 /// after`.
-struct DateWindow {
-    first: chrono::NaiveDate,
-    after: chrono::NaiveDate,
+pub(crate) struct DateWindow {
+    /// The first date whose local midnight is at or after the start.
+    pub(crate) first: chrono::NaiveDate,
+    /// The first date whose local midnight is at or after the end.
+    pub(crate) after: chrono::NaiveDate,
 }
 
 impl DateWindow {
-    fn of(query: &Query<'_>) -> DateWindow {
+    pub(crate) fn of(query: &Query<'_>) -> DateWindow {
         let first_at_or_after = |at: DateTime<Utc>| {
             let midnight = |d| crate::period::local_midnight(d, query.timezone);
             let mut d = at.with_timezone(&query.timezone).date_naive();

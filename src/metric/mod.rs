@@ -22,6 +22,7 @@ pub(crate) mod csv_source;
 pub(crate) mod memory;
 #[cfg(feature = "sqlite")]
 mod sqlite;
+pub(crate) mod store_schema;
 
 pub use csv_source::CsvSource;
 pub use memory::MemorySource;
@@ -371,7 +372,19 @@ pub(crate) fn sum_or_mean(
     source: &str,
     series: &str,
 ) -> Result<Option<Decimal>> {
-    let sum = sum.value().ok_or_else(|| {
+    sum_or_mean_of(aggregate, sum.value(), count, source, series)
+}
+
+/// As [`sum_or_mean`], for a sum already rounded once (none: it
+/// overflowed), as a database's exact sum hands it over.
+pub(crate) fn sum_or_mean_of(
+    aggregate: Aggregate,
+    sum: Option<Decimal>,
+    count: u64,
+    source: &str,
+    series: &str,
+) -> Result<Option<Decimal>> {
+    let sum = sum.ok_or_else(|| {
         Error::data(
             source,
             format!("sum of {series} overflows a 96-bit decimal"),

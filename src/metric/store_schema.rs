@@ -1,0 +1,21 @@
+//! The versioned schema of metric stores (component `metrics`), shared by
+//! the SQLite and PostgreSQL stores: each database has its own list of
+//! migrations, under `migrations/<database>/metrics/`, applied in order by
+//! [`crate::store`]'s runner.
+
+use crate::store::{Migration, Schema};
+
+/// The `metrics` component: the tables `metric_observations` and
+/// `metric_dimensions` (see `migrations/sqlite/metrics/0001_observations.sql`
+/// and the SQLite store's module docs).
+#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+pub(crate) const METRICS: Schema = Schema {
+    component: "metrics",
+    what: "metric store",
+    create_with: "outcome import",
+    sqlite: &[Migration {
+        version: 1,
+        sql: include_str!("../../migrations/sqlite/metrics/0001_observations.sql"),
+    }],
+    postgres: &[],
+};
