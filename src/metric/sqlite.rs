@@ -8,7 +8,7 @@
 //! Version 1 is
 //!
 //! ```sql
-//! CREATE TABLE metric_observations (
+//! CREATE TABLE outcome_observations (
 //!     row_id       INTEGER PRIMARY KEY,            -- the order rows were written in
 //!     customer     TEXT    NOT NULL DEFAULT '',    -- '': every customer
 //!     series       TEXT    NOT NULL CHECK (series <> ''),
@@ -27,15 +27,15 @@
 //!     CHECK ((at_ns IS NULL) <> (at_day IS NULL)),
 //!     CHECK (recorded_ns IS NULL OR recorded_day IS NULL)
 //! );
-//! CREATE INDEX metric_observations_at
-//!     ON metric_observations (customer, series, at_ns) WHERE at_ns IS NOT NULL;
-//! CREATE INDEX metric_observations_day
-//!     ON metric_observations (customer, series, at_day) WHERE at_day IS NOT NULL;
-//! CREATE INDEX metric_observations_versions
-//!     ON metric_observations (customer, series, id, recorded_ns, recorded_day, at_ns, at_day)
+//! CREATE INDEX outcome_observations_at
+//!     ON outcome_observations (customer, series, at_ns) WHERE at_ns IS NOT NULL;
+//! CREATE INDEX outcome_observations_day
+//!     ON outcome_observations (customer, series, at_day) WHERE at_day IS NOT NULL;
+//! CREATE INDEX outcome_observations_versions
+//!     ON outcome_observations (customer, series, id, recorded_ns, recorded_day, at_ns, at_day)
 //!     WHERE id IS NOT NULL;
-//! CREATE UNIQUE INDEX metric_observations_origin ON metric_observations (file, line);
-//! CREATE TABLE metric_dimensions (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
+//! CREATE UNIQUE INDEX outcome_observations_origin ON outcome_observations (file, line);
+//! CREATE TABLE outcome_dimensions (name TEXT PRIMARY KEY NOT NULL) WITHOUT ROWID;
 //! ```
 //!
 //! - **Instants** are integers, nanoseconds since 1970-01-01T00:00:00Z (the
@@ -55,7 +55,7 @@
 //!   `9 - d`, then `0A`.
 //! - **Dimensions** are a JSON object of strings with keys in byte order,
 //!   so two rows' dimensions are equal exactly when their texts are.
-//!   `metric_dimensions` names every dimension of the data, including CSV
+//!   `outcome_dimensions` names every dimension of the data, including CSV
 //!   columns empty in every row, so that a filter on one is not an error.
 //! - **A row is identified by its origin**, the file it came from and its
 //!   line: see [`import_csv`].
@@ -97,10 +97,10 @@
 //! ```sql
 //! WITH
 //! inside AS (                        -- the window, by instant and by day
-//!   SELECT … FROM metric_observations o WHERE o.customer IN (:customer, '')
+//!   SELECT … FROM outcome_observations o WHERE o.customer IN (:customer, '')
 //!     AND o.series = :series AND o.at_ns >= :start AND o.at_ns < :end
 //!   UNION ALL
-//!   SELECT … FROM metric_observations o WHERE o.customer IN (:customer, '')
+//!   SELECT … FROM outcome_observations o WHERE o.customer IN (:customer, '')
 //!     AND o.series = :series AND o.at_day >= :first_day AND o.at_day < :after_day),
 //! known AS MATERIALIZED (            -- when each row became known, in the zone
 //!   SELECT w.*, CASE WHEN w.id IS NOT NULL OR :as_of IS NOT NULL THEN
@@ -114,7 +114,7 @@
 //!                               THEN NOT (<same version>) END) THEN 2
 //!                 WHEN min(CASE WHEN v.r = k.rec THEN v.row_id END) = k.row_id THEN 1
 //!                 ELSE 3 END
-//!     FROM (SELECT x.*, <recorded instant of x> AS r FROM metric_observations x
+//!     FROM (SELECT x.*, <recorded instant of x> AS r FROM outcome_observations x
 //!           WHERE x.customer = k.customer AND x.series = :series AND x.id = k.id) v
 //!     WHERE :as_of IS NULL OR v.r <= :as_of) END AS status
 //!   FROM known k WHERE :as_of IS NULL OR k.rec <= :as_of),
@@ -125,7 +125,7 @@
 //!     AND EXISTS (SELECT 1 FROM json_each(r.dimensions) d
 //!                 WHERE d.key = :f0_name AND d.value = :f0_value))
 //! SELECT a.n, a.v,
-//!        EXISTS (SELECT 1 FROM metric_dimensions WHERE name = :f0_name),
+//!        EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :f0_name),
 //!        f.…, g.…
 //! FROM (SELECT count(*) AS n, outcome_sum(value, row_id) AS v FROM counted) a
 //!   LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1
@@ -142,16 +142,16 @@
 //!
 //! # Indexes
 //!
-//! - `metric_observations_at` and `metric_observations_day` find a window:
+//! - `outcome_observations_at` and `outcome_observations_day` find a window:
 //!   equality on customer (the query's and `''`) and series, a range on the
 //!   instant or the day. Two partial indexes, because a window is a range
 //!   of instants for some rows and a range of days for others.
-//! - `metric_observations_versions` finds the versions of one id, and holds
+//! - `outcome_observations_versions` finds the versions of one id, and holds
 //!   every column that says when each was recorded, so deciding which
 //!   version wins reads the index only (the table is read for ties).
 //!   Leading with the customer also serves `check_versions`, which reads
 //!   every id of one customer and the shared rows.
-//! - `metric_observations_origin` makes an import idempotent.
+//! - `outcome_observations_origin` makes an import idempotent.
 //!
 //! The fetching path ([`SqliteSource::with_push_down`] off, and `scan`)
 //! selects with the same window query, adds every version of the ids it
@@ -304,7 +304,7 @@ impl SqliteSource {
     pub fn row_count(&self) -> Result<usize> {
         let connection = self.lock();
         let n: i64 = connection
-            .query_row("SELECT count(*) FROM metric_observations", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM outcome_observations", [], |r| r.get(0))
             .map_err(|e| db_error(&self.name, e))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
@@ -468,7 +468,7 @@ impl SqliteSource {
         let names = query.filter.iter().map(|(n, _)| n.as_str()).chain(of);
         for dimension in names {
             let known = connection
-                .prepare_cached("SELECT 1 FROM metric_dimensions WHERE name = ?1")
+                .prepare_cached("SELECT 1 FROM outcome_dimensions WHERE name = ?1")
                 .and_then(|mut s| s.exists([dimension]))
                 .map_err(fail)?;
             if known {
@@ -707,11 +707,11 @@ fn same_version_sql(a: &str, b: &str) -> String {
 /// instants in `[:start, :end)`, dates in `[:first_day, :after_day)`.
 fn window_sql(columns: &str) -> String {
     format!(
-        "SELECT {columns} FROM metric_observations o \
+        "SELECT {columns} FROM outcome_observations o \
          WHERE o.customer IN (:customer, '') AND o.series = :series \
          AND o.at_ns >= :start AND o.at_ns < :end \
          UNION ALL \
-         SELECT {columns} FROM metric_observations o \
+         SELECT {columns} FROM outcome_observations o \
          WHERE o.customer IN (:customer, '') AND o.series = :series \
          AND o.at_day >= :first_day AND o.at_day < :after_day"
     )
@@ -726,12 +726,12 @@ fn conflict_ctes() -> String {
         "bad_first AS MATERIALIZED (\
            SELECT x.row_id, x.customer, x.series, x.id, x.value_key, x.void, x.dimensions, \
                   x.at_ns, x.at_day, x.file, x.line, b.rec \
-           FROM bad b CROSS JOIN metric_observations x \
+           FROM bad b CROSS JOIN outcome_observations x \
              ON x.customer = b.customer AND x.series = b.series AND x.id = b.id \
            WHERE {rec_x} = b.rec ORDER BY x.row_id LIMIT 1), \
          bad_other AS MATERIALIZED (\
            SELECT x.row_id, x.file, x.line \
-           FROM bad_first f CROSS JOIN metric_observations x \
+           FROM bad_first f CROSS JOIN outcome_observations x \
              ON x.customer = f.customer AND x.series = f.series AND x.id = f.id \
            WHERE x.row_id > f.row_id AND {rec_x} = f.rec AND NOT {same} \
            ORDER BY x.row_id LIMIT 1)",
@@ -779,7 +779,7 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
                ELSE 3 END \
              FROM (SELECT x.row_id, x.value_key, x.void, x.dimensions, x.at_ns, x.at_day, \
                           {rec_x} AS r \
-                   FROM metric_observations x \
+                   FROM outcome_observations x \
                    WHERE x.customer = k.customer AND x.series = :series AND x.id = k.id) AS v \
              WHERE :as_of IS NULL OR v.r <= :as_of) END AS status \
            FROM known k WHERE :as_of IS NULL OR k.rec <= :as_of), \
@@ -839,11 +839,11 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
     };
     sql.push_str(&format!(" SELECT a.n, {value}"));
     if with_of {
-        sql.push_str(", EXISTS (SELECT 1 FROM metric_dimensions WHERE name = :of)");
+        sql.push_str(", EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :of)");
     }
     for i in 0..filters {
         sql.push_str(&format!(
-            ", EXISTS (SELECT 1 FROM metric_dimensions WHERE name = :f{i}_name)"
+            ", EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :f{i}_name)"
         ));
     }
     sql.push_str(&format!(", {CONFLICT_COLUMNS}"));
@@ -871,7 +871,7 @@ fn check_versions_sql() -> String {
         "WITH \
          known AS MATERIALIZED (\
            SELECT x.row_id, x.customer, x.series, x.id, {rec_x} AS rec \
-           FROM metric_observations x \
+           FROM outcome_observations x \
            WHERE x.customer IN (:customer, '') AND x.id IS NOT NULL), \
          eligible AS (SELECT * FROM known WHERE :as_of IS NULL OR rec <= :as_of), \
          latest AS MATERIALIZED (\
@@ -888,7 +888,7 @@ fn check_versions_sql() -> String {
            SELECT t.customer, t.series, t.id, t.rec, min(t.row_id) AS first_row \
            FROM ties t \
            JOIN several s ON t.customer = s.customer AND t.series = s.series AND t.id = s.id \
-           JOIN metric_observations x ON x.row_id = t.row_id \
+           JOIN outcome_observations x ON x.row_id = t.row_id \
            GROUP BY t.customer, t.series, t.id \
            HAVING min(x.value_key) <> max(x.value_key) OR min(x.void) <> max(x.void) \
              OR min(x.dimensions) <> max(x.dimensions) OR min({at_x}) <> max({at_x}) \
@@ -911,12 +911,12 @@ const READ_COLUMNS: &str = "x.row_id, x.customer, x.series, x.id, x.at_ns, x.at_
 fn fetch_sql() -> String {
     format!(
         "WITH inside AS MATERIALIZED ({window}) \
-         SELECT {READ_COLUMNS} FROM metric_observations x \
+         SELECT {READ_COLUMNS} FROM outcome_observations x \
          WHERE x.row_id IN (SELECT row_id FROM inside) \
          UNION \
          SELECT {READ_COLUMNS} \
          FROM (SELECT DISTINCT customer, id FROM inside WHERE id IS NOT NULL) AS k \
-         CROSS JOIN metric_observations x \
+         CROSS JOIN outcome_observations x \
            ON x.customer = k.customer AND x.series = :series AND x.id = k.id \
          ORDER BY 1",
         window = window_sql("o.row_id, o.customer, o.id"),
@@ -1329,7 +1329,7 @@ fn write_rows(
     let fail = |e: rusqlite::Error| db_error(name, e);
     let mut declare = tx
         .prepare_cached(
-            "INSERT INTO metric_dimensions (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO outcome_dimensions (name) VALUES (?1) ON CONFLICT (name) DO NOTHING",
         )
         .map_err(fail)?;
     for dimension in dimensions {
@@ -1339,7 +1339,7 @@ fn write_rows(
     // fails the import.
     let mut insert = tx
         .prepare_cached(
-            "INSERT INTO metric_observations (customer, series, id, at_ns, at_day, \
+            "INSERT INTO outcome_observations (customer, series, id, at_ns, at_day, \
              recorded_ns, recorded_day, value, value_key, value_scale, void, dimensions, \
              file, line) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14) \
              ON CONFLICT (file, line) DO NOTHING",
@@ -1674,23 +1674,23 @@ mod tests {
         ];
         let sum = plan(&aggregate_sql(Aggregate::Sum, 0, false), &window);
         for index in [
-            "metric_observations_at (customer=? AND series=? AND at_ns>? AND at_ns<?)",
-            "metric_observations_day (customer=? AND series=? AND at_day>? AND at_day<?)",
-            "INDEX metric_observations_versions (customer=? AND series=? AND id=?)",
+            "outcome_observations_at (customer=? AND series=? AND at_ns>? AND at_ns<?)",
+            "outcome_observations_day (customer=? AND series=? AND at_day>? AND at_day<?)",
+            "INDEX outcome_observations_versions (customer=? AND series=? AND id=?)",
         ] {
             assert!(sum.contains(index), "{index}: {sum}");
         }
         assert!(!sum.contains("SCAN x"), "{sum}");
         let fetch = plan(&fetch_sql(), &window[..6]);
         assert!(
-            fetch.contains("metric_observations_versions (customer=? AND series=? AND id=?)"),
+            fetch.contains("outcome_observations_versions (customer=? AND series=? AND id=?)"),
             "{fetch}"
         );
         let check: [(&str, &dyn ToSql); 3] =
             [(":customer", &"c"), (":tz", &"UTC"), (":as_of", &Some(5))];
         let versions = plan(&check_versions_sql(), &check);
         assert!(
-            versions.contains("metric_observations_versions (customer=?)"),
+            versions.contains("outcome_observations_versions (customer=?)"),
             "{versions}"
         );
     }
@@ -1805,7 +1805,7 @@ mod tests {
         Connection::open(&path)
             .unwrap()
             .execute_batch(
-                "INSERT INTO metric_observations (series, at_day, value, value_key, value_scale)
+                "INSERT INTO outcome_observations (series, at_day, value, value_key, value_scale)
                  VALUES ('s', 20514, '1e3', x'01', 0);",
             )
             .unwrap();

@@ -5,8 +5,8 @@
 
 use crate::store::{Migration, Schema};
 
-/// The `metrics` component: the tables `metric_observations` and
-/// `metric_dimensions` (see `migrations/sqlite/metrics/0001_observations.sql`
+/// The `metrics` component: the tables `outcome_observations` and
+/// `outcome_dimensions` (see `migrations/sqlite/metrics/0001_observations.sql`
 /// and the SQLite store's module docs).
 #[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) const METRICS: Schema = Schema {

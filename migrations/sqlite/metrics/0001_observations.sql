@@ -6,7 +6,7 @@
 -- stored. A date-only stamp means local midnight in the *reading* contract's
 -- time zone, so it is kept as its day number (days since 1970-01-01) and
 -- placed by the query: exactly one of each pair of columns is set.
-CREATE TABLE metric_observations (
+CREATE TABLE outcome_observations (
     row_id       INTEGER PRIMARY KEY,            -- the order rows were written in
     customer     TEXT    NOT NULL DEFAULT '',    -- '': every customer
     series       TEXT    NOT NULL CHECK (series <> ''),
@@ -28,23 +28,23 @@ CREATE TABLE metric_observations (
 
 -- A window: one series of one customer (or of the shared rows, ''), by
 -- instant or by day.
-CREATE INDEX metric_observations_at
-    ON metric_observations (customer, series, at_ns) WHERE at_ns IS NOT NULL;
-CREATE INDEX metric_observations_day
-    ON metric_observations (customer, series, at_day) WHERE at_day IS NOT NULL;
+CREATE INDEX outcome_observations_at
+    ON outcome_observations (customer, series, at_ns) WHERE at_ns IS NOT NULL;
+CREATE INDEX outcome_observations_day
+    ON outcome_observations (customer, series, at_day) WHERE at_day IS NOT NULL;
 
 -- Version resolution: every version of one id, with the columns that say
 -- when it was recorded (the timestamp's when recorded_at is absent).
-CREATE INDEX metric_observations_versions
-    ON metric_observations (customer, series, id, recorded_ns, recorded_day, at_ns, at_day)
+CREATE INDEX outcome_observations_versions
+    ON outcome_observations (customer, series, id, recorded_ns, recorded_day, at_ns, at_day)
     WHERE id IS NOT NULL;
 
 -- A row is identified by its origin, so importing a file again adds only
 -- its new lines (rows without a line are never matched: NULLs differ).
-CREATE UNIQUE INDEX metric_observations_origin ON metric_observations (file, line);
+CREATE UNIQUE INDEX outcome_observations_origin ON outcome_observations (file, line);
 
 -- Every dimension the data has, including columns empty in every row, so a
 -- filter on one is not an error.
-CREATE TABLE metric_dimensions (
+CREATE TABLE outcome_dimensions (
     name TEXT PRIMARY KEY NOT NULL
 ) WITHOUT ROWID;
