@@ -255,12 +255,18 @@ pub fn reconcile(
 /// # Errors
 /// An overflow error when a sum of issued amounts, or a difference, does
 /// not fit a decimal.
-pub(crate) fn compare(settled: ContractStatements, issued: &[IssuedLine]) -> Result<Reconciliation> {
+pub(crate) fn compare(
+    settled: ContractStatements,
+    issued: &[IssuedLine],
+) -> Result<Reconciliation> {
     let overflow = || {
         Error::new(
             ErrorKind::Overflow,
             Location::None,
-            format!("{}: an issued amount or an adjustment overflows", settled.contract),
+            format!(
+                "{}: an issued amount or an adjustment overflows",
+                settled.contract
+            ),
         )
     };
     // What was issued of a period and a charge: the sum of its lines.

@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use outcome_billing::ledger::{Issued, Ledger};
+use outcome_billing::ledger::Ledger;
 use outcome_billing::metric::CsvSource;
 use outcome_billing::money::parse_decimal;
 use outcome_billing::period::{Stamp, parse_as_of};
@@ -729,6 +729,9 @@ fn load_run(files: Vec<PathBuf>) -> Result<Loaded, i32> {
     })
 }
 
+/// How many contracts `outcome issue` settles at once before printing them.
+const ISSUE_SLICE: usize = 256;
+
 /// `outcome issue`: settles each contract's due periods and appends those
 /// not issued before to the ledger, one transaction per contract, then
 /// prints what was issued (statements with their ledger `id` and
@@ -772,69 +775,86 @@ fn issue(
             return exit_code(&e).max(status);
         }
     };
-    // Contracts settle in parallel; each appends in its own transaction.
-    let results: Vec<Result<Issued, Error>> = contracts
-        .par_iter()
-        .map(|c| ledger.issue(c, source.as_ref(), &options))
-        .collect();
     let format = match format {
         Format::Json => RunFormat::Json,
         Format::Csv => RunFormat::Csv,
         Format::Table => RunFormat::Table,
     };
-    let mut items: Vec<(String, Result<String, Error>)> = failed
-        .into_iter()
-        .map(|f| {
-            let text = f.render(format);
-            (f.contract().to_owned(), text)
-        })
-        .collect();
-    for (c, result) in contracts.iter().zip(results) {
+    // What one contract's issue prints, and the periods it skipped.
+    let render = |c: &CompiledContract| -> (Vec<String>, Result<String, Error>) {
         let id = &c.contract().id;
-        let rendered = result.and_then(|issued| {
-            for p in &issued.skipped {
-                eprintln!(
-                    "{id}: period {} .. {} is issued already: skipped",
-                    p.start, p.end
-                );
-            }
-            match format {
-                RunFormat::Json => {
-                    let doc = issued.to_document(c)?;
-                    Ok(serde_json::to_string_pretty(&RunEntry::Settled(doc)).unwrap_or_default())
-                }
-                RunFormat::Table if issued.statements.is_empty() => {
-                    Ok(format!("{id}: nothing new to issue\n"))
-                }
-                _ => RunItem::Settled(issued.to_statements(c)?).render(format),
-            }
-        });
-        let text = match rendered {
-            Ok(text) => Ok(text),
-            Err(error) => {
-                report(&error);
-                status = status.max(exit_code(&error));
-                let failed = RunItem::Failed {
-                    contract: id.clone(),
-                    error: error.clone(),
+        match ledger.issue(c, source.as_ref(), &options) {
+            Err(e) => (Vec::new(), Err(e)),
+            Ok(issued) => {
+                // One line per contract names every period it skipped.
+                let skipped = (!issued.skipped.is_empty())
+                    .then(|| {
+                        let periods: Vec<String> = issued
+                            .skipped
+                            .iter()
+                            .map(|p| format!("{} .. {}", p.start, p.end))
+                            .collect();
+                        format!("{id}: issued already, skipped: {}", periods.join(", "))
+                    })
+                    .into_iter()
+                    .collect();
+                let text = match format {
+                    RunFormat::Json => issued.to_document(c).map(|doc| {
+                        serde_json::to_string_pretty(&RunEntry::Settled(doc)).unwrap_or_default()
+                    }),
+                    RunFormat::Table if issued.statements.is_empty() => {
+                        Ok(format!("{id}: nothing new to issue\n"))
+                    }
+                    _ => issued
+                        .to_statements(c)
+                        .and_then(|s| RunItem::Settled(s).render(format)),
                 };
-                match failed.render(format) {
-                    Ok(text) if several => Ok(text),
-                    _ => Err(error),
-                }
+                (skipped, text)
             }
-        };
-        items.push((id.clone(), text));
-    }
-    items.sort_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
+        }
+    };
     let stdout = std::io::stdout();
     let mut writer = RunWriter::new(stdout.lock(), format, several);
+    let mut failed = failed.into_iter().peekable();
+    let put_failed = |item: RunItem, writer: &mut RunWriter<_>| -> std::io::Result<()> {
+        match item.render(format) {
+            Ok(text) if several => writer.item(&text),
+            _ => Ok(()),
+        }
+    };
     let written = (|| -> std::io::Result<()> {
         writer.start()?;
-        for (_, text) in &items {
-            if let Ok(text) = text {
-                writer.item(text)?;
+        // Contracts settle in parallel, a slice at a time so that memory
+        // holds one slice's statements; each appends in its own
+        // transaction, and prints in the byte order of the ids.
+        for slice in contracts.chunks(ISSUE_SLICE) {
+            let done: Vec<_> = slice.par_iter().map(|c| (c, render(c))).collect();
+            for (c, (skipped, text)) in done {
+                let id = c.contract().id.as_str();
+                while let Some(f) = failed.next_if(|f| f.contract().as_bytes() < id.as_bytes()) {
+                    put_failed(f, &mut writer)?;
+                }
+                for line in skipped {
+                    eprintln!("{line}");
+                }
+                match text {
+                    Ok(text) => writer.item(&text)?,
+                    Err(error) => {
+                        report(&error);
+                        status = status.max(exit_code(&error));
+                        put_failed(
+                            RunItem::Failed {
+                                contract: id.to_owned(),
+                                error,
+                            },
+                            &mut writer,
+                        )?;
+                    }
+                }
             }
+        }
+        for f in failed.by_ref() {
+            put_failed(f, &mut writer)?;
         }
         writer.finish()
     })();

@@ -265,9 +265,6 @@ pub(crate) struct StoredStatement {
 #[derive(Debug, Clone)]
 pub(crate) struct StoredReconciliation {
     pub sequence: i64,
-    pub version: String,
-    pub through_start: NaiveDate,
-    pub state_after: String,
     pub reconciled_at: DateTime<Utc>,
     pub adjustments: Vec<Adjustment>,
 }
@@ -290,8 +287,18 @@ pub(crate) enum Appended<T> {
 
 /// A database holding a ledger.
 pub(crate) trait Backend: Send {
-    /// The contract's rows.
-    fn load(&mut self, contract: &str) -> Result<Stored>;
+    /// The contract's rows; without `full`, only their keys: no statement
+    /// or state text, no adjustments (what `issue` needs to skip periods).
+    fn load(&mut self, contract: &str, full: bool) -> Result<Stored>;
+    /// The newest state the ledger holds after the period starting on
+    /// `start`, made by `version`: a reconciliation's through that period
+    /// (the newest), else the statement's.
+    fn state_after(
+        &mut self,
+        contract: &str,
+        version: &str,
+        start: NaiveDate,
+    ) -> Result<Option<String>>;
     /// Appends `statements` in one transaction, returning their ids in
     /// order; `Conflict` (and nothing written) when one of the periods was
     /// issued meanwhile.
@@ -385,7 +392,7 @@ impl Ledger {
     /// A store error; a data error naming the store when a row cannot be
     /// read back.
     pub fn history(&self, contract: &str) -> Result<History> {
-        let stored = self.backend().load(contract)?;
+        let stored = self.backend().load(contract, true)?;
         self.history_of(contract, &stored)
     }
 
@@ -443,7 +450,7 @@ impl Ledger {
             },
         };
         for _ in 0..ATTEMPTS {
-            let stored = self.backend().load(id)?;
+            let stored = self.backend().load(id, false)?;
             let issued: Vec<NaiveDate> = stored.statements.iter().map(|s| s.period_start).collect();
             let (skipped, todo): (Vec<usize>, Vec<usize>) = wanted
                 .iter()
@@ -455,7 +462,7 @@ impl Ledger {
                     skipped,
                 });
             };
-            let mut state = self.state_before(contract, &stored, first)?;
+            let mut state = self.state_before(contract, first)?;
             let mut fresh = Vec::new();
             while state.next_period <= last {
                 let index = state.next_period;
@@ -508,41 +515,23 @@ impl Ledger {
 
     /// The state to settle period `first` from: the newest state the ledger
     /// holds after period `first - 1`, when this contract version made it;
-    /// else the state settled afresh from the first period.
-    fn state_before(
-        &self,
-        contract: &CompiledContract,
-        stored: &Stored,
-        first: usize,
-    ) -> Result<State> {
+    /// else the state before the first period (settlement then carries it
+    /// through the earlier periods).
+    fn state_before(&self, contract: &CompiledContract, first: usize) -> Result<State> {
         let initial = contract.initial_state();
         if first == 0 {
             return Ok(initial);
         }
-        let before = &contract.periods()[first - 1];
-        let version = contract.version();
-        let from_reconciliation = stored
-            .reconciliations
-            .iter()
-            .rev()
-            .find(|r| r.version == version && r.through_start == before.start)
-            .map(|r| &r.state_after);
-        let from_statement = || {
-            stored
-                .statements
-                .iter()
-                .find(|s| s.version == version && s.period_start == before.start)
-                .map(|s| &s.state_after)
-        };
-        // A reconciliation through `before` settled it after it was issued.
-        if let Some(text) = from_reconciliation.or_else(from_statement) {
-            if let Ok(state) = serde_json::from_str::<State>(text) {
-                if state.contract == initial.contract
-                    && state.version == initial.version
-                    && state.next_period == first
-                {
-                    return Ok(state);
-                }
+        let before = contract.periods()[first - 1].start;
+        let text = self
+            .backend()
+            .state_after(&initial.contract, &initial.version, before)?;
+        if let Some(state) = text.and_then(|t| serde_json::from_str::<State>(&t).ok()) {
+            if state.contract == initial.contract
+                && state.version == initial.version
+                && state.next_period == first
+            {
+                return Ok(state);
             }
         }
         Ok(initial)
@@ -569,7 +558,7 @@ impl Ledger {
     ) -> Result<Reconciliation> {
         let id = &contract.contract().id;
         for _ in 0..ATTEMPTS {
-            let stored = self.backend().load(id)?;
+            let stored = self.backend().load(id, true)?;
             let history = self.history_of(id, &stored)?;
             if history.statements.is_empty() {
                 return Err(Error::usage(format!(

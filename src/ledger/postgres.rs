@@ -1,5 +1,6 @@
 //! The ledger in a PostgreSQL database.
 
+use chrono::NaiveDate;
 use postgres::error::SqlState;
 use postgres::{Client, Transaction};
 use rust_decimal::Decimal;
@@ -39,7 +40,7 @@ fn is_unique_violation(e: &postgres::Error) -> bool {
 }
 
 impl Backend for PostgresLedger {
-    fn load(&mut self, contract: &str) -> Result<Stored> {
+    fn load(&mut self, contract: &str, full: bool) -> Result<Stored> {
         let name = self.name.clone();
         let fail = |e| pg_error(&name, e);
         // One snapshot: the statements and reconciliations are of one moment.
@@ -52,8 +53,13 @@ impl Backend for PostgresLedger {
             .map_err(fail)?;
         let statements = tx
             .query(
-                "SELECT id, period_start, version, as_of, issued_at, statement::text, state_after::text
-                 FROM outcome_statements WHERE contract = $1 ORDER BY period_start",
+                if full {
+                    "SELECT id, period_start, version, as_of, issued_at, statement::text, state_after::text
+                     FROM outcome_statements WHERE contract = $1 ORDER BY period_start"
+                } else {
+                    "SELECT id, period_start, version, as_of, issued_at, '', ''
+                     FROM outcome_statements WHERE contract = $1 ORDER BY period_start"
+                },
                 &[&contract],
             )
             .map_err(fail)?
@@ -71,7 +77,7 @@ impl Backend for PostgresLedger {
         let mut ids: Vec<i64> = Vec::new();
         let mut reconciliations: Vec<StoredReconciliation> = tx
             .query(
-                "SELECT id, sequence, version, through_start, state_after::text, reconciled_at
+                "SELECT id, sequence, reconciled_at
                  FROM outcome_reconciliations WHERE contract = $1 ORDER BY sequence",
                 &[&contract],
             )
@@ -81,22 +87,22 @@ impl Backend for PostgresLedger {
                 ids.push(r.get(0));
                 StoredReconciliation {
                     sequence: i64::from(r.get::<_, i32>(1)),
-                    version: r.get(2),
-                    through_start: r.get(3),
-                    state_after: r.get(4),
-                    reconciled_at: r.get(5),
+                    reconciled_at: r.get(2),
                     adjustments: Vec::new(),
                 }
             })
             .collect();
-        for r in tx
-            .query(
+        let adjustments = if full {
+            tx.query(
                 "SELECT reconciliation_id, period_start, period_end, charge, kind, issued, settled, amount
                  FROM outcome_adjustments WHERE contract = $1 ORDER BY reconciliation_id, position",
                 &[&contract],
             )
             .map_err(fail)?
-        {
+        } else {
+            Vec::new()
+        };
+        for r in adjustments {
             let owner: i64 = r.get(0);
             let Some(k) = ids.iter().position(|&id| id == owner) else {
                 continue;
@@ -116,6 +122,28 @@ impl Backend for PostgresLedger {
             statements,
             reconciliations,
         })
+    }
+
+    fn state_after(
+        &mut self,
+        contract: &str,
+        version: &str,
+        start: NaiveDate,
+    ) -> Result<Option<String>> {
+        let row = self
+            .client
+            .query_opt(
+                "SELECT state_after::text FROM (
+                     SELECT state_after, 1 AS newer, sequence AS k FROM outcome_reconciliations
+                     WHERE contract = $1 AND version = $2 AND through_start = $3
+                     UNION ALL
+                     SELECT state_after, 0, 0 FROM outcome_statements
+                     WHERE contract = $1 AND version = $2 AND period_start = $3) AS known
+                 ORDER BY newer DESC, k DESC LIMIT 1",
+                &[&contract, &version, &start],
+            )
+            .map_err(|e| pg_error(&self.name, e))?;
+        Ok(row.map(|r| r.get(0)))
     }
 
     fn append_statements(

@@ -5,7 +5,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
-use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use rust_decimal::Decimal;
 
 use super::{
@@ -81,7 +81,7 @@ fn is_unique_violation(e: &rusqlite::Error) -> bool {
 }
 
 impl Backend for SqliteLedger {
-    fn load(&mut self, contract: &str) -> Result<Stored> {
+    fn load(&mut self, contract: &str, full: bool) -> Result<Stored> {
         let name = self.name.clone();
         let bad = |what: &str, text: &str| {
             Error::data(
@@ -109,10 +109,13 @@ impl Backend for SqliteLedger {
         let mut statements = Vec::new();
         {
             let mut query = tx
-                .prepare_cached(
+                .prepare_cached(if full {
                     "SELECT id, period_start, version, as_of, issued_at, statement, state_after
-                     FROM outcome_statements WHERE contract = ?1 ORDER BY period_start",
-                )
+                     FROM outcome_statements WHERE contract = ?1 ORDER BY period_start"
+                } else {
+                    "SELECT id, period_start, version, as_of, issued_at, '', ''
+                     FROM outcome_statements WHERE contract = ?1 ORDER BY period_start"
+                })
                 .map_err(|e| db_error(&name, e))?;
             let mut rows = query.query([contract]).map_err(|e| db_error(&name, e))?;
             while let Some(row) = rows.next().map_err(|e| db_error(&name, e))? {
@@ -137,7 +140,7 @@ impl Backend for SqliteLedger {
         {
             let mut query = tx
                 .prepare_cached(
-                    "SELECT id, sequence, version, through_start, state_after, reconciled_at
+                    "SELECT id, sequence, reconciled_at
                      FROM outcome_reconciliations WHERE contract = ?1 ORDER BY sequence",
                 )
                 .map_err(|e| db_error(&name, e))?;
@@ -147,15 +150,12 @@ impl Backend for SqliteLedger {
                 ids.push(row.get::<_, i64>(0).map_err(|e| db_error(&name, e))?);
                 reconciliations.push(StoredReconciliation {
                     sequence: row.get(1).map_err(|e| db_error(&name, e))?,
-                    version: get(2)?,
-                    through_start: date(get(3)?)?,
-                    state_after: get(4)?,
-                    reconciled_at: instant(get(5)?)?,
+                    reconciled_at: instant(get(2)?)?,
                     adjustments: Vec::new(),
                 });
             }
         }
-        {
+        if full {
             let mut query = tx
                 .prepare_cached(
                     "SELECT reconciliation_id, period_start, period_end, charge, kind, issued, settled, amount
@@ -185,6 +185,29 @@ impl Backend for SqliteLedger {
             statements,
             reconciliations,
         })
+    }
+
+    fn state_after(
+        &mut self,
+        contract: &str,
+        version: &str,
+        start: NaiveDate,
+    ) -> Result<Option<String>> {
+        self.connection
+            .prepare_cached(
+                "SELECT state_after FROM (
+                     SELECT state_after, 1 AS newer, sequence AS k FROM outcome_reconciliations
+                     WHERE contract = ?1 AND version = ?2 AND through_start = ?3
+                     UNION ALL
+                     SELECT state_after, 0, 0 FROM outcome_statements
+                     WHERE contract = ?1 AND version = ?2 AND period_start = ?3)
+                 ORDER BY newer DESC, k DESC LIMIT 1",
+            )
+            .and_then(|mut q| {
+                q.query_row(params![contract, version, start.to_string()], |r| r.get(0))
+                    .optional()
+            })
+            .map_err(|e| db_error(&self.name, e))
     }
 
     fn append_statements(

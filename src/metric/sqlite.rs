@@ -304,7 +304,9 @@ impl SqliteSource {
     pub fn row_count(&self) -> Result<usize> {
         let connection = self.lock();
         let n: i64 = connection
-            .query_row("SELECT count(*) FROM outcome_observations", [], |r| r.get(0))
+            .query_row("SELECT count(*) FROM outcome_observations", [], |r| {
+                r.get(0)
+            })
             .map_err(|e| db_error(&self.name, e))?;
         Ok(usize::try_from(n).unwrap_or(0))
     }
