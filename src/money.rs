@@ -562,6 +562,36 @@ impl ExactSum {
         }
     }
 
+    /// An exact sum written as decimal text (`-1234.50`: digits with an
+    /// optional sign and point, no exponent), as a database computes it,
+    /// so that [`ExactSum::value`] rounds it as a sum made here would be.
+    /// None when the text is of another shape, has more than 28 decimal
+    /// places, or does not fit 256 bits.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn from_text(text: &str) -> Option<ExactSum> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let scale = u32::try_from(fraction.len()).ok().filter(|s| *s <= 28)?;
+        if whole.is_empty() || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let ten = ethnum::I256::from(10u8);
+        let mut total = ethnum::I256::ZERO;
+        for b in whole.bytes().chain(fraction.bytes()) {
+            total = total
+                .checked_mul(ten)?
+                .checked_add(ethnum::I256::from(b - b'0'))?;
+        }
+        Some(ExactSum {
+            total: if negative { -total } else { total },
+            scale,
+        })
+    }
+
     /// Adds every term of `other`.
     pub(crate) fn merge(&mut self, other: &ExactSum) {
         let scale = self.scale.max(other.scale);

@@ -473,14 +473,16 @@ impl MetricSource for MemorySource {
 /// A query's window as local dates, so a date-only stamp is placed without
 /// converting it to an instant: `local_midnight` is increasing in the date,
 /// so `local_midnight(d)` lies in `[start, end)` exactly when `first <= d <
-/// after`.
-struct DateWindow {
-    first: chrono::NaiveDate,
-    after: chrono::NaiveDate,
+/// after`. (The PostgreSQL source places dates in SQL with these bounds.)
+pub(super) struct DateWindow {
+    /// The first date whose local midnight is in the window.
+    pub(super) first: chrono::NaiveDate,
+    /// The first date after the window's dates.
+    pub(super) after: chrono::NaiveDate,
 }
 
 impl DateWindow {
-    fn of(query: &Query<'_>) -> DateWindow {
+    pub(super) fn of(query: &Query<'_>) -> DateWindow {
         let first_at_or_after = |at: DateTime<Utc>| {
             let midnight = |d| crate::period::local_midnight(d, query.timezone);
             let mut d = at.with_timezone(&query.timezone).date_naive();
