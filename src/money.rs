@@ -648,6 +648,53 @@ mod tests {
     use proptest::prelude::*;
 
     #[test]
+    fn an_exact_sum_read_from_text_rounds_as_one_made_here() {
+        // Proves a database's exact sum, read as text, gives the value adding the terms gives.
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let added = |terms: &[&str]| {
+            let mut s = ExactSum::default();
+            for t in terms {
+                s.add(d(t));
+            }
+            s
+        };
+        let max = Decimal::MAX.to_string();
+        for (text, terms) in [
+            (
+                "9.0000000000000000000000000002",
+                &["9", "0.0000000000000000000000000002"][..],
+            ),
+            (
+                "-9.0000000000000000000000000006",
+                &["-9", "-0.0000000000000000000000000006"],
+            ),
+            ("0.00", &["1.50", "-1.50"]),
+            ("3.60", &["1.50", "2.1"]),
+            ("158456325028528675187087900670", &[&max, &max]),
+        ] {
+            let read = ExactSum::from_text(text).unwrap();
+            assert_eq!(read.value(), added(terms).value(), "{text}");
+            assert_eq!(
+                read.value().map(|v| v.scale()),
+                added(terms).value().map(|v| v.scale())
+            );
+        }
+        for bad in [
+            "",
+            "-",
+            ".5",
+            "1e3",
+            "1.2.3",
+            "+1",
+            "1 ",
+            &format!("0.{}", "0".repeat(29)),
+        ] {
+            assert_eq!(ExactSum::from_text(bad), None, "{bad:?}");
+        }
+        assert_eq!(ExactSum::from_text(&"9".repeat(90)), None);
+    }
+
+    #[test]
     fn an_exact_sum_does_not_depend_on_order() {
         // Proves sums that adding in turn would round (or overflow part
         // way) give one value in any order, rounded once, half even.
