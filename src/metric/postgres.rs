@@ -382,6 +382,22 @@ struct Connection {
 }
 
 impl Connection {
+    /// A pooled connection on `client`. Its statements use generic plans:
+    /// planning the aggregate statement for each call's parameters costs
+    /// more than running it (about 1 ms against 0.3 ms), and the generic
+    /// plan reads the same indexes. JIT compilation is off: the estimate of
+    /// the rarely run full scan for an undeclared dimension can pass the
+    /// JIT threshold, and compiling costs some 150 ms a call.
+    fn new(store: &str, mut client: Client) -> Result<Connection> {
+        client
+            .batch_execute("SET plan_cache_mode = force_generic_plan; SET jit = off")
+            .map_err(|e| pg_error(store, e))?;
+        Ok(Connection {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
     fn statement(&mut self, store: &str, kind: Kind) -> Result<Statement> {
         if let Some(s) = self.statements.get(&kind) {
             return Ok(s.clone());
@@ -475,10 +491,7 @@ impl PostgresSource {
             .clamp(2, CONNECTIONS_MAX);
         let mut pool: Vec<Mutex<Option<Connection>>> =
             (0..size).map(|_| Mutex::new(None)).collect();
-        pool[0] = Mutex::new(Some(Connection {
-            client,
-            statements: HashMap::new(),
-        }));
+        pool[0] = Mutex::new(Some(Connection::new(&name, client)?));
         Ok(PostgresSource {
             name,
             url: url.to_owned(),
@@ -545,10 +558,7 @@ impl PostgresSource {
         };
         let connection = match guard.take() {
             Some(c) if !c.client.is_closed() => guard.insert(c),
-            _ => guard.insert(Connection {
-                client: connect(&self.url)?,
-                statements: HashMap::new(),
-            }),
+            _ => guard.insert(Connection::new(&self.name, connect(&self.url)?)?),
         };
         f(connection)
     }

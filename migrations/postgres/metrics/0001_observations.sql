@@ -59,7 +59,7 @@ CREATE TABLE outcome_dimensions (
 -- skipped it. Slow path of outcome_local_midnight: only for dates near a
 -- change of offset.
 CREATE FUNCTION outcome_local_midnight_exact(d date, tz text) RETURNS timestamptz
-LANGUAGE plpgsql STABLE PARALLEL SAFE AS $$
+LANGUAGE plpgsql STABLE STRICT PARALLEL SAFE AS $$
 DECLARE
     m      timestamp := d::timestamp;
     t      timestamptz := d::timestamp AT TIME ZONE tz;
@@ -102,11 +102,13 @@ END
 $$;
 
 -- The instant a date means in zone tz (see outcome_local_midnight_exact).
--- Inlined into queries: PostgreSQL's own reading of local midnight when
--- the offset was the same 26 hours earlier, else the exact function.
+-- Inlined into queries: NULL for NULL (cheaply: most stamps are not
+-- dates); PostgreSQL's own reading of local midnight when the offset was
+-- the same 26 hours earlier; else the exact function.
 CREATE FUNCTION outcome_local_midnight(d date, tz text) RETURNS timestamptz
 LANGUAGE sql STABLE PARALLEL SAFE AS $$
     SELECT CASE
+        WHEN d IS NULL THEN NULL
         WHEN ((d::timestamp AT TIME ZONE tz) AT TIME ZONE tz) = d::timestamp
          AND (((d::timestamp AT TIME ZONE tz) - interval '26 hours') AT TIME ZONE tz)
              = d::timestamp - interval '26 hours'
