@@ -1018,14 +1018,16 @@ pub fn import_observations(
     write(url, Vec::new(), || Ok(observations.next()))
 }
 
-/// The columns of the import's staging table, in `COPY` order.
+/// The columns of the import's staging table, in `COPY` order. Values go
+/// as text, cast to `NUMERIC` by the server: rust_decimal's binary
+/// encoding writes a zero without its scale (`0.0` would become `0`).
 const STAGING_TYPES: [Type; 14] = [
     Type::INT8,
     Type::TEXT,
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::DATE,
-    Type::NUMERIC,
+    Type::TEXT,
     Type::TEXT,
     Type::TIMESTAMPTZ,
     Type::DATE,
@@ -1051,7 +1053,7 @@ fn write(
     tx.batch_execute(
         "CREATE TEMPORARY TABLE outcome_import (
             ord BIGINT, customer TEXT, series TEXT, timestamp_at TIMESTAMPTZ,
-            timestamp_day DATE, value NUMERIC, id TEXT, recorded_at TIMESTAMPTZ,
+            timestamp_day DATE, value TEXT, id TEXT, recorded_at TIMESTAMPTZ,
             recorded_day DATE, void BOOLEAN, dimensions JSONB, origin_file TEXT,
             origin_line BIGINT, approx_key BIGINT
         ) ON COMMIT DROP",
@@ -1080,7 +1082,7 @@ fn write(
                     &row.obs.series,
                     &row.timestamp_at,
                     &row.timestamp_day,
-                    &row.obs.value,
+                    &row.obs.value.to_string(),
                     &row.obs.id.as_deref().filter(|id| !id.is_empty()),
                     &row.recorded_at,
                     &row.recorded_day,
@@ -1104,7 +1106,7 @@ fn write(
             "INSERT INTO outcome_observations (customer, series, timestamp_at, timestamp_day,
                  value, id, recorded_at, recorded_day, void, dimensions, origin_file,
                  origin_line, approx_key)
-             SELECT customer, series, timestamp_at, timestamp_day, value, id, recorded_at,
+             SELECT customer, series, timestamp_at, timestamp_day, value::numeric, id, recorded_at,
                  recorded_day, void, dimensions, origin_file, origin_line, approx_key
              FROM outcome_import ORDER BY ord
              ON CONFLICT (origin_file, origin_line) DO NOTHING",
