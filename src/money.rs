@@ -562,6 +562,36 @@ impl ExactSum {
         }
     }
 
+    /// An exact sum written as decimal text (`-1234.50`: digits with an
+    /// optional sign and point, no exponent), as a database computes it,
+    /// so that [`ExactSum::value`] rounds it as a sum made here would be.
+    /// None when the text is of another shape, has more than 28 decimal
+    /// places, or does not fit 256 bits.
+    #[cfg_attr(not(feature = "postgres"), allow(dead_code))]
+    pub(crate) fn from_text(text: &str) -> Option<ExactSum> {
+        let (negative, digits) = match text.strip_prefix('-') {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+        let scale = u32::try_from(fraction.len()).ok().filter(|s| *s <= 28)?;
+        if whole.is_empty() || !(whole.bytes().chain(fraction.bytes())).all(|b| b.is_ascii_digit())
+        {
+            return None;
+        }
+        let ten = ethnum::I256::from(10u8);
+        let mut total = ethnum::I256::ZERO;
+        for b in whole.bytes().chain(fraction.bytes()) {
+            total = total
+                .checked_mul(ten)?
+                .checked_add(ethnum::I256::from(b - b'0'))?;
+        }
+        Some(ExactSum {
+            total: if negative { -total } else { total },
+            scale,
+        })
+    }
+
     /// Adds every term of `other`.
     pub(crate) fn merge(&mut self, other: &ExactSum) {
         let scale = self.scale.max(other.scale);
@@ -616,6 +646,53 @@ fn div_half_even(t: ethnum::I256, p: ethnum::I256) -> ethnum::I256 {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn an_exact_sum_read_from_text_rounds_as_one_made_here() {
+        // Proves a database's exact sum, read as text, gives the value adding the terms gives.
+        let d = |s: &str| Decimal::from_str(s).unwrap();
+        let added = |terms: &[&str]| {
+            let mut s = ExactSum::default();
+            for t in terms {
+                s.add(d(t));
+            }
+            s
+        };
+        let max = Decimal::MAX.to_string();
+        for (text, terms) in [
+            (
+                "9.0000000000000000000000000002",
+                &["9", "0.0000000000000000000000000002"][..],
+            ),
+            (
+                "-9.0000000000000000000000000006",
+                &["-9", "-0.0000000000000000000000000006"],
+            ),
+            ("0.00", &["1.50", "-1.50"]),
+            ("3.60", &["1.50", "2.1"]),
+            ("158456325028528675187087900670", &[&max, &max]),
+        ] {
+            let read = ExactSum::from_text(text).unwrap();
+            assert_eq!(read.value(), added(terms).value(), "{text}");
+            assert_eq!(
+                read.value().map(|v| v.scale()),
+                added(terms).value().map(|v| v.scale())
+            );
+        }
+        for bad in [
+            "",
+            "-",
+            ".5",
+            "1e3",
+            "1.2.3",
+            "+1",
+            "1 ",
+            &format!("0.{}", "0".repeat(29)),
+        ] {
+            assert_eq!(ExactSum::from_text(bad), None, "{bad:?}");
+        }
+        assert_eq!(ExactSum::from_text(&"9".repeat(90)), None);
+    }
 
     #[test]
     fn an_exact_sum_does_not_depend_on_order() {

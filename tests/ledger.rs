@@ -2,7 +2,8 @@
 //! adjustments, and issued plus adjustments is always what a fresh
 //! settlement of the corrected data gives, in SQLite and in PostgreSQL.
 
-mod common;
+#[path = "common/pg.rs"]
+mod pg;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use outcome_billing::ledger::Ledger;
@@ -13,6 +14,7 @@ use outcome_billing::store::Store;
 use outcome_billing::{CompiledContract, ErrorKind, SettleOptions};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A contract of 18 monthly periods (two contract years, the second
 /// short) with what carries state from one period to the next:
@@ -270,10 +272,12 @@ proptest! {
     }
 }
 
+/// Numbers the PostgreSQL property test's schemas.
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
 #[test]
 fn issued_plus_adjustments_is_a_fresh_settlement_postgres() {
-    let Some(url) = common::postgres_url("issued_plus_adjustments_is_a_fresh_settlement_postgres")
-    else {
+    let Some(_) = pg::server() else {
         return;
     };
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(12));
@@ -281,7 +285,11 @@ fn issued_plus_adjustments_is_a_fresh_settlement_postgres() {
         .run(
             &(terms(), versions(), 0u32..40, 0u32..5),
             |(terms, versions, lag, every)| {
-                let db = common::fresh_database(&url, "ledger_prop");
+                let db = pg::fresh(&format!(
+                    "ledger_prop_{}",
+                    NEXT.fetch_add(1, Ordering::Relaxed)
+                ))
+                .unwrap();
                 check_ledger(&Store::Postgres(db), &terms, &versions, lag, every);
                 Ok(())
             },
@@ -405,10 +413,10 @@ fn lifecycle_sqlite() {
 
 #[test]
 fn lifecycle_postgres() {
-    let Some(url) = common::postgres_url("lifecycle_postgres") else {
+    let Some(_) = pg::server() else {
         return;
     };
-    lifecycle(&Store::Postgres(common::fresh_database(&url, "lifecycle")));
+    lifecycle(&Store::Postgres(pg::fresh("ledger_lifecycle").unwrap()));
 }
 
 #[test]
@@ -437,10 +445,10 @@ fn issued_rows_cannot_be_changed_in_sqlite() {
 
 #[test]
 fn issued_rows_cannot_be_changed_in_postgres() {
-    let Some(url) = common::postgres_url("issued_rows_cannot_be_changed_in_postgres") else {
+    let Some(_) = pg::server() else {
         return;
     };
-    let db = common::fresh_database(&url, "append_only");
+    let db = pg::fresh("ledger_append_only").unwrap();
     let ledger = Ledger::create(&Store::Postgres(db.clone())).unwrap();
     let c = CompiledContract::from_toml_str(SIMPLE).unwrap();
     let mut src = MemorySource::new();

@@ -2,7 +2,8 @@
 //! and run again, run twice at once, and given stores that are missing,
 //! unreachable, foreign or too new.
 
-mod common;
+#[path = "common/pg.rs"]
+mod pg;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -305,12 +306,14 @@ fn a_killed_issue_run_completes_when_run_again_sqlite() {
 
 #[test]
 fn a_killed_issue_run_completes_when_run_again_postgres() {
-    let Some(url) = common::postgres_url("a_killed_issue_run_completes_when_run_again_postgres")
-    else {
+    let Some(_) = pg::server() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    killed_and_rerun(&|_| common::fresh_database(&url, "killed"), dir.path());
+    killed_and_rerun(
+        &|k| pg::fresh(&format!("ledger_killed_{k}")).unwrap(),
+        dir.path(),
+    );
 }
 
 #[test]
@@ -322,12 +325,11 @@ fn two_issue_runs_at_once_issue_each_period_once_sqlite() {
 
 #[test]
 fn two_issue_runs_at_once_issue_each_period_once_postgres() {
-    let Some(url) = common::postgres_url("two_issue_runs_at_once_issue_each_period_once_postgres")
-    else {
+    let Some(_) = pg::server() else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
-    two_at_once(&common::fresh_database(&url, "twice"), dir.path());
+    two_at_once(&pg::fresh("ledger_twice").unwrap(), dir.path());
 }
 
 fn example() -> (&'static str, &'static str) {
@@ -471,16 +473,15 @@ fn a_store_of_another_schema_is_refused_and_nothing_is_written() {
 
 #[test]
 fn postgres_stores_of_another_or_newer_schema_are_refused() {
-    let Some(url) = common::postgres_url("postgres_stores_of_another_or_newer_schema_are_refused")
-    else {
+    let Some(_) = pg::server() else {
         return;
     };
-    let empty = common::fresh_database(&url, "empty");
+    let empty = pg::fresh("ledger_empty").unwrap();
     let out = reconcile_ledger(&empty);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("not a ledger"), "{}", stderr(&out));
 
-    let newer = common::fresh_database(&url, "newer");
+    let newer = pg::fresh("ledger_newer").unwrap();
     let first = issue_example(&newer);
     assert!(first.status.success(), "{}", stderr(&first));
     let mut client = postgres::Client::connect(&newer, postgres::NoTls).unwrap();

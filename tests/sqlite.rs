@@ -191,8 +191,9 @@ fn a_malformed_row_imports_nothing() {
 }
 
 #[test]
-fn imports_into_postgres_or_an_unknown_store_are_refused() {
-    // Proves a postgres:// store is a clear exit-1 error in this build, and a bare path a usage error.
+fn imports_into_an_unreachable_server_or_an_unknown_store_are_refused() {
+    // An unreachable postgres:// store is a clear exit-1 error naming it
+    // without its password; a bare path is a usage error.
     let run = outcome(&[
         "import",
         &example("metrics.csv"),
@@ -202,7 +203,12 @@ fn imports_into_postgres_or_an_unknown_store_are_refused() {
     assert_eq!(run.code, 1, "{}", run.stderr);
     assert!(
         run.stderr
-            .starts_with("error: this build has no PostgreSQL support"),
+            .starts_with("error: cannot connect to PostgreSQL"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("postgres://billing:***@db.example/metrics"),
         "{}",
         run.stderr
     );

@@ -12,7 +12,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use clap::{ArgGroup, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use outcome_billing::ledger::Ledger;
-use outcome_billing::metric::CsvSource;
+use outcome_billing::metric::{CsvSource, PostgresSource, SqliteSource};
 use outcome_billing::money::parse_decimal;
 use outcome_billing::period::{Stamp, parse_as_of};
 use outcome_billing::report::{RunEntry, RunFormat, RunItem, RunWriter};
@@ -483,68 +483,33 @@ fn validate(args: &[PathBuf]) -> i32 {
     status
 }
 
+/// A metric source named on the command line: `sqlite:PATH`, a
+/// `postgres://` URL, or a CSV file.
 fn open_source(spec: &str) -> Result<Box<dyn MetricSource>, Error> {
-    if let Some(path) = spec.strip_prefix("sqlite:") {
-        return open_sqlite(path);
+    if !Store::is_store(spec) {
+        return Ok(Box::new(CsvSource::open(spec)?));
     }
-    if is_postgres(spec) {
-        return Err(Error::new(
-            ErrorKind::StoreUnavailable,
-            Location::File(spec.split('@').next_back().unwrap_or(spec).to_string()),
-            "database metric sources are not supported by this build; export the data to CSV",
-        ));
-    }
-    Ok(Box::new(CsvSource::open(spec)?))
-}
-
-fn is_postgres(spec: &str) -> bool {
-    spec.starts_with("postgres://") || spec.starts_with("postgresql://")
-}
-
-#[cfg(feature = "sqlite")]
-fn open_sqlite(path: &str) -> Result<Box<dyn MetricSource>, Error> {
-    Ok(Box::new(outcome_billing::metric::SqliteSource::open(path)?))
-}
-
-#[cfg(not(feature = "sqlite"))]
-fn open_sqlite(path: &str) -> Result<Box<dyn MetricSource>, Error> {
-    Err(no_sqlite(path))
-}
-
-#[cfg(not(feature = "sqlite"))]
-fn no_sqlite(path: &str) -> Error {
-    Error::new(
-        ErrorKind::StoreUnavailable,
-        Location::File(path.to_string()),
-        "this build has no SQLite support (build with the sqlite feature)",
-    )
+    Ok(match Store::parse(spec)? {
+        Store::Sqlite(path) => Box::new(SqliteSource::open(path)?),
+        Store::Postgres(url) => Box::new(PostgresSource::open(&url)?),
+    })
 }
 
 /// `import DATA.csv --into STORE`.
 fn import(data: &Path, into: &str) -> Result<(), Error> {
-    if let Some(path) = into.strip_prefix("sqlite:") {
-        #[cfg(feature = "sqlite")]
-        {
-            let n = outcome_billing::metric::import_csv(data, path)?;
-            outln!("imported {n} rows into {path}");
-            return Ok(());
-        }
-        #[cfg(not(feature = "sqlite"))]
-        {
-            let _ = data;
-            return Err(no_sqlite(path));
-        }
-    }
-    if is_postgres(into) {
-        return Err(Error::new(
-            ErrorKind::StoreUnavailable,
-            Location::File(into.split('@').next_back().unwrap_or(into).to_string()),
-            "this build has no PostgreSQL support",
-        ));
-    }
-    Err(Error::usage(format!(
-        "--into {into:?} is not a store: expected sqlite:PATH or a postgres:// URL"
-    )))
+    let store = Store::parse(into)?;
+    let (n, name) = match &store {
+        Store::Sqlite(path) => (
+            outcome_billing::metric::sqlite::import_csv(data, path)?,
+            path.display().to_string(),
+        ),
+        Store::Postgres(url) => (
+            outcome_billing::metric::postgres::import_csv(data, url)?,
+            store.to_string(),
+        ),
+    };
+    outln!("imported {n} rows into {name}");
+    Ok(())
 }
 
 fn settle(
@@ -611,7 +576,7 @@ fn settle(
             let text = item.render(format);
             (item, text)
         };
-        if is_database(metrics) {
+        if Store::is_store(metrics) {
             match open_source(metrics) {
                 Ok(source) => {
                     for item in run.settle_source(source.as_ref(), &options) {
@@ -951,11 +916,6 @@ impl<W: std::io::Write> Printer<W> {
         }
         self.writer.finish()
     }
-}
-
-/// Whether a metric source names a database store rather than a CSV file.
-fn is_database(spec: &str) -> bool {
-    spec.starts_with("sqlite:") || is_postgres(spec)
 }
 
 fn reconcile(

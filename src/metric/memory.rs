@@ -473,7 +473,8 @@ impl MetricSource for MemorySource {
 /// A query's window as local dates, so a date-only stamp is placed without
 /// converting it to an instant: `local_midnight` is increasing in the date,
 /// so `local_midnight(d)` lies in `[start, end)` exactly when `first <= d <
-/// after`.
+/// after`. (The SQLite and PostgreSQL stores place dates in SQL with these
+/// bounds.)
 pub(crate) struct DateWindow {
     /// The first date whose local midnight is at or after the start.
     pub(crate) first: chrono::NaiveDate,

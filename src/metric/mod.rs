@@ -1,5 +1,6 @@
 //! Metric data: observations, the `MetricSource` trait, and its in-memory,
-//! CSV and (with the `sqlite` feature) SQLite implementations.
+//! CSV, (with the `sqlite` feature) SQLite and (with the `postgres`
+//! feature) PostgreSQL implementations.
 //!
 //! A source answers one question: what do the winning versions of a
 //! customer's observations of one series, inside a window, reduce to? A
@@ -20,12 +21,17 @@ use crate::period::Stamp;
 
 pub(crate) mod csv_source;
 pub(crate) mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
-mod sqlite;
+pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) mod store_schema;
 
 pub use csv_source::CsvSource;
 pub use memory::MemorySource;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresSource;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteSource, import_csv, import_observations};
 

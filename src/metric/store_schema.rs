@@ -6,9 +6,8 @@
 use crate::store::{Migration, Schema};
 
 /// The `metrics` component: the tables `outcome_observations` and
-/// `outcome_dimensions` (see `migrations/sqlite/metrics/0001_observations.sql`
-/// and the SQLite store's module docs).
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+/// `outcome_dimensions` (see `migrations/*/metrics/` and the stores' module
+/// docs).
 pub(crate) const METRICS: Schema = Schema {
     component: "metrics",
     what: "metric store",
@@ -17,5 +16,8 @@ pub(crate) const METRICS: Schema = Schema {
         version: 1,
         sql: include_str!("../../migrations/sqlite/metrics/0001_observations.sql"),
     }],
-    postgres: &[],
+    postgres: &[Migration {
+        version: 1,
+        sql: include_str!("../../migrations/postgres/metrics/0001_observations.sql"),
+    }],
 };

@@ -19,6 +19,9 @@
 //! the component, or that a newer build has migrated further, with an
 //! error naming the store and both versions, and writes nothing.
 
+// Without a database feature, only the addresses are used.
+#![cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
+
 use std::fmt;
 use std::path::PathBuf;
 
@@ -179,7 +182,6 @@ impl Schema {
 
 /// A message from a database driver, starting in lowercase as the crate's
 /// messages do.
-#[cfg_attr(not(any(feature = "sqlite", feature = "postgres")), allow(dead_code))]
 pub(crate) fn lowercase_first(message: &str) -> String {
     let mut chars = message.chars();
     match chars.next() {
