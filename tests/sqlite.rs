@@ -208,7 +208,8 @@ fn imports_into_an_unreachable_server_or_an_unknown_store_are_refused() {
         run.stderr
     );
     assert!(
-        run.stderr.contains("postgres://billing:***@db.example/metrics"),
+        run.stderr
+            .contains("postgres://billing:***@db.example/metrics"),
         "{}",
         run.stderr
     );

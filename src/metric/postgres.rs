@@ -86,8 +86,6 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -103,6 +101,7 @@ use super::{Aggregate, MemorySource, MetricSource, Observation, Query, Reduced, 
 use crate::error::{Error, ErrorKind, Result};
 use crate::money::ExactSum;
 use crate::period::Stamp;
+use crate::store::pool::Pool;
 use crate::store::postgres::{check, connect, describe, migrate, pg_error};
 use crate::store::redact;
 
@@ -446,8 +445,7 @@ pub struct PostgresSource {
     /// The URL, to open more connections.
     url: String,
     push_down: bool,
-    pool: Vec<Mutex<Option<Connection>>>,
-    next: AtomicUsize,
+    pool: Pool<Connection>,
 }
 
 impl PostgresSource {
@@ -474,18 +472,12 @@ impl PostgresSource {
         let name = redact(url);
         let mut client = connect(url)?;
         check(&name, &mut client, &METRICS)?;
-        let size = std::thread::available_parallelism()
-            .map_or(4, |n| n.get())
-            .clamp(2, CONNECTIONS_MAX);
-        let mut pool: Vec<Mutex<Option<Connection>>> =
-            (0..size).map(|_| Mutex::new(None)).collect();
-        pool[0] = Mutex::new(Some(Connection::new(&name, client)?));
+        let first = Connection::new(&name, client)?;
         Ok(PostgresSource {
             name,
             url: url.to_owned(),
             push_down: true,
-            pool,
-            next: AtomicUsize::new(0),
+            pool: Pool::new(Pool::<Connection>::size_for_threads(CONNECTIONS_MAX), first),
         })
     }
 
@@ -513,42 +505,14 @@ impl PostgresSource {
         })
     }
 
-    /// Runs `f` on a free connection of the pool (opening it if needed),
-    /// or waits for one.
+    /// Runs `f` on a free connection of the pool (opening it if needed,
+    /// or again after the server closed it), or waits for one.
     fn with_connection<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
-        let n = self.pool.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
-        let mut found: Option<MutexGuard<'_, Option<Connection>>> = None;
-        for k in 0..n {
-            match self.pool[(start + k) % n].try_lock() {
-                Ok(guard) => {
-                    found = Some(guard);
-                    break;
-                }
-                Err(TryLockError::Poisoned(p)) => {
-                    // A panic mid-query may have left the connection in any
-                    // state: open a new one.
-                    let mut guard = p.into_inner();
-                    *guard = None;
-                    found = Some(guard);
-                    break;
-                }
-                Err(TryLockError::WouldBlock) => {}
-            }
-        }
-        let mut guard = match found {
-            Some(g) => g,
-            None => self.pool[start].lock().unwrap_or_else(|p| {
-                let mut guard = p.into_inner();
-                *guard = None;
-                guard
-            }),
-        };
-        let connection = match guard.take() {
-            Some(c) if !c.client.is_closed() => guard.insert(c),
-            _ => guard.insert(Connection::new(&self.name, connect(&self.url)?)?),
-        };
-        f(connection)
+        self.pool.with(
+            || Connection::new(&self.name, connect(&self.url)?),
+            |c| !c.client.is_closed(),
+            f,
+        )
     }
 
     /// Reduces the window in one statement (see the module docs).
@@ -787,7 +751,7 @@ impl fmt::Debug for PostgresSource {
         f.debug_struct("PostgresSource")
             .field("name", &self.name)
             .field("push_down", &self.push_down)
-            .field("connections_max", &self.pool.len())
+            .field("connections_max", &self.pool.capacity())
             .finish_non_exhaustive()
     }
 }

@@ -168,7 +168,6 @@
 
 use std::fmt;
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
 
 use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Utc};
 use chrono_tz::Tz;
@@ -187,6 +186,7 @@ use super::{
 use crate::error::{Error, ErrorKind, Location, Result};
 use crate::money::{ExactSum, parse_decimal};
 use crate::period::{Stamp, local_midnight};
+use crate::store::pool::{Pool, Pooled};
 
 /// The first and last years a store holds: instants are 64-bit
 /// nanoseconds, which reach from 1677-09-21 to 2262-04-11, and a date's
@@ -237,7 +237,9 @@ const FUNCTION_ERROR: &str = "outcome: ";
 pub struct SqliteSource {
     name: String,
     push_down: bool,
-    connection: Mutex<Connection>,
+    path: std::path::PathBuf,
+    /// Read-only connections, one per thread of a parallel run.
+    pool: Pool<Connection>,
 }
 
 impl SqliteSource {
@@ -261,20 +263,17 @@ impl SqliteSource {
                 .with_kind(ErrorKind::StoreUnavailable)
                 .with_message(message)
         })?;
-        let connection = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(|e| db_error(&name, e))?;
+        let connection = reader(path, &name)?;
         check_store(&name, &connection)?;
         crate::store::sqlite::check(&name, &connection, &METRICS)?;
-        register_functions(&connection).map_err(|e| db_error(&name, e))?;
-        // One cached statement per aggregate and filter length in use.
-        connection.set_prepared_statement_cache_capacity(64);
         Ok(SqliteSource {
             name,
             push_down: true,
-            connection: Mutex::new(connection),
+            path: path.to_owned(),
+            pool: Pool::new(
+                Pool::<Connection>::size_for_threads(CONNECTIONS_MAX),
+                connection,
+            ),
         })
     }
 
@@ -302,7 +301,7 @@ impl SqliteSource {
     /// # Errors
     /// A store error when the store cannot be read.
     pub fn row_count(&self) -> Result<usize> {
-        let connection = self.lock();
+        let connection = self.lock()?;
         let n: i64 = connection
             .query_row("SELECT count(*) FROM outcome_observations", [], |r| {
                 r.get(0)
@@ -311,12 +310,10 @@ impl SqliteSource {
         Ok(usize::try_from(n).unwrap_or(0))
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock was held cannot leave the connection
-        // half-changed: it only reads, in SQLite's own transactions.
-        self.connection
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    /// A connection of the pool (each thread of a parallel run reads on
+    /// its own), opened on first use.
+    fn lock(&self) -> Result<Pooled<'_, Connection>> {
+        self.pool.get(|| reader(&self.path, &self.name), |_| true)
     }
 
     /// Turns a failed statement into an error: a data error for a
@@ -381,7 +378,7 @@ impl SqliteSource {
             values.push((names[2 * i + 1].as_str(), value));
         }
 
-        let connection = self.lock();
+        let connection = self.lock()?;
         let mut statement = connection
             .prepare_cached(&sql)
             .map_err(|e| self.query_error(e))?;
@@ -464,7 +461,7 @@ impl SqliteSource {
     /// version of their ids, pushed in `row_id` order. Dimensions named by
     /// the filter or by `of` that the store has are declared in it.
     fn candidates(&self, query: &Query<'_>, of: Option<&str>) -> Result<MemorySource> {
-        let connection = self.lock();
+        let connection = self.lock()?;
         let fail = |e: rusqlite::Error| self.query_error(e);
         let mut memory = MemorySource::new().with_name(self.name.as_str());
         let names = query.filter.iter().map(|(n, _)| n.as_str()).chain(of);
@@ -537,7 +534,7 @@ impl MetricSource for SqliteSource {
         timezone: Tz,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<()> {
-        let connection = self.lock();
+        let connection = self.lock()?;
         let fail = |e: rusqlite::Error| self.query_error(e);
         let mut statement = connection
             .prepare_cached(&check_versions_sql())
@@ -929,6 +926,23 @@ fn fetch_sql() -> String {
 // The SQL functions.
 
 /// Registers `outcome_midnight` and `outcome_sum` on `connection`.
+/// A read-only connection to the store at `path`, with the crate's SQL
+/// functions.
+fn reader(path: &Path, name: &str) -> Result<Connection> {
+    let connection = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| db_error(name, e))?;
+    register_functions(&connection).map_err(|e| db_error(name, e))?;
+    // One cached statement per aggregate and filter length in use.
+    connection.set_prepared_statement_cache_capacity(64);
+    Ok(connection)
+}
+
+/// The most connections one source opens (each only when needed).
+const CONNECTIONS_MAX: usize = 8;
+
 fn register_functions(connection: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     connection.create_scalar_function("outcome_midnight", 2, flags, midnight_function)?;
@@ -1652,7 +1666,7 @@ mod tests {
             Stamp::At(utc(3, 2, 0)),
             Decimal::ONE,
         )]);
-        let connection = source.lock();
+        let connection = source.lock().unwrap();
         let plan = |sql: &str, params: &[(&str, &dyn ToSql)]| -> String {
             let mut statement = connection
                 .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

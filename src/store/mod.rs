@@ -27,6 +27,8 @@ use std::path::PathBuf;
 
 use crate::error::{Error, ErrorKind, Location, Result};
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) mod pool;
 #[cfg(feature = "postgres")]
 pub(crate) mod postgres;
 #[cfg(feature = "sqlite")]
