@@ -6,7 +6,8 @@
 //!
 //! Not a Criterion bench: one run of each takes seconds to minutes, and the
 //! server's caches make repeats of a run the interesting figure, so each is
-//! run `STORE_RUN_ROUNDS` times (default 2) and every time is printed.
+//! run `STORE_RUN_ROUNDS` times (default 3), the sources interleaved in
+//! each round, and the median of each is printed.
 //!
 //! ```sh
 //! export OUTCOME_TEST_POSTGRES="$(bash .ci/start-postgres)"
@@ -197,7 +198,7 @@ fn main() {
     let rounds: usize = std::env::var("STORE_RUN_ROUNDS")
         .ok()
         .and_then(|n| n.parse().ok())
-        .unwrap_or(2);
+        .unwrap_or(3);
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("target/store-run")
         .join(format!("{contracts}-{tickets}"));
@@ -255,21 +256,28 @@ fn main() {
     let csv = CsvSource::open(&csv_path).expect("read the CSV");
     println!("read the CSV into memory: {}", seconds(t.elapsed()));
     let sqlite = SqliteSource::open(&sqlite_path).expect("open SQLite");
+    let sqlite_fetched = SqliteSource::open(&sqlite_path)
+        .expect("open SQLite")
+        .with_push_down(false);
     let pushed = PostgresSource::open(&url).expect("open PostgreSQL");
     let fetched = PostgresSource::open(&url)
         .expect("open PostgreSQL")
         .with_push_down(false);
-    let sources: [(&str, &dyn MetricSource); 4] = [
+    let sources: [(&str, &dyn MetricSource); 5] = [
         ("CSV (in memory)", &csv),
-        ("SQLite", &sqlite),
+        ("SQLite, push-down", &sqlite),
+        ("SQLite, fetching rows", &sqlite_fetched),
         ("PostgreSQL, push-down", &pushed),
         ("PostgreSQL, fetching rows", &fetched),
     ];
+    // Rounds interleave the sources, so a slow minute of this shared
+    // machine falls on all of them; each source's median is reported.
+    let mut times: Vec<Vec<Duration>> = vec![Vec::new(); sources.len()];
     let mut want: Option<Decimal> = None;
-    for (name, source) in sources {
-        for round in 1..=rounds {
+    for round in 1..=rounds {
+        for (k, (name, source)) in sources.iter().enumerate() {
             let t = Instant::now();
-            let items = run.settle_source(source, &options);
+            let items = run.settle_source(*source, &options);
             let elapsed = t.elapsed();
             let total = grand_total(&items);
             assert_eq!(
@@ -277,12 +285,19 @@ fn main() {
                 total,
                 "{name} bills differently"
             );
-            let per_second =
-                (contracts as u128 * u128::from(MONTHS) * 1_000_000) / elapsed.as_micros().max(1);
-            println!(
-                "settle from {name} (round {round}): {}, {per_second} contract-periods/s, total {total}",
-                seconds(elapsed)
-            );
+            println!("round {round}: settle from {name}: {}", seconds(elapsed));
+            times[k].push(elapsed);
         }
+    }
+    println!("medians of {rounds} rounds:");
+    for ((name, _), mut t) in sources.iter().zip(times) {
+        t.sort();
+        let median = t[t.len() / 2];
+        let per_second =
+            (contracts as u128 * u128::from(MONTHS) * 1_000_000) / median.as_micros().max(1);
+        println!(
+            "  {name:<28} {:>8}  {per_second:>9} contract-periods/s",
+            seconds(median)
+        );
     }
 }
