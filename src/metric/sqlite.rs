@@ -925,7 +925,6 @@ fn fetch_sql() -> String {
 // ---------------------------------------------------------------------------
 // The SQL functions.
 
-/// Registers `outcome_midnight` and `outcome_sum` on `connection`.
 /// A read-only connection to the store at `path`, with the crate's SQL
 /// functions.
 fn reader(path: &Path, name: &str) -> Result<Connection> {
@@ -943,6 +942,7 @@ fn reader(path: &Path, name: &str) -> Result<Connection> {
 /// The most connections one source opens (each only when needed).
 const CONNECTIONS_MAX: usize = 8;
 
+/// Registers `outcome_midnight` and `outcome_sum` on `connection`.
 fn register_functions(connection: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     connection.create_scalar_function("outcome_midnight", 2, flags, midnight_function)?;
