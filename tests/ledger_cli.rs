@@ -499,3 +499,28 @@ fn postgres_stores_of_another_or_newer_schema_are_refused() {
     }
     assert_eq!(ledger_rows(&newer).0, before);
 }
+
+/// A ledger whose rows were tampered with (its triggers dropped first) is
+/// an error naming it, never a panic or a wrong number.
+#[test]
+fn a_tampered_ledger_is_an_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("ledger.db");
+    let ledger = format!("sqlite:{}", path.display());
+    let first = issue_example(&ledger);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch(
+        "DROP TRIGGER outcome_statements_no_update;
+         UPDATE outcome_statements SET statement = '{\"period\": 7}' WHERE id = 2;",
+    )
+    .unwrap();
+    drop(db);
+    let out = reconcile_ledger(&ledger);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let e = stderr(&out);
+    assert!(
+        e.contains("issued statement 2") && e.contains("ledger.db"),
+        "{e}"
+    );
+}

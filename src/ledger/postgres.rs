@@ -35,6 +35,16 @@ impl PostgresLedger {
     }
 }
 
+/// Column `k` of `row`: a store error, never a panic, when a ledger's
+/// table does not hold what its schema version promises.
+fn col<'a, T: postgres::types::FromSql<'a>>(
+    store: &str,
+    row: &'a postgres::Row,
+    k: usize,
+) -> Result<T> {
+    row.try_get(k).map_err(|e| pg_error(store, e))
+}
+
 fn is_unique_violation(e: &postgres::Error) -> bool {
     e.code() == Some(&SqlState::UNIQUE_VIOLATION)
 }
@@ -64,16 +74,18 @@ impl Backend for PostgresLedger {
             )
             .map_err(fail)?
             .iter()
-            .map(|r| StoredStatement {
-                id: r.get(0),
-                period_start: r.get(1),
-                version: r.get(2),
-                as_of: r.get(3),
-                issued_at: r.get(4),
-                statement: r.get(5),
-                state_after: r.get(6),
+            .map(|r| {
+                Ok(StoredStatement {
+                    id: col(&name, r, 0)?,
+                    period_start: col(&name, r, 1)?,
+                    version: col(&name, r, 2)?,
+                    as_of: col(&name, r, 3)?,
+                    issued_at: col(&name, r, 4)?,
+                    statement: col(&name, r, 5)?,
+                    state_after: col(&name, r, 6)?,
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let mut ids: Vec<i64> = Vec::new();
         let mut reconciliations: Vec<StoredReconciliation> = tx
             .query(
@@ -84,14 +96,14 @@ impl Backend for PostgresLedger {
             .map_err(fail)?
             .iter()
             .map(|r| {
-                ids.push(r.get(0));
-                StoredReconciliation {
-                    sequence: i64::from(r.get::<_, i32>(1)),
-                    reconciled_at: r.get(2),
+                ids.push(col(&name, r, 0)?);
+                Ok(StoredReconciliation {
+                    sequence: i64::from(col::<i32>(&name, r, 1)?),
+                    reconciled_at: col(&name, r, 2)?,
                     adjustments: Vec::new(),
-                }
+                })
             })
-            .collect();
+            .collect::<Result<_>>()?;
         let adjustments = if full {
             tx.query(
                 "SELECT reconciliation_id, period_start, period_end, charge, kind, issued, settled, amount
@@ -102,19 +114,19 @@ impl Backend for PostgresLedger {
         } else {
             Vec::new()
         };
-        for r in adjustments {
-            let owner: i64 = r.get(0);
+        for r in &adjustments {
+            let owner: i64 = col(&name, r, 0)?;
             let Some(k) = ids.iter().position(|&id| id == owner) else {
                 continue;
             };
             reconciliations[k].adjustments.push(Adjustment {
-                period_start: r.get(1),
-                period_end: r.get(2),
-                charge: r.get(3),
-                kind: r.get(4),
-                issued: r.get(5),
-                settled: r.get(6),
-                amount: r.get(7),
+                period_start: col(&name, r, 1)?,
+                period_end: col(&name, r, 2)?,
+                charge: col(&name, r, 3)?,
+                kind: col(&name, r, 4)?,
+                issued: col(&name, r, 5)?,
+                settled: col(&name, r, 6)?,
+                amount: col(&name, r, 7)?,
             });
         }
         tx.commit().map_err(fail)?;
@@ -143,7 +155,7 @@ impl Backend for PostgresLedger {
                 &[&contract, &version, &start],
             )
             .map_err(|e| pg_error(&self.name, e))?;
-        Ok(row.map(|r| r.get(0)))
+        row.map(|r| col(&self.name, &r, 0)).transpose()
     }
 
     fn append_statements(
@@ -192,7 +204,7 @@ impl Backend for PostgresLedger {
             ],
         );
         let id: i64 = match inserted {
-            Ok(row) => row.get(0),
+            Ok(row) => col(&name, &row, 0)?,
             Err(e) if is_unique_violation(&e) => return Ok(Appended::Conflict),
             Err(e) => return Err(fail(e)),
         };
@@ -249,7 +261,7 @@ fn insert_statement(
             &stamping.at,
         ],
     )?;
-    let id: i64 = row.get(0);
+    let id: i64 = row.try_get(0)?;
     let insert = tx.prepare(
         "INSERT INTO outcome_statement_lines (statement_id, position, charge, kind, quantity, amount)
          VALUES ($1, $2, $3, $4, $5, $6)",
