@@ -524,3 +524,26 @@ fn a_tampered_ledger_is_an_error_naming_it() {
         "{e}"
     );
 }
+
+#[test]
+fn reconciling_a_contract_never_issued_is_a_data_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let ledger = format!("sqlite:{}", dir.path().join("ledger.db").display());
+    let other = dir.path().join("other.toml");
+    std::fs::write(&other, contract(1)).unwrap();
+    let out = run({
+        let mut c = Command::new(BIN);
+        c.arg("issue")
+            .arg(&other)
+            .args(["--metrics", example().1, "--ledger", &ledger]);
+        c
+    });
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = reconcile_ledger(&ledger);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("holds no issued statement of contract support-agent-2026"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -546,9 +546,9 @@ impl Ledger {
     /// document.
     ///
     /// # Errors
-    /// A store error; a usage error when the ledger holds no statement of
-    /// the contract or one whose period is not the contract's; settlement
-    /// errors. Nothing is appended on error.
+    /// A store error; a data error when the ledger holds no statement of
+    /// the contract; a usage error when it holds one whose period is not
+    /// the contract's; settlement errors. Nothing is appended on error.
     pub fn reconcile(
         &self,
         contract: &CompiledContract,
@@ -561,10 +561,13 @@ impl Ledger {
             let stored = self.backend().load(id, true)?;
             let history = self.history_of(id, &stored)?;
             if history.statements.is_empty() {
-                return Err(Error::usage(format!(
-                    "the ledger {} holds no issued statement of contract {id}",
-                    self.name
-                )));
+                // As a settle document without the contract: a data error.
+                return Err(Error::data(
+                    &self.name,
+                    format!(
+                        "holds no issued statement of contract {id} (issue some with `outcome issue`)"
+                    ),
+                ));
             }
             let issued = issued_lines(&history);
             let mut last = 0;
