@@ -26,7 +26,7 @@ pyo3::create_exception!(
     PyValueError,
     "An invalid contract, malformed metric data or a settlement that failed.\n\n\
      `str(e)` is `LOCATION: MESSAGE` (the field path or `FILE:LINE:COLUMN` first);\n\
-     `e.kind` names the kind of error (\"invalid contract\", \"invalid data\", ...),\n\
+     `e.kind` names the kind of error (\"invalid contract\", \"malformed data\", ...),\n\
      `e.location` is the field path, `FILE:LINE:COLUMN` or None, and\n\
      `e.message` is the text the command line prints after `error: `."
 );

@@ -200,3 +200,18 @@ def test_settle_csv_text_has_the_export_header():
         "demo,2026-01-01,2026-02-01,per_resolution,unit,1000,990.00,",
         "demo,2026-02-01,2026-03-01,per_resolution,unit,0.1,0.10,",
     ]
+
+
+def test_stubs_name_what_the_module_has():
+    # Proves the type stubs and the compiled module agree on the public
+    # names, so a renamed method cannot leave its stub behind.
+    import ast
+    from pathlib import Path
+
+    stub = ast.parse((Path(__file__).resolve().parents[1] / "outcome_billing.pyi").read_text())
+    classes = {n.name: n for n in stub.body if isinstance(n, ast.ClassDef)}
+    contract = {n.name for n in classes["Contract"].body if isinstance(n, ast.FunctionDef)}
+    public = {n for n in dir(ob.Contract) if not n.startswith("_")}
+    assert contract == public
+    assert issubclass(ob.OutcomeError, ValueError)
+    assert ob.Contract.settle.__doc__ and ob.Contract.from_path.__doc__
