@@ -1,0 +1,464 @@
+//! The Python module `outcome_billing`: contracts loaded and validated,
+//! and settled from Python rows or a metric CSV file, through the Rust
+//! library.
+//!
+//! Money crosses into Python as `decimal.Decimal` built from the amount's
+//! exact text, and into Rust as text: no amount ever passes through a
+//! binary float, and Python floats in metric rows are refused rather than
+//! rounded. Every bad input raises `OutcomeError`, never a panic: nothing
+//! here unwraps a value that came from Python.
+
+use std::path::PathBuf;
+
+use chrono::{Datelike, NaiveDate, Utc};
+use outcome_billing::period::Stamp;
+use outcome_billing::report::{CSV_HEADER, RunFormat, RunItem, StatementEntry};
+use outcome_billing::run::{BillingRun, RunOptions};
+use outcome_billing::{CompiledContract, Error, Location};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+
+pyo3::create_exception!(
+    outcome_billing,
+    OutcomeError,
+    PyValueError,
+    "An invalid contract, malformed metric data or a settlement that failed.\n\n\
+     `str(e)` is `LOCATION: MESSAGE` (the field path or `FILE:LINE:COLUMN` first);\n\
+     `e.kind` names the kind of error (\"invalid contract\", \"malformed data\", ...),\n\
+     `e.location` is the field path, `FILE:LINE:COLUMN` or None, and\n\
+     `e.message` is the text the command line prints after `error: `."
+);
+
+/// The name metric rows given as Python objects go by in messages: a
+/// malformed row is reported at `rows:LINE:COLUMN`, where line 2 is the
+/// first row (line 1 is the header the rows make).
+const ROWS_NAME: &str = "rows";
+
+/// `error` as an `OutcomeError` carrying its kind, location and message.
+fn raise(py: Python<'_>, error: &Error) -> PyErr {
+    let err = OutcomeError::new_err(error.to_string());
+    let value = err.value(py);
+    let location = match error.location() {
+        Location::None => None,
+        at => Some(at.to_string()),
+    };
+    // Setting attributes on a fresh exception instance only fails when
+    // memory is exhausted; the exception is still worth raising then.
+    let _ = value.setattr("kind", error.kind().name());
+    let _ = value.setattr("location", location);
+    let _ = value.setattr("message", error.message());
+    err
+}
+
+/// A usage error (bad argument) as an `OutcomeError`.
+fn usage(py: Python<'_>, message: impl std::fmt::Display) -> PyErr {
+    raise(py, &Error::usage(message))
+}
+
+/// `decimal.Decimal` and `datetime.date`, looked up once per interpreter.
+struct Types<'py> {
+    decimal: Bound<'py, PyAny>,
+    date: Bound<'py, PyAny>,
+}
+
+static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+static DATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
+
+impl<'py> Types<'py> {
+    fn get(py: Python<'py>) -> PyResult<Types<'py>> {
+        let decimal = DECIMAL.import(py, "decimal", "Decimal")?.clone();
+        let date = DATE.import(py, "datetime", "date")?.clone();
+        Ok(Types { decimal, date })
+    }
+
+    /// A `Decimal` from decimal text (never a float).
+    fn decimal(&self, text: &str) -> PyResult<Bound<'py, PyAny>> {
+        self.decimal.call1((text,))
+    }
+
+    fn date(&self, d: NaiveDate) -> PyResult<Bound<'py, PyAny>> {
+        self.date.call1((d.year(), d.month(), d.day()))
+    }
+}
+
+/// A contract, loaded, validated and compiled for settlement.
+#[pyclass(frozen, module = "outcome_billing")]
+struct Contract {
+    /// A run of this contract alone: settling it is what `outcome settle`
+    /// does for one file.
+    run: BillingRun,
+}
+
+impl Contract {
+    fn new(py: Python<'_>, compiled: Result<CompiledContract, Error>) -> PyResult<Contract> {
+        let compiled = compiled.map_err(|e| raise(py, &e))?;
+        let run = BillingRun::new(vec![compiled]).map_err(|e| raise(py, &e))?;
+        Ok(Contract { run })
+    }
+
+    fn compiled(&self) -> PyResult<&CompiledContract> {
+        // A run is made of exactly one contract in `Contract::new`.
+        self.run
+            .contracts()
+            .first()
+            .ok_or_else(|| PyValueError::new_err("a contract without its compiled form"))
+    }
+
+    /// Settles as `outcome settle` does, with the GIL released while the
+    /// Rust library works.
+    fn run(
+        &self,
+        py: Python<'_>,
+        rows: Option<&Bound<'_, PyAny>>,
+        csv: Option<PathBuf>,
+        as_of: Option<&Bound<'_, PyAny>>,
+        period: Option<&Bound<'_, PyAny>>,
+        trace: bool,
+    ) -> PyResult<RunItem> {
+        let mut options = RunOptions::new(Utc::now()).trace(trace);
+        if let Some(as_of) = as_of {
+            let text = iso_text(as_of)?;
+            let stamp = Stamp::parse(&text).map_err(|e| usage(py, format!("as_of: {e}")))?;
+            options = options.as_of(stamp);
+        }
+        if let Some(period) = period {
+            let text = iso_text(period)?;
+            let start = NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
+                usage(
+                    py,
+                    format!("period {text:?} is not a date (YYYY-MM-DD or datetime.date)"),
+                )
+            })?;
+            options = options.period(start);
+        }
+        let mut items = match (rows, csv) {
+            (Some(_), Some(_)) => return Err(usage(py, "give rows or csv, not both")),
+            (None, None) => return Err(usage(py, "give the metric data: rows or csv")),
+            (None, Some(path)) => py.detach(|| self.run.settle_csv(&path, &options)),
+            (Some(rows), None) => {
+                let text = rows_csv(rows)?;
+                py.detach(|| {
+                    match outcome_billing::metric::CsvSource::from_reader(
+                        ROWS_NAME,
+                        text.as_bytes(),
+                    ) {
+                        Ok(source) => Ok(self.run.settle_source(&source, &options)),
+                        Err(e) => Err(e),
+                    }
+                })
+                .map_err(|e| raise(py, &e))?
+            }
+        };
+        match items.pop() {
+            Some(RunItem::Failed { error, .. }) => Err(raise(py, &error)),
+            Some(item) if items.is_empty() => Ok(item),
+            _ => Err(PyValueError::new_err(
+                "a run of one contract gave another count of results",
+            )),
+        }
+    }
+}
+
+#[pymethods]
+impl Contract {
+    /// Loads and validates the contract file at `path` (`.toml`, `.json`,
+    /// `.yaml` or `.yml`).
+    ///
+    /// Raises `OutcomeError` naming the field at fault (`e.location`) when
+    /// the contract is invalid, or the file when it cannot be read.
+    #[staticmethod]
+    fn from_path(py: Python<'_>, path: PathBuf) -> PyResult<Contract> {
+        let compiled = py.detach(|| CompiledContract::from_path(&path));
+        Contract::new(py, compiled)
+    }
+
+    /// Loads and validates a contract from its text, in `format` ("toml",
+    /// "json" or "yaml").
+    ///
+    /// Raises `OutcomeError` naming the field at fault when it is invalid.
+    #[staticmethod]
+    #[pyo3(signature = (text, format = "toml"))]
+    fn from_str(py: Python<'_>, text: &str, format: &str) -> PyResult<Contract> {
+        let compiled = match format {
+            "toml" => CompiledContract::from_toml_str(text),
+            "json" => CompiledContract::from_json_str(text),
+            "yaml" | "yml" => CompiledContract::from_yaml_str(text),
+            other => {
+                return Err(usage(
+                    py,
+                    format!("format {other:?}: expected \"toml\", \"json\" or \"yaml\""),
+                ));
+            }
+        };
+        Contract::new(py, compiled)
+    }
+
+    /// The contract's id.
+    #[getter]
+    fn id(&self) -> PyResult<String> {
+        Ok(self.compiled()?.contract().id.clone())
+    }
+
+    /// The customer the contract bills.
+    #[getter]
+    fn customer(&self) -> PyResult<String> {
+        Ok(self.compiled()?.contract().customer.clone())
+    }
+
+    /// The currency's ISO 4217 code.
+    #[getter]
+    fn currency(&self) -> PyResult<String> {
+        Ok(self.compiled()?.currency().to_string())
+    }
+
+    /// The fingerprint of the contract's settlement rules: it changes when
+    /// anything that can change an amount changes.
+    #[getter]
+    fn version(&self) -> PyResult<String> {
+        Ok(self.compiled()?.version().to_owned())
+    }
+
+    /// The billing periods, as `(start, end)` dates; `end` is exclusive.
+    #[getter]
+    fn periods<'py>(&self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+        let types = Types::get(py)?;
+        self.compiled()?
+            .periods()
+            .iter()
+            .map(|p| PyTuple::new(py, [types.date(p.start)?, types.date(p.end)?]))
+            .collect()
+    }
+
+    /// Settles the periods due, as `outcome settle --format json` does.
+    ///
+    /// Metric data is `rows` (an iterable of dicts with the metric CSV's
+    /// columns; values `str`, `int`, `Decimal`, `bool` or `None`) or `csv`
+    /// (the path of a metric CSV file). `as_of` (a date, a timezone-aware
+    /// datetime, or their ISO text) reads only what was known then and
+    /// settles the periods it ended; without it every row is read and the
+    /// periods ended by now are settled. `period` (a date) settles only the
+    /// period starting on it.
+    ///
+    /// Returns one dict per statement: `{"period": {"start", "end"},
+    /// "lines": [{"charge", "kind", "quantity", "amount", "trace"}],
+    /// "total"}`, every amount and quantity a `decimal.Decimal`, `quantity`
+    /// None for kinds without one, `trace` a list of `{"step", "value"}`.
+    ///
+    /// Raises `OutcomeError`: a malformed metric row at `FILE:LINE:COLUMN`
+    /// (`rows:LINE:COLUMN` for rows, the first at line 2), a settlement
+    /// that fails at its contract and period.
+    #[pyo3(signature = (rows = None, csv = None, as_of = None, period = None, trace = true))]
+    fn settle<'py>(
+        &self,
+        py: Python<'py>,
+        rows: Option<&Bound<'py, PyAny>>,
+        csv: Option<PathBuf>,
+        as_of: Option<&Bound<'py, PyAny>>,
+        period: Option<&Bound<'py, PyAny>>,
+        trace: bool,
+    ) -> PyResult<Bound<'py, PyList>> {
+        let item = self.run(py, rows, csv, as_of, period, trace)?;
+        let RunItem::Settled(settled) = item else {
+            return Err(PyValueError::new_err("a failed run was not raised"));
+        };
+        let document = settled.to_document().map_err(|e| raise(py, &e))?;
+        let types = Types::get(py)?;
+        let list = PyList::empty(py);
+        for entry in &document.statements {
+            list.append(statement(py, &types, entry)?)?;
+        }
+        Ok(list)
+    }
+
+    /// The invoicing export of `outcome settle --format csv`, header
+    /// included, byte for byte; the arguments are those of `settle`.
+    #[pyo3(signature = (rows = None, csv = None, as_of = None, period = None))]
+    fn settle_csv_text(
+        &self,
+        py: Python<'_>,
+        rows: Option<&Bound<'_, PyAny>>,
+        csv: Option<PathBuf>,
+        as_of: Option<&Bound<'_, PyAny>>,
+        period: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
+        let item = self.run(py, rows, csv, as_of, period, false)?;
+        let rows = item.render(RunFormat::Csv).map_err(|e| raise(py, &e))?;
+        Ok(format!("{CSV_HEADER}{rows}"))
+    }
+
+    fn __repr__(&self) -> PyResult<String> {
+        Ok(format!("<Contract {:?}>", self.compiled()?.contract().id))
+    }
+}
+
+/// `value` as ISO text: a `str` as it is, a `date` or `datetime` by its
+/// `isoformat()` (a naive datetime then fails to parse, as it should: it
+/// names no instant).
+fn iso_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+    if let Ok(text) = value.cast::<PyString>() {
+        return text.extract();
+    }
+    match value.getattr("isoformat") {
+        Ok(f) => f.call0()?.extract(),
+        Err(_) => Err(usage(
+            value.py(),
+            format!(
+                "expected a date, a datetime or ISO text, not {}",
+                value.get_type().name()?
+            ),
+        )),
+    }
+}
+
+/// Metric rows as the CSV text the library reads: the header is every
+/// column, in the order first met; a row without a column leaves it empty.
+fn rows_csv(rows: &Bound<'_, PyAny>) -> PyResult<String> {
+    let py = rows.py();
+    let mut columns: Vec<String> = Vec::new();
+    let mut records: Vec<Vec<(usize, String)>> = Vec::new();
+    for (n, row) in rows.try_iter()?.enumerate() {
+        let row = row?;
+        let row = row.cast::<PyDict>().map_err(|_| {
+            usage(
+                py,
+                format!("{ROWS_NAME}[{n}]: expected a dict of column to value"),
+            )
+        })?;
+        let mut record = Vec::with_capacity(row.len());
+        for (key, value) in row.iter() {
+            let key: String = key
+                .extract()
+                .map_err(|_| usage(py, format!("{ROWS_NAME}[{n}]: column names must be str")))?;
+            let text = cell_text(&value)
+                .map_err(|why| usage(py, format!("{ROWS_NAME}[{n}].{key}: {why}")))?;
+            let k = match columns.iter().position(|c| *c == key) {
+                Some(k) => k,
+                None => {
+                    columns.push(key);
+                    columns.len() - 1
+                }
+            };
+            record.push((k, text));
+        }
+        records.push(record);
+    }
+    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
+    let fail = |e: csv::Error| usage(py, format!("{ROWS_NAME}: {e}"));
+    writer.write_record(&columns).map_err(fail)?;
+    let mut line = vec![String::new(); columns.len()];
+    for record in records {
+        line.iter_mut().for_each(String::clear);
+        for (k, text) in record {
+            line[k] = text;
+        }
+        writer.write_record(&line).map_err(fail)?;
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| usage(py, format!("{ROWS_NAME}: {e}")))?;
+    String::from_utf8(bytes).map_err(|e| usage(py, format!("{ROWS_NAME}: {e}")))
+}
+
+/// One cell of a metric row as CSV text, or why it cannot be one.
+fn cell_text(value: &Bound<'_, PyAny>) -> Result<String, String> {
+    if value.is_none() {
+        return Ok(String::new());
+    }
+    // Before `int`: `bool` is a subclass of it.
+    if let Ok(b) = value.cast::<PyBool>() {
+        return Ok(if b.is_true() { "true" } else { "false" }.to_owned());
+    }
+    if value.cast::<PyFloat>().is_ok() {
+        return Err(format!(
+            "{} is a float, which cannot hold decimal amounts exactly: \
+             give a str, an int or a decimal.Decimal",
+            value.repr().map_err(|e| e.to_string())?
+        ));
+    }
+    let is_text_like = value.cast::<PyString>().is_ok() || value.cast::<PyInt>().is_ok();
+    let py = value.py();
+    let is_decimal = Types::get(py)
+        .and_then(|t| value.is_instance(&t.decimal))
+        .map_err(|e| e.to_string())?;
+    let is_temporal = value.hasattr("isoformat").map_err(|e| e.to_string())?;
+    if is_decimal {
+        // Positional notation: the CSV reader takes no exponents (`1E+3`).
+        value
+            .call_method1("__format__", ("f",))
+            .and_then(|s| s.extract())
+            .map_err(|e| e.to_string())
+    } else if is_text_like {
+        value
+            .str()
+            .and_then(|s| s.extract())
+            .map_err(|e| e.to_string())
+    } else if is_temporal {
+        value
+            .call_method0("isoformat")
+            .and_then(|s| s.extract())
+            .map_err(|e| e.to_string())
+    } else {
+        let name = value
+            .get_type()
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_default();
+        Err(format!(
+            "a {name} is not a metric value: give a str, an int, a decimal.Decimal, a bool, \
+             a date or datetime, or None"
+        ))
+    }
+}
+
+/// One statement entry as the dict `settle` returns.
+fn statement<'py>(
+    py: Python<'py>,
+    types: &Types<'py>,
+    entry: &StatementEntry,
+) -> PyResult<Bound<'py, PyDict>> {
+    let period = PyDict::new(py);
+    period.set_item("start", types.date(entry.period.start)?)?;
+    period.set_item("end", types.date(entry.period.end)?)?;
+    let lines = PyList::empty(py);
+    for line in &entry.lines {
+        let d = PyDict::new(py);
+        d.set_item("charge", &line.charge)?;
+        d.set_item("kind", &line.kind)?;
+        // Quantities print as the JSON document does: without trailing zeros.
+        match line.quantity {
+            Some(q) => d.set_item("quantity", types.decimal(&q.normalize().to_string())?)?,
+            None => d.set_item("quantity", py.None())?,
+        }
+        d.set_item("amount", types.decimal(&line.amount.to_string())?)?;
+        let trace = PyList::empty(py);
+        for step in &line.trace {
+            let s = PyDict::new(py);
+            s.set_item("step", &step.step)?;
+            // Steps' values are decimal text; one that Python cannot read as
+            // a Decimal stays text rather than failing the statement.
+            match types.decimal(&step.value) {
+                Ok(v) => s.set_item("value", v)?,
+                Err(_) => s.set_item("value", &step.value)?,
+            }
+            trace.append(s)?;
+        }
+        d.set_item("trace", trace)?;
+        lines.append(d)?;
+    }
+    let out = PyDict::new(py);
+    out.set_item("period", period)?;
+    out.set_item("lines", lines)?;
+    out.set_item("total", types.decimal(&entry.total.to_string())?)?;
+    Ok(out)
+}
+
+/// Outcome-based contracts settled in exact decimal money.
+#[pymodule(name = "outcome_billing")]
+fn outcome_billing_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add("OutcomeError", m.py().get_type::<OutcomeError>())?;
+    m.add_class::<Contract>()?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}

@@ -1,0 +1,39 @@
+"""Shared helpers: the worked examples of ``tests/worked/``, found as
+``tests/worked_examples.rs`` finds them."""
+
+import csv
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKED = ROOT / "tests" / "worked"
+
+
+def as_of_comment(contract: Path) -> str:
+    """The ``# as-of: T`` comment line of a worked example's contract."""
+    for line in contract.read_text(encoding="utf-8").splitlines():
+        text = line.strip()
+        if text.startswith("#") and text[1:].strip().startswith("as-of:"):
+            return text[1:].strip()[len("as-of:"):].strip()
+    raise AssertionError(f"{contract.name}: no `# as-of: T` comment line")
+
+
+def expected_rows(path: Path) -> list:
+    """The rows of an ``expect.csv``, amounts and quantities as Decimal."""
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:
+        row["amount"] = Decimal(row["amount"])
+        row["quantity"] = Decimal(row["quantity"]) if row["quantity"] else None
+    return rows
+
+
+def worked_examples() -> list:
+    return sorted(WORKED.glob("*.toml"))
+
+
+@pytest.fixture
+def worked():
+    return WORKED
