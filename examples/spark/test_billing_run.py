@@ -5,7 +5,8 @@
 Generates a billing run of 2,000 contracts (benches/billing-run/generate.py),
 settles it with the command line (`target/debug/outcome`, or $OUTCOME_BIN) and
 with `billing_run.py` in `local[2]`, and compares the two CSVs byte for byte.
-Skipped when pyspark (or the package) is not installed; `.ci/run` installs it.
+Skipped when pyspark (or the package) is not installed; `.ci/run` installs it
+and sets OUTCOME_REQUIRE_SPARK=1, which turns the skips into failures.
 """
 
 import os
@@ -16,8 +17,13 @@ from pathlib import Path
 
 import pytest
 
-pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'pyspark==4.3.*' pyarrow 'pandas<3')")
-pytest.importorskip("outcome_billing", reason="the outcome_billing package is not installed (see README, From Python)")
+if os.environ.get("OUTCOME_REQUIRE_SPARK"):
+    # Under CI a missing package fails the run instead of skipping it.
+    import outcome_billing  # noqa: F401
+    import pyspark  # noqa: F401
+else:
+    pytest.importorskip("pyspark", reason="pyspark is not installed (pip install 'pyspark==4.3.*' pyarrow 'pandas<3')")
+    pytest.importorskip("outcome_billing", reason="the outcome_billing package is not installed (see README, From Python)")
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = Path(__file__).resolve().parent / "billing_run.py"
@@ -28,8 +34,27 @@ CONTRACTS = int(os.environ.get("OUTCOME_SPARK_CONTRACTS", "2000"))
 def outcome_bin() -> Path:
     path = Path(os.environ.get("OUTCOME_BIN", ROOT / "target" / "debug" / "outcome"))
     if not path.exists():
+        if os.environ.get("OUTCOME_REQUIRE_SPARK"):
+            pytest.fail(f"{path} is not built")
         pytest.skip(f"{path} is not built (cargo build)")
     return path
+
+
+def settle_both(contracts: Path, metrics: Path, out: Path, as_of: str = AS_OF):
+    """(CLI run, Spark run, Spark's sorted CSV bytes); both runs unchecked."""
+    cli = subprocess.run(
+        [str(outcome_bin()), "settle", str(contracts), "--metrics", str(metrics), "--as-of", as_of, "--format", "csv"],
+        capture_output=True,
+    )
+    sorted_csv = out / "spark.csv"
+    spark = subprocess.run(
+        [sys.executable, str(SCRIPT), "--contracts", str(contracts), "--metrics", str(metrics),
+         "--out", str(out / "out"), "--as-of", as_of, "--master", "local[2]", "--sorted-csv", str(sorted_csv)],
+        capture_output=True,
+        env=spark_env(),
+    )
+    assert sorted_csv.exists(), spark.stderr.decode()[-3000:]
+    return cli, spark, sorted_csv.read_bytes()
 
 
 @pytest.fixture(scope="module")
@@ -49,29 +74,56 @@ def spark_env() -> dict:
     return env
 
 
-def test_spark_matches_the_command_line(billing_run, tmp_path):
-    cli = subprocess.run(
-        [str(outcome_bin()), "settle", str(billing_run / "contracts"), "--metrics", str(billing_run / "metrics.csv"),
-         "--as-of", AS_OF, "--format", "csv"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    spark_csv = tmp_path / "spark.csv"
-    subprocess.run(
-        [sys.executable, str(SCRIPT), "--contracts", str(billing_run / "contracts"),
-         "--metrics", str(billing_run / "metrics.csv"), "--out", str(tmp_path / "out"),
-         "--as-of", AS_OF, "--master", "local[2]", "--sorted-csv", str(spark_csv)],
-        check=True,
-        env=spark_env(),
-    )
+def assert_same_lines(cli: bytes, spark: bytes):
     cli_lines = cli.decode().splitlines()
-    spark_lines = spark_csv.read_text(encoding="utf-8").splitlines()
-    # Every contract billed: 12 months of at least a fee line each.
-    assert len(cli_lines) > CONTRACTS * 12
+    spark_lines = spark.decode().splitlines()
     assert len(spark_lines) == len(cli_lines)
     for n, (a, b) in enumerate(zip(cli_lines, spark_lines), start=1):
         assert a == b, f"line {n} differs"
-    assert spark_csv.read_bytes() == cli
-    # The table holds the same lines (in Spark's own order).
-    assert (tmp_path / "out" / "lines").is_dir()
+    assert spark == cli
+
+
+def test_spark_matches_the_command_line(billing_run, tmp_path):
+    cli, spark, spark_csv = settle_both(billing_run / "contracts", billing_run / "metrics.csv", tmp_path)
+    assert cli.returncode == 0, cli.stderr.decode()
+    assert spark.returncode == 0, spark.stderr.decode()[-3000:]
+    # Every contract billed: 12 months of at least a fee line each.
+    assert cli.stdout.count(b"\n") > CONTRACTS * 12
+    assert_same_lines(cli.stdout, spark_csv)
+    # The table holds the lines too, in Spark's own order.
+    assert (tmp_path / "out" / "lines" / "_SUCCESS").exists()
     shutil.rmtree(tmp_path / "out")
+
+
+def test_shared_rows_customers_without_rows_and_failures(tmp_path):
+    """Rows with an empty customer reach every contract, a contract whose
+    customer has no rows is settled on them alone, rows nobody bills are
+    ignored, and a contract that fails has no lines but does not stop the run."""
+    run = tmp_path / "run"
+    subprocess.run(
+        [sys.executable, str(ROOT / "benches" / "billing-run" / "generate.py"), str(run), "--contracts", "20"],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    contracts = run / "contracts"
+    template = (contracts / "c000001.toml").read_text(encoding="utf-8")
+    for cid, customer in (("c900000", "cust-no-rows"), ("c900001", "cust-tie")):
+        text = template.replace('id = "c000001"', f'id = "{cid}"').replace('customer = "cust000001"', f'customer = "{customer}"')
+        (contracts / f"{cid}.toml").write_text(text, encoding="utf-8")
+    with (run / "metrics.csv").open("a", encoding="utf-8") as f:
+        # Shared: an uptime reading every month (a low one in March), and
+        # revenue every contract sees.
+        for month in range(1, 13):
+            f.write(f",uptime_pct,2026-{month:02d}-01T00:00:00Z,{'98.500' if month == 3 else '99.950'},,,\n")
+        f.write(",revenue,2026-05-20T00:00:00Z,1234.56,shared-1,,\n")
+        # Two versions of one observation recorded at the same time: an error.
+        f.write("cust-tie,revenue,2026-02-03T00:00:00Z,10.00,r1,2026-02-04T00:00:00Z,\n")
+        f.write("cust-tie,revenue,2026-02-03T00:00:00Z,11.00,r1,2026-02-04T00:00:00Z,\n")
+        # A customer no contract bills.
+        f.write("cust-nobody,tickets_resolved,2026-02-03T00:00:00Z,5,,,\n")
+    cli, spark, spark_csv = settle_both(contracts, run / "metrics.csv", tmp_path)
+    assert cli.returncode == 1, cli.stderr.decode()
+    assert spark.returncode == 1, spark.stderr.decode()[-3000:]
+    assert b"c900000," in cli.stdout and b"c900001," not in cli.stdout
+    assert b"at contract c900001" in spark.stderr
+    assert_same_lines(cli.stdout, spark_csv)
