@@ -35,8 +35,9 @@ How it works:
 4. The lines are written as a table; a contract that fails has no lines and
    one row in OUT/errors, as the command line prints its error and goes on.
 
-Exit status: 0 when every contract settled, 1 when one failed, 2 for a usage
-error (no contracts, two files with one id, a float column in Parquet).
+Exit status: 0 when every contract settled, 1 when one failed, 2 for an
+invalid contract or a usage error (no contracts, two files with one id, a
+float column in Parquet).
 """
 
 import argparse
@@ -161,6 +162,12 @@ def make_settle_group(shared, as_of):
 # Driver side.
 
 
+def usage_error(message):
+    """Stop with exit status 2, as the command line does for usage errors."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def load_contracts(directory):
     """The contract files directly in DIRECTORY, as `outcome settle DIR` takes
     them: `{customer: [(id, text, format), ...]}` and the invalid ones as
@@ -181,7 +188,7 @@ def load_contracts(directory):
             invalid.append((name, error_text(e)))
             continue
         if contract.id in seen:
-            raise SystemExit(f"error: {seen[contract.id]} and {name} have one id: {contract.id}")
+            usage_error(f"{seen[contract.id]} and {name} have one id: {contract.id}")
         seen[contract.id] = name
         by_customer.setdefault(contract.customer, []).append((contract.id, text, fmt))
     return by_customer, invalid
@@ -192,19 +199,22 @@ def read_metrics(spark, path):
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
-    if path.endswith(".parquet") or os.path.isdir(path):
+    if path.rstrip("/").endswith(".parquet"):  # a Parquet file, or a folder of them
         df = spark.read.parquet(path)
         columns = []
         for field in df.schema.fields:
             c = F.col(f"`{field.name}`")
             if isinstance(field.dataType, (T.FloatType, T.DoubleType)):
                 # A float cannot hold 0.1: refuse it rather than bill a rounding error.
-                raise SystemExit(
-                    f"error: {path}: column {field.name} is {field.dataType.simpleString()}; "
+                usage_error(
+                    f"{path}: column {field.name} is {field.dataType.simpleString()}; "
                     "write amounts as decimal or string"
                 )
-            if isinstance(field.dataType, (T.TimestampType, T.TimestampNTZType)):
-                # RFC 3339 with its offset (the session time zone is UTC).
+            if isinstance(field.dataType, T.TimestampNTZType):
+                # Which instant is it? The data spec wants an offset; don't guess.
+                usage_error(f"{path}: column {field.name} is a timestamp without time zone")
+            if isinstance(field.dataType, T.TimestampType):
+                # An instant: RFC 3339 with its offset (the session time zone is UTC).
                 c = F.date_format(c, "yyyy-MM-dd'T'HH:mm:ss.SSSSSSXXX")
             # Decimal, integer, date and boolean columns cast to their exact text.
             columns.append(c.cast("string").alias(field.name))
@@ -318,7 +328,8 @@ def main(argv=None):
     for row in failed:
         print(f"error: {row.error}\n  at contract {row.contract}", file=sys.stderr)
     spark.stop()
-    return 1 if failed or invalid else 0
+    # As the command line: 2 for an invalid contract, 1 for a failed settlement.
+    return 2 if invalid else 1 if failed else 0
 
 
 if __name__ == "__main__":

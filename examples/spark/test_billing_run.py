@@ -40,15 +40,16 @@ def outcome_bin() -> Path:
     return path
 
 
-def settle_both(contracts: Path, metrics: Path, out: Path, as_of: str = AS_OF):
-    """(CLI run, Spark run, Spark's sorted CSV bytes); both runs unchecked."""
+def settle_both(contracts: Path, metrics: Path, out: Path, as_of: str = AS_OF, spark_metrics: Path = None):
+    """(CLI run, Spark run, Spark's sorted CSV bytes); both runs unchecked.
+    Spark reads `spark_metrics` if given (the same data as Parquet)."""
     cli = subprocess.run(
         [str(outcome_bin()), "settle", str(contracts), "--metrics", str(metrics), "--as-of", as_of, "--format", "csv"],
         capture_output=True,
     )
     sorted_csv = out / "spark.csv"
     spark = subprocess.run(
-        [sys.executable, str(SCRIPT), "--contracts", str(contracts), "--metrics", str(metrics),
+        [sys.executable, str(SCRIPT), "--contracts", str(contracts), "--metrics", str(spark_metrics or metrics),
          "--out", str(out / "out"), "--as-of", as_of, "--master", "local[2]", "--sorted-csv", str(sorted_csv)],
         capture_output=True,
         env=spark_env(),
@@ -95,10 +96,27 @@ def test_spark_matches_the_command_line(billing_run, tmp_path):
     shutil.rmtree(tmp_path / "out")
 
 
+def to_parquet(csv_path: Path, parquet_path: Path):
+    """The metrics as Parquet: every column a string, `timestamp` a UTC instant."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    with csv_path.open(encoding="utf-8") as f:
+        names = f.readline().strip().split(",")
+    options = pcsv.ConvertOptions(column_types={n: pa.string() for n in names}, strings_can_be_null=False)
+    table = pcsv.read_csv(csv_path, convert_options=options)
+    at = table.schema.get_field_index("timestamp")
+    instants = pc.assume_timezone(pc.strptime(table["timestamp"], format="%Y-%m-%dT%H:%M:%SZ", unit="us"), "UTC")
+    pq.write_table(table.set_column(at, "timestamp", instants), parquet_path)
+
+
 def test_shared_rows_customers_without_rows_and_failures(tmp_path):
     """Rows with an empty customer reach every contract, a contract whose
     customer has no rows is settled on them alone, rows nobody bills are
-    ignored, and a contract that fails has no lines but does not stop the run."""
+    ignored, and a contract that fails has no lines but does not stop the run.
+    Spark reads the data as Parquet, the command line as CSV."""
     run = tmp_path / "run"
     subprocess.run(
         [sys.executable, str(ROOT / "benches" / "billing-run" / "generate.py"), str(run), "--contracts", "20"],
@@ -121,7 +139,10 @@ def test_shared_rows_customers_without_rows_and_failures(tmp_path):
         f.write("cust-tie,revenue,2026-02-03T00:00:00Z,11.00,r1,2026-02-04T00:00:00Z,\n")
         # A customer no contract bills.
         f.write("cust-nobody,tickets_resolved,2026-02-03T00:00:00Z,5,,,\n")
-    cli, spark, spark_csv = settle_both(contracts, run / "metrics.csv", tmp_path)
+    # Spark reads it as Parquet: strings, and the timestamps as instants.
+    parquet = run / "metrics.parquet"
+    to_parquet(run / "metrics.csv", parquet)
+    cli, spark, spark_csv = settle_both(contracts, run / "metrics.csv", tmp_path, spark_metrics=parquet)
     assert cli.returncode == 1, cli.stderr.decode()
     assert spark.returncode == 1, spark.stderr.decode()[-3000:]
     assert b"c900000," in cli.stdout and b"c900001," not in cli.stdout
