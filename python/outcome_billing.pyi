@@ -8,7 +8,7 @@ as floats are refused. Every bad input raises ``OutcomeError``.
 import datetime
 import os
 from decimal import Decimal
-from typing import Iterable, List, Literal, Mapping, Optional, Tuple, TypedDict, Union
+from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequence, Tuple, TypedDict, Union
 
 __version__: str
 
@@ -16,6 +16,13 @@ _Date = Union[str, datetime.date]
 _Instant = Union[str, datetime.date, datetime.datetime]
 _Path = Union[str, "os.PathLike[str]"]
 _Cell = Union[str, int, Decimal, bool, datetime.date, datetime.datetime, None]
+_Level = Union[str, int, Decimal]
+_Rows = Union[Iterable[Mapping[str, _Cell]], Any]
+"""Metric data with the metric CSV's columns: an iterable of row dicts, a
+``pyarrow.Table`` or ``RecordBatch`` (or any object with
+``__arrow_c_stream__``, read through pyarrow), or a ``pandas.DataFrame``.
+Float values and float columns are refused; a missing value is an empty
+cell."""
 
 class OutcomeError(ValueError):
     """An invalid contract, malformed metric data or a failed settlement.
@@ -92,7 +99,7 @@ class Contract:
         """The billing periods as ``(start, end)``, ``end`` exclusive."""
     def settle(
         self,
-        rows: Optional[Iterable[Mapping[str, _Cell]]] = None,
+        rows: Optional[_Rows] = None,
         csv: Optional[_Path] = None,
         as_of: Optional[_Instant] = None,
         period: Optional[_Date] = None,
@@ -100,8 +107,9 @@ class Contract:
     ) -> List[Statement]:
         """Settles the periods due, as ``outcome settle --format json`` does.
 
-        Give the metric data as ``rows`` (dicts with the metric CSV's columns)
-        or ``csv`` (a file's path). ``as_of`` reads only what was known then
+        Give the metric data as ``rows`` (row dicts, a pyarrow Table or a
+        pandas DataFrame with the metric CSV's columns) or ``csv`` (a file's
+        path). ``as_of`` reads only what was known then
         and settles the periods it ended (default: every row, periods ended
         by now); ``period`` settles only the period starting that day. The
         GIL is released while the library settles.
@@ -111,9 +119,133 @@ class Contract:
         """
     def settle_csv_text(
         self,
-        rows: Optional[Iterable[Mapping[str, _Cell]]] = None,
+        rows: Optional[_Rows] = None,
         csv: Optional[_Path] = None,
         as_of: Optional[_Instant] = None,
         period: Optional[_Date] = None,
     ) -> str:
         """``outcome settle --format csv`` byte for byte, header included."""
+    def settle_table(
+        self,
+        rows: Optional[_Rows] = None,
+        csv: Optional[_Path] = None,
+        as_of: Optional[_Instant] = None,
+        period: Optional[_Date] = None,
+    ) -> Any:
+        """The lines of ``outcome settle --format csv`` as a ``pyarrow.Table``.
+
+        Columns ``contract``, ``period_start``, ``period_end`` (``date32``),
+        ``charge``, ``kind``, ``quantity``, ``amount`` (exact decimals at the
+        column's largest scale; ``quantity`` null where the kind has none),
+        ``group``. Needs pyarrow.
+        """
+
+class Scenario:
+    """A scenario for ``simulate``, ``compare`` and ``sweep``: a model per series."""
+
+    def __init__(self) -> None:
+        """No series: the contract's whole term, no value but a sweep's."""
+    @staticmethod
+    def from_path(path: _Path) -> "Scenario":
+        """Reads a scenario file (TOML); raises ``OutcomeError`` with the field at fault."""
+    @staticmethod
+    def from_str(text: str) -> "Scenario":
+        """Reads a scenario from its TOML text."""
+    @property
+    def is_random(self) -> bool:
+        """Whether a series is drawn at random."""
+
+class Stats(TypedDict):
+    mean: Decimal
+    p5: Decimal
+    p50: Decimal
+    p95: Decimal
+
+class Summary(TypedDict):
+    charges: Dict[str, Stats]
+    total: Stats
+    limits: Dict[str, Decimal]
+    """The share of runs in which each limit added a line (4 places)."""
+
+class PeriodSummary(Summary):
+    period: Period
+
+class SimulationReport(TypedDict):
+    contract: str
+    currency: str
+    runs: int
+    seed: int
+    periods: List[PeriodSummary]
+    term: Summary
+
+class Difference(TypedDict):
+    contract: str
+    mean: Decimal
+    p5: Decimal
+    p50: Decimal
+    p95: Decimal
+    larger: Decimal
+    """The share of runs in which this contract costs more than the first."""
+
+class Comparison(TypedDict):
+    contracts: List[SimulationReport]
+    difference: List[Difference]
+
+class SweepLevel(TypedDict):
+    level: Decimal
+    totals: Dict[str, Decimal]
+
+class BreakEven(TypedDict):
+    contracts: List[str]
+    level: Decimal
+
+class SweepReport(TypedDict):
+    series: str
+    levels: List[SweepLevel]
+    break_even: List[BreakEven]
+
+def simulate(
+    contract: Contract,
+    scenario: Scenario,
+    *,
+    runs: int = 1000,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    plot: Optional[_Path] = None,
+) -> SimulationReport:
+    """``outcome simulate --format json`` as Python data; ``plot`` writes the SVG chart.
+
+    The GIL is released while the runs settle.
+    """
+
+def compare(
+    contracts: Sequence[Contract],
+    scenario: Optional[Scenario] = None,
+    *,
+    rows: Optional[_Rows] = None,
+    csv: Optional[_Path] = None,
+    as_of: Optional[_Instant] = None,
+    runs: int = 1000,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    plot: Optional[_Path] = None,
+) -> Comparison:
+    """``outcome compare --format json`` on a scenario, or on history (``rows`` or ``csv``)."""
+
+def sweep(
+    contracts: Sequence[Contract],
+    metric: str,
+    from_: _Level,
+    to: _Level,
+    *,
+    steps: int = 10,
+    scenario: Optional[Scenario] = None,
+    rows: Optional[_Rows] = None,
+    csv: Optional[_Path] = None,
+    as_of: Optional[_Instant] = None,
+    runs: int = 1000,
+    seed: int = 0,
+    threads: Optional[int] = None,
+    plot: Optional[_Path] = None,
+) -> SweepReport:
+    """``outcome sweep --format json``: each contract at ``steps + 1`` levels of ``metric``."""

@@ -1,6 +1,7 @@
 //! The Python module `outcome_billing`: contracts loaded and validated,
-//! and settled from Python rows or a metric CSV file, through the Rust
-//! library.
+//! settled from Python rows, an Arrow table, a pandas DataFrame or a metric
+//! CSV file into Python data or an Arrow table, and simulated, compared and
+//! swept, all through the Rust library.
 //!
 //! Money crosses into Python as `decimal.Decimal` built from the amount's
 //! exact text, and into Rust as text: no amount ever passes through a
@@ -18,7 +19,7 @@ use outcome_billing::{CompiledContract, Error, Location};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
-use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use pyo3::types::{PyDict, PyList, PyString, PyTuple};
 
 pyo3::create_exception!(
     outcome_billing,
@@ -31,13 +32,14 @@ pyo3::create_exception!(
      `e.message` is the text the command line prints after `error: `."
 );
 
-/// The name metric rows given as Python objects go by in messages: a
-/// malformed row is reported at `rows:LINE:COLUMN`, where line 2 is the
-/// first row (line 1 is the header the rows make).
-const ROWS_NAME: &str = "rows";
+mod data;
+mod table;
+mod whatif;
+
+use data::{ROWS_NAME, metric_csv};
 
 /// `error` as an `OutcomeError` carrying its kind, location and message.
-fn raise(py: Python<'_>, error: &Error) -> PyErr {
+pub(crate) fn raise(py: Python<'_>, error: &Error) -> PyErr {
     let err = OutcomeError::new_err(error.to_string());
     let value = err.value(py);
     let location = match error.location() {
@@ -53,12 +55,12 @@ fn raise(py: Python<'_>, error: &Error) -> PyErr {
 }
 
 /// A usage error (bad argument) as an `OutcomeError`.
-fn usage(py: Python<'_>, message: impl std::fmt::Display) -> PyErr {
+pub(crate) fn usage(py: Python<'_>, message: impl std::fmt::Display) -> PyErr {
     raise(py, &Error::usage(message))
 }
 
 /// `decimal.Decimal` and `datetime.date`, looked up once per interpreter.
-struct Types<'py> {
+pub(crate) struct Types<'py> {
     decimal: Bound<'py, PyAny>,
     date: Bound<'py, PyAny>,
 }
@@ -67,25 +69,25 @@ static DECIMAL: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 static DATE: PyOnceLock<Py<PyAny>> = PyOnceLock::new();
 
 impl<'py> Types<'py> {
-    fn get(py: Python<'py>) -> PyResult<Types<'py>> {
+    pub(crate) fn get(py: Python<'py>) -> PyResult<Types<'py>> {
         let decimal = DECIMAL.import(py, "decimal", "Decimal")?.clone();
         let date = DATE.import(py, "datetime", "date")?.clone();
         Ok(Types { decimal, date })
     }
 
     /// A `Decimal` from decimal text (never a float).
-    fn decimal(&self, text: &str) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn decimal(&self, text: &str) -> PyResult<Bound<'py, PyAny>> {
         self.decimal.call1((text,))
     }
 
-    fn date(&self, d: NaiveDate) -> PyResult<Bound<'py, PyAny>> {
+    pub(crate) fn date(&self, d: NaiveDate) -> PyResult<Bound<'py, PyAny>> {
         self.date.call1((d.year(), d.month(), d.day()))
     }
 }
 
 /// A contract, loaded, validated and compiled for settlement.
 #[pyclass(frozen, module = "outcome_billing")]
-struct Contract {
+pub(crate) struct Contract {
     /// A run of this contract alone: settling it is what `outcome settle`
     /// does for one file.
     run: BillingRun,
@@ -98,7 +100,7 @@ impl Contract {
         Ok(Contract { run })
     }
 
-    fn compiled(&self) -> PyResult<&CompiledContract> {
+    pub(crate) fn compiled(&self) -> PyResult<&CompiledContract> {
         // A run is made of exactly one contract in `Contract::new`.
         self.run
             .contracts()
@@ -138,7 +140,7 @@ impl Contract {
             (None, None) => return Err(usage(py, "give the metric data: rows or csv")),
             (None, Some(path)) => py.detach(|| self.run.settle_csv(&path, &options)),
             (Some(rows), None) => {
-                let text = rows_csv(rows)?;
+                let text = metric_csv(rows)?;
                 py.detach(|| {
                     match outcome_billing::metric::CsvSource::from_reader(
                         ROWS_NAME,
@@ -233,9 +235,12 @@ impl Contract {
 
     /// Settles the periods due, as `outcome settle --format json` does.
     ///
-    /// Metric data is `rows` (an iterable of dicts with the metric CSV's
-    /// columns; values `str`, `int`, `Decimal`, `bool` or `None`) or `csv`
-    /// (the path of a metric CSV file). `as_of` (a date, a timezone-aware
+    /// Metric data is `rows` or `csv` (the path of a metric CSV file).
+    /// `rows` has the metric CSV's columns: an iterable of dicts (values
+    /// `str`, `int`, `Decimal`, `bool`, dates or `None`), a `pyarrow.Table`
+    /// or `RecordBatch` (or any object with `__arrow_c_stream__`), or a
+    /// `pandas.DataFrame`; floats are refused, a missing value is an empty
+    /// cell. `as_of` (a date, a timezone-aware
     /// datetime, or their ISO text) reads only what was known then and
     /// settles the periods it ended; without it every row is read and the
     /// periods ended by now are settled. `period` (a date) settles only the
@@ -288,6 +293,25 @@ impl Contract {
         Ok(format!("{CSV_HEADER}{rows}"))
     }
 
+    /// The lines of `outcome settle --format csv` as a `pyarrow.Table`
+    /// with the same columns and rows: `period_start` and `period_end`
+    /// dates, `quantity` and `amount` exact decimals (`quantity` null where
+    /// the kind has none), the others strings. The arguments are those of
+    /// `settle`; pyarrow must be installed.
+    #[pyo3(signature = (rows = None, csv = None, as_of = None, period = None))]
+    fn settle_table<'py>(
+        &self,
+        py: Python<'py>,
+        rows: Option<&Bound<'py, PyAny>>,
+        csv: Option<PathBuf>,
+        as_of: Option<&Bound<'py, PyAny>>,
+        period: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let item = self.run(py, rows, csv, as_of, period, false)?;
+        let rows = item.render(RunFormat::Csv).map_err(|e| raise(py, &e))?;
+        table::lines_table(py, &rows)
+    }
+
     fn __repr__(&self) -> PyResult<String> {
         Ok(format!("<Contract {:?}>", self.compiled()?.contract().id))
     }
@@ -296,7 +320,7 @@ impl Contract {
 /// `value` as ISO text: a `str` as it is, a `date` or `datetime` by its
 /// `isoformat()` (a naive datetime then fails to parse, as it should: it
 /// names no instant).
-fn iso_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
+pub(crate) fn iso_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     if let Ok(text) = value.cast::<PyString>() {
         return text.extract();
     }
@@ -309,106 +333,6 @@ fn iso_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
                 value.get_type().name()?
             ),
         )),
-    }
-}
-
-/// Metric rows as the CSV text the library reads: the header is every
-/// column, in the order first met; a row without a column leaves it empty.
-fn rows_csv(rows: &Bound<'_, PyAny>) -> PyResult<String> {
-    let py = rows.py();
-    let mut columns: Vec<String> = Vec::new();
-    let mut records: Vec<Vec<(usize, String)>> = Vec::new();
-    for (n, row) in rows.try_iter()?.enumerate() {
-        let row = row?;
-        let row = row.cast::<PyDict>().map_err(|_| {
-            usage(
-                py,
-                format!("{ROWS_NAME}[{n}]: expected a dict of column to value"),
-            )
-        })?;
-        let mut record = Vec::with_capacity(row.len());
-        for (key, value) in row.iter() {
-            let key: String = key
-                .extract()
-                .map_err(|_| usage(py, format!("{ROWS_NAME}[{n}]: column names must be str")))?;
-            let text = cell_text(&value)
-                .map_err(|why| usage(py, format!("{ROWS_NAME}[{n}].{key}: {why}")))?;
-            let k = match columns.iter().position(|c| *c == key) {
-                Some(k) => k,
-                None => {
-                    columns.push(key);
-                    columns.len() - 1
-                }
-            };
-            record.push((k, text));
-        }
-        records.push(record);
-    }
-    let mut writer = csv::WriterBuilder::new().from_writer(Vec::new());
-    let fail = |e: csv::Error| usage(py, format!("{ROWS_NAME}: {e}"));
-    writer.write_record(&columns).map_err(fail)?;
-    let mut line = vec![String::new(); columns.len()];
-    for record in records {
-        line.iter_mut().for_each(String::clear);
-        for (k, text) in record {
-            line[k] = text;
-        }
-        writer.write_record(&line).map_err(fail)?;
-    }
-    let bytes = writer
-        .into_inner()
-        .map_err(|e| usage(py, format!("{ROWS_NAME}: {e}")))?;
-    String::from_utf8(bytes).map_err(|e| usage(py, format!("{ROWS_NAME}: {e}")))
-}
-
-/// One cell of a metric row as CSV text, or why it cannot be one.
-fn cell_text(value: &Bound<'_, PyAny>) -> Result<String, String> {
-    if value.is_none() {
-        return Ok(String::new());
-    }
-    // Before `int`: `bool` is a subclass of it.
-    if let Ok(b) = value.cast::<PyBool>() {
-        return Ok(if b.is_true() { "true" } else { "false" }.to_owned());
-    }
-    if value.cast::<PyFloat>().is_ok() {
-        return Err(format!(
-            "{} is a float, which cannot hold decimal amounts exactly: \
-             give a str, an int or a decimal.Decimal",
-            value.repr().map_err(|e| e.to_string())?
-        ));
-    }
-    let is_text_like = value.cast::<PyString>().is_ok() || value.cast::<PyInt>().is_ok();
-    let py = value.py();
-    let is_decimal = Types::get(py)
-        .and_then(|t| value.is_instance(&t.decimal))
-        .map_err(|e| e.to_string())?;
-    let is_temporal = value.hasattr("isoformat").map_err(|e| e.to_string())?;
-    if is_decimal {
-        // Positional notation: the CSV reader takes no exponents (`1E+3`).
-        value
-            .call_method1("__format__", ("f",))
-            .and_then(|s| s.extract())
-            .map_err(|e| e.to_string())
-    } else if is_text_like {
-        value
-            .str()
-            .and_then(|s| s.extract())
-            .map_err(|e| e.to_string())
-    } else if is_temporal {
-        value
-            .call_method0("isoformat")
-            .and_then(|s| s.extract())
-            .map_err(|e| e.to_string())
-    } else {
-        let name = value
-            .get_type()
-            .name()
-            .map(|n| n.to_string())
-            .unwrap_or_default();
-        Err(format!(
-            "a {name} is not a metric value: give a str, an int, a decimal.Decimal, a bool, \
-             a date or datetime, or None"
-        ))
     }
 }
 
@@ -459,6 +383,10 @@ fn statement<'py>(
 fn outcome_billing_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OutcomeError", m.py().get_type::<OutcomeError>())?;
     m.add_class::<Contract>()?;
+    m.add_class::<whatif::Scenario>()?;
+    m.add_function(wrap_pyfunction!(whatif::simulate, m)?)?;
+    m.add_function(wrap_pyfunction!(whatif::compare, m)?)?;
+    m.add_function(wrap_pyfunction!(whatif::sweep, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -37,3 +37,18 @@ def worked_examples() -> list:
 @pytest.fixture
 def worked():
     return WORKED
+
+
+@pytest.fixture
+def outcome_bin() -> Path:
+    """The command line to compare with: ``$OUTCOME_BIN``, or the debug build
+    ``cargo test`` leaves. Under CI (``OUTCOME_REQUIRE_CLI``) a missing one
+    fails instead of skipping."""
+    import os
+
+    path = Path(os.environ.get("OUTCOME_BIN", ROOT / "target" / "debug" / "outcome"))
+    if not path.exists():
+        if os.environ.get("OUTCOME_REQUIRE_CLI"):
+            pytest.fail(f"{path} is not built")
+        pytest.skip(f"{path} is not built (cargo build)")
+    return path

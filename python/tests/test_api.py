@@ -213,5 +213,12 @@ def test_stubs_name_what_the_module_has():
     contract = {n.name for n in classes["Contract"].body if isinstance(n, ast.FunctionDef)}
     public = {n for n in dir(ob.Contract) if not n.startswith("_")}
     assert contract == public
+    scenario = {n.name for n in classes["Scenario"].body if isinstance(n, ast.FunctionDef)}
+    assert scenario - {"__init__"} == {n for n in dir(ob.Scenario) if not n.startswith("_")}
+    functions = {n.name for n in stub.body if isinstance(n, ast.FunctionDef)}
+    module = {n for n in dir(ob) if not n.startswith("_") and callable(getattr(ob, n))
+              and not isinstance(getattr(ob, n), type)}
+    assert functions == module == {"simulate", "compare", "sweep"}
+    assert ob.simulate.__doc__ and ob.Scenario.from_path.__doc__ and ob.Contract.settle_table.__doc__
     assert issubclass(ob.OutcomeError, ValueError)
     assert ob.Contract.settle.__doc__ and ob.Contract.from_path.__doc__

@@ -1085,40 +1085,15 @@ fn load_all(args: &[PathBuf]) -> Result<Vec<CompiledContract>, Error> {
     contract_files(args)?.iter().map(|f| load(f)).collect()
 }
 
-/// The instant `--as-of` names for every contract: a date is local
-/// midnight in each contract's zone, so contracts in different zones must
-/// be given a time instead; without `--as-of`, now.
+/// The instant `--as-of` names for every contract (see
+/// [`outcome_billing::simulate::common_instant`]); without `--as-of`, now.
 fn due_at(contracts: &[CompiledContract], as_of: Option<&str>) -> Result<DateTime<Utc>, Error> {
     let Some(text) = as_of else {
         return Ok(Utc::now());
     };
-    let mut at: Option<(DateTime<Utc>, &CompiledContract)> = None;
-    for c in contracts {
-        let t = parse_as_of(text, c.contract().timezone)
-            .map_err(|m| Error::usage(format!("--as-of: {m}")))?;
-        match at {
-            Some((first, f)) if first != t => {
-                return Err(Error::usage(format!(
-                    "--as-of: {text:?} is midnight at different instants in {} ({}) and {} ({}): give a time with an offset",
-                    f.contract().id,
-                    f.contract().timezone,
-                    c.contract().id,
-                    c.contract().timezone
-                )));
-            }
-            Some(_) => {}
-            None => at = Some((t, c)),
-        }
-    }
-    Ok(at.map_or_else(Utc::now, |(t, _)| t))
-}
-
-/// The subtitle of a chart of history: what was settled, and when.
-fn history_subtitle(as_of: Option<&str>) -> String {
-    match as_of {
-        Some(t) => format!("history: the periods due at {t}, settled on the metrics given"),
-        None => "history: the periods due now, settled on the metrics given".to_string(),
-    }
+    outcome_billing::simulate::common_instant(contracts, text)
+        .map(|at| at.unwrap_or_else(Utc::now))
+        .map_err(|e| Error::usage(format!("--as-of: {}", e.message())))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -1154,7 +1129,7 @@ fn compare(
     let comparison = result?;
     write_plot(plot, || {
         if metrics.is_some() {
-            comparison.chart_svg_with(&ChartLabels::new().subtitle(history_subtitle(as_of)))
+            comparison.chart_svg_with(&ChartLabels::history(as_of))
         } else {
             comparison.chart_svg()
         }

@@ -87,6 +87,26 @@ impl ChartLabels {
         self
     }
 
+    /// The labels of a comparison settled on history: the subtitle says
+    /// which periods were settled, those due at `as_of` (its text as given)
+    /// or, without it, those due now.
+    ///
+    /// # Example
+    /// ```
+    /// use outcome_billing::simulate::ChartLabels;
+    /// let labels = ChartLabels::history(Some("2026-07-01"));
+    /// assert_eq!(
+    ///     labels.subtitle.as_deref(),
+    ///     Some("history: the periods due at 2026-07-01, settled on the metrics given")
+    /// );
+    /// ```
+    pub fn history(as_of: Option<&str>) -> ChartLabels {
+        ChartLabels::new().subtitle(match as_of {
+            Some(t) => format!("history: the periods due at {t}, settled on the metrics given"),
+            None => "history: the periods due now, settled on the metrics given".to_string(),
+        })
+    }
+
     /// Sets the horizontal axis' description.
     pub fn x(mut self, x: impl Into<String>) -> ChartLabels {
         self.x = Some(x.into());

@@ -196,6 +196,64 @@ impl fmt::Debug for Basis<'_> {
     }
 }
 
+/// The one instant that `as_of` text names for every contract of a run
+/// over history: RFC 3339 is that instant, and a date is local midnight in
+/// each contract's time zone, so contracts in different zones must be given
+/// a time instead. `None` when there is no contract.
+///
+/// # Errors
+/// A usage error for malformed text, or a date that is midnight at
+/// different instants in two of the contracts' zones.
+///
+/// # Example
+/// ```
+/// use outcome_billing::{CompiledContract, Contract};
+/// use outcome_billing::simulate::common_instant;
+/// let contract = |tz: &str| -> Result<CompiledContract, outcome_billing::Error> {
+///     CompiledContract::new(Contract::from_toml_str(&format!(r#"
+///         format = 1
+///         id = "c-{tz}"
+///         customer = "acme"
+///         currency = "USD"
+///         timezone = "{tz}"
+///         start = "2026-01-01"
+///         end = "2026-04-01"
+///         cadence = "monthly"
+///         [[charges]]
+///         id = "fee"
+///         kind = "fixed"
+///         amount = "100"
+///     "#))?)
+/// };
+/// let two = [contract("UTC")?, contract("Europe/Paris")?];
+/// let at = common_instant(&two, "2026-03-01T00:00:00Z")?;
+/// assert_eq!(at.map(|t| t.to_rfc3339()).as_deref(), Some("2026-03-01T00:00:00+00:00"));
+/// // A date is midnight at different instants in the two zones.
+/// assert!(common_instant(&two, "2026-03-01").is_err());
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
+pub fn common_instant(contracts: &[CompiledContract], text: &str) -> Result<Option<DateTime<Utc>>> {
+    let stamp = crate::period::Stamp::parse(text)?;
+    let mut at: Option<(DateTime<Utc>, &CompiledContract)> = None;
+    for c in contracts {
+        let t = stamp.instant(c.contract().timezone);
+        match at {
+            Some((first, f)) if first != t => {
+                return Err(Error::usage(format!(
+                    "{text:?} is midnight at different instants in {} ({}) and {} ({}): give a time with an offset",
+                    f.contract().id,
+                    f.contract().timezone,
+                    c.contract().id,
+                    c.contract().timezone
+                )));
+            }
+            Some(_) => {}
+            None => at = Some((t, c)),
+        }
+    }
+    Ok(at.map(|(t, _)| t))
+}
+
 /// Simulates `contract` under `scenario`: `options.runs` runs of every
 /// simulated period, in parallel, summarized per period and for the term.
 ///
