@@ -140,6 +140,57 @@ class Contract:
         ``group``. Needs pyarrow.
         """
 
+class RunDocument(TypedDict, total=False):
+    contract: str
+    """The contract's id."""
+    currency: str
+    statements: List[Statement]
+    total: Decimal
+    error: str
+    """Only for a contract that failed (then no currency, statements or total)."""
+
+class BillingRun:
+    """Many contracts settled on one read of the metric data, in parallel:
+    what ``outcome settle DIR`` does."""
+
+    def __init__(self, contracts: Sequence[Contract]) -> None:
+        """A run of these contracts; two with one id raise ``OutcomeError``."""
+    def __len__(self) -> int: ...
+    @property
+    def ids(self) -> List[str]:
+        """The contracts' ids, in the byte order the run settles them."""
+    def settle(
+        self,
+        rows: Optional[_Rows] = None,
+        csv: Optional[_Path] = None,
+        as_of: Optional[_Instant] = None,
+        period: Optional[_Date] = None,
+        trace: bool = True,
+    ) -> List[RunDocument]:
+        """One document per contract in id order; a failed one is ``{"contract", "error"}``."""
+    def settle_csv_text(
+        self,
+        rows: Optional[_Rows] = None,
+        csv: Optional[_Path] = None,
+        as_of: Optional[_Instant] = None,
+        period: Optional[_Date] = None,
+        errors: Literal["raise", "skip"] = "raise",
+    ) -> str:
+        """``outcome settle DIR --format csv`` byte for byte.
+
+        A contract that fails raises ``OutcomeError`` (``e.contract`` names
+        it) under ``errors="raise"``, and has no rows under ``"skip"``.
+        """
+    def settle_table(
+        self,
+        rows: Optional[_Rows] = None,
+        csv: Optional[_Path] = None,
+        as_of: Optional[_Instant] = None,
+        period: Optional[_Date] = None,
+        errors: Literal["raise", "skip"] = "raise",
+    ) -> Any:
+        """The lines of ``settle_csv_text`` as a ``pyarrow.Table``."""
+
 class Scenario:
     """A scenario for ``simulate``, ``compare`` and ``sweep``: a model per series."""
 

@@ -11,10 +11,9 @@
 
 use std::path::PathBuf;
 
-use chrono::{Datelike, NaiveDate, Utc};
-use outcome_billing::period::Stamp;
+use chrono::{Datelike, NaiveDate};
 use outcome_billing::report::{CSV_HEADER, RunFormat, RunItem, StatementEntry};
-use outcome_billing::run::{BillingRun, RunOptions};
+use outcome_billing::run::BillingRun;
 use outcome_billing::{CompiledContract, Error, Location};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -33,10 +32,9 @@ pyo3::create_exception!(
 );
 
 mod data;
+mod run;
 mod table;
 mod whatif;
-
-use data::{ROWS_NAME, metric_csv};
 
 /// `error` as an `OutcomeError` carrying its kind, location and message.
 pub(crate) fn raise(py: Python<'_>, error: &Error) -> PyErr {
@@ -109,7 +107,7 @@ impl Contract {
     }
 
     /// Settles as `outcome settle` does, with the GIL released while the
-    /// Rust library works.
+    /// Rust library works; a failure is raised.
     fn run(
         &self,
         py: Python<'_>,
@@ -119,40 +117,7 @@ impl Contract {
         period: Option<&Bound<'_, PyAny>>,
         trace: bool,
     ) -> PyResult<RunItem> {
-        let mut options = RunOptions::new(Utc::now()).trace(trace);
-        if let Some(as_of) = as_of {
-            let text = iso_text(as_of)?;
-            let stamp = Stamp::parse(&text).map_err(|e| usage(py, format!("as_of: {e}")))?;
-            options = options.as_of(stamp);
-        }
-        if let Some(period) = period {
-            let text = iso_text(period)?;
-            let start = NaiveDate::parse_from_str(&text, "%Y-%m-%d").map_err(|_| {
-                usage(
-                    py,
-                    format!("period {text:?} is not a date (YYYY-MM-DD or datetime.date)"),
-                )
-            })?;
-            options = options.period(start);
-        }
-        let mut items = match (rows, csv) {
-            (Some(_), Some(_)) => return Err(usage(py, "give rows or csv, not both")),
-            (None, None) => return Err(usage(py, "give the metric data: rows or csv")),
-            (None, Some(path)) => py.detach(|| self.run.settle_csv(&path, &options)),
-            (Some(rows), None) => {
-                let text = metric_csv(rows)?;
-                py.detach(|| {
-                    match outcome_billing::metric::CsvSource::from_reader(
-                        ROWS_NAME,
-                        text.as_bytes(),
-                    ) {
-                        Ok(source) => Ok(self.run.settle_source(&source, &options)),
-                        Err(e) => Err(e),
-                    }
-                })
-                .map_err(|e| raise(py, &e))?
-            }
-        };
+        let mut items = run::run_items(py, &self.run, rows, csv, as_of, period, trace)?;
         match items.pop() {
             Some(RunItem::Failed { error, .. }) => Err(raise(py, &error)),
             Some(item) if items.is_empty() => Ok(item),
@@ -337,7 +302,7 @@ pub(crate) fn iso_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
 }
 
 /// One statement entry as the dict `settle` returns.
-fn statement<'py>(
+pub(crate) fn statement<'py>(
     py: Python<'py>,
     types: &Types<'py>,
     entry: &StatementEntry,
@@ -383,6 +348,7 @@ fn statement<'py>(
 fn outcome_billing_py(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("OutcomeError", m.py().get_type::<OutcomeError>())?;
     m.add_class::<Contract>()?;
+    m.add_class::<run::Run>()?;
     m.add_class::<whatif::Scenario>()?;
     m.add_function(wrap_pyfunction!(whatif::simulate, m)?)?;
     m.add_function(wrap_pyfunction!(whatif::compare, m)?)?;

@@ -215,6 +215,8 @@ def test_stubs_name_what_the_module_has():
     assert contract == public
     scenario = {n.name for n in classes["Scenario"].body if isinstance(n, ast.FunctionDef)}
     assert scenario - {"__init__"} == {n for n in dir(ob.Scenario) if not n.startswith("_")}
+    run = {n.name for n in classes["BillingRun"].body if isinstance(n, ast.FunctionDef)}
+    assert run - {"__init__", "__len__"} == {n for n in dir(ob.BillingRun) if not n.startswith("_")}
     functions = {n.name for n in stub.body if isinstance(n, ast.FunctionDef)}
     module = {n for n in dir(ob) if not n.startswith("_") and callable(getattr(ob, n))
               and not isinstance(getattr(ob, n), type)}
