@@ -2,7 +2,7 @@
 """Settle the generated billing run with the `outcome_billing` package in one
 Python process: the baseline the Spark example is measured against.
 
-    python benches/billing-run/package_settle.py CONTRACTS_DIR METRICS.csv --as-of T > lines.csv
+    python benches/billing-run/package_settle.py CONTRACTS_DIR METRICS.csv --as-of T [--run] > lines.csv
 
 Reads the metrics once with `csv.DictReader` (every cell a string), groups
 the rows by customer, and settles each contract, in id order, on its
@@ -10,6 +10,10 @@ customer's rows and the rows with an empty customer with
 `Contract.settle_csv_text`. Prints the lines as `outcome settle --format
 csv` does; a contract that fails prints its error on stderr and has no
 lines (exit status 1).
+
+With `--run`, the package's `BillingRun` settles every contract on one read
+of the file instead, on every core, as `outcome settle DIR` does (a contract
+that fails stops the run with its error).
 """
 
 import argparse
@@ -17,7 +21,7 @@ import csv
 import os
 import sys
 
-from outcome_billing import Contract, OutcomeError
+from outcome_billing import BillingRun, Contract, OutcomeError
 
 FORMATS = {".toml": "toml", ".json": "json", ".yaml": "yaml", ".yml": "yml"}
 
@@ -27,6 +31,7 @@ def main():
     ap.add_argument("contracts_dir")
     ap.add_argument("metrics")
     ap.add_argument("--as-of")
+    ap.add_argument("--run", action="store_true", help="settle with BillingRun on one read of the file")
     args = ap.parse_args()
 
     contracts = []
@@ -35,6 +40,13 @@ def main():
         if fmt:
             contracts.append(Contract.from_path(os.path.join(args.contracts_dir, name)))
     contracts.sort(key=lambda c: c.id.encode())
+    if args.run:
+        try:
+            sys.stdout.write(BillingRun(contracts).settle_csv_text(csv=args.metrics, as_of=args.as_of))
+        except OutcomeError as e:
+            print(f"error: {e}\n  at contract {getattr(e, 'contract', '?')}", file=sys.stderr)
+            return 1
+        return 0
 
     by_customer = {}
     with open(args.metrics, newline="", encoding="utf-8") as f:
