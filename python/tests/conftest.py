@@ -10,6 +10,27 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 WORKED = ROOT / "tests" / "worked"
 
+# A two-month contract billing 0.99 per resolution, for API tests.
+CONTRACT = """
+format = 1
+id = "demo"
+customer = "acme"
+currency = "USD"
+start = "2026-01-01"
+end = "2026-03-01"
+cadence = "monthly"
+
+[metrics.resolutions]
+series = "resolved"
+aggregate = "sum"
+
+[[charges]]
+id = "per_resolution"
+kind = "unit"
+quantity = "resolutions"
+unit_price = "0.99"
+"""
+
 
 def as_of_comment(contract: Path) -> str:
     """The ``# as-of: T`` comment line of a worked example's contract."""

@@ -7,26 +7,8 @@ from decimal import Decimal
 import pytest
 
 import outcome_billing as ob
+from conftest import CONTRACT
 
-CONTRACT = """
-format = 1
-id = "demo"
-customer = "acme"
-currency = "USD"
-start = "2026-01-01"
-end = "2026-03-01"
-cadence = "monthly"
-
-[metrics.resolutions]
-series = "resolved"
-aggregate = "sum"
-
-[[charges]]
-id = "per_resolution"
-kind = "unit"
-quantity = "resolutions"
-unit_price = "0.99"
-"""
 
 ROWS = [
     {"customer": "acme", "series": "resolved", "timestamp": "2026-01-05", "value": 1000},

@@ -8,32 +8,13 @@ from decimal import Decimal
 import pytest
 
 import outcome_billing as ob
-from conftest import as_of_comment, worked_examples
+from conftest import CONTRACT, as_of_comment, worked_examples
 
 pa = pytest.importorskip("pyarrow")
 pd = pytest.importorskip("pandas")
 
 EXAMPLES = worked_examples()
 
-CONTRACT = """
-format = 1
-id = "demo"
-customer = "acme"
-currency = "USD"
-start = "2026-01-01"
-end = "2026-03-01"
-cadence = "monthly"
-
-[metrics.resolutions]
-series = "resolved"
-aggregate = "sum"
-
-[[charges]]
-id = "per_resolution"
-kind = "unit"
-quantity = "resolutions"
-unit_price = "0.99"
-"""
 
 
 def csv_rows(path):
