@@ -335,6 +335,46 @@ pub struct Schedule {
     /// Index of the first period of each contract year; starts with 0 and
     /// strictly increases.
     year_starts: Vec<usize>,
+    /// The periods as laid before mid-period cuts, and where each part
+    /// stands; `None` when no period is cut (kept out of the way, so an
+    /// uncut schedule is as it always was).
+    cut: Option<Box<Cut>>,
+}
+
+/// What cutting periods left behind: the periods as laid and each period's
+/// place among the parts of the period it came from.
+#[derive(Debug, Clone, PartialEq)]
+struct Cut {
+    /// The periods as laid, before any cut.
+    laid: Vec<Period>,
+    /// Per period (after cuts): its part, `None` for a period not cut.
+    parts: Vec<Option<Part>>,
+    /// How many laid periods were cut.
+    cut_periods: usize,
+}
+
+/// Where a period stands among the parts of a period cut by mid-period
+/// amendments (see [`Schedule::cut`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Part {
+    /// The index of the period as laid before any cut.
+    pub laid: usize,
+    /// The part's position among the parts, from 0.
+    pub number: usize,
+    /// How many parts the period was cut into (at least 2).
+    pub count: usize,
+}
+
+impl Part {
+    /// Whether this is the first part of its period.
+    pub fn is_first(&self) -> bool {
+        self.number == 0
+    }
+
+    /// Whether this is the last part of its period.
+    pub fn is_last(&self) -> bool {
+        self.number + 1 == self.count
+    }
 }
 
 impl Schedule {
@@ -446,7 +486,181 @@ impl Schedule {
             tz,
             periods,
             year_starts,
+            cut: None,
         })
+    }
+
+    /// Cuts the periods as laid (replacing any earlier cut) at `dates`:
+    /// every date inside a period (after its
+    /// start, before its end) becomes a boundary, cutting that period into
+    /// parts, one more for each such date in it. Dates that are already
+    /// period starts, and dates outside the term, change nothing.
+    ///
+    /// Each part is a stub cut from the same full period as the period it
+    /// came from (so a `fixed` amount is prorated by its days over the full
+    /// period's) and belongs to that period's contract year: years are laid
+    /// before any cut. [`Schedule::part`] tells where a part stands.
+    ///
+    /// # Errors
+    /// When the cut term holds more than [`PERIODS_MAX`] periods.
+    ///
+    /// # Example
+    /// ```
+    /// use outcome_billing::period::{Cadence, Schedule};
+    /// use chrono::NaiveDate;
+    /// let date = |y, m, d| NaiveDate::from_ymd_opt(y, m, d).ok_or("bad date");
+    /// let laid = Schedule::new(date(2026, 1, 1)?, date(2026, 4, 1)?, Cadence::Monthly, None, chrono_tz::UTC)?;
+    /// let cut = laid.cut(&[date(2026, 2, 10)?, date(2026, 3, 1)?])?;
+    /// assert_eq!(cut.len(), 4);
+    /// let second = &cut.periods()[1];
+    /// assert_eq!(second.label(), "2026-02-01..2026-02-10");
+    /// assert_eq!((second.days(), second.full_days()), (9, 28));
+    /// assert!(cut.part(1).is_some_and(|p| p.is_first() && p.count == 2));
+    /// assert_eq!(cut.part(0), None);
+    /// assert_eq!((cut.laid_periods().len(), cut.cut_periods()), (3, 1));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn cut(&self, dates: &[NaiveDate]) -> Result<Schedule> {
+        let mut dates: Vec<NaiveDate> = dates
+            .iter()
+            .copied()
+            .filter(|d| *d > self.start && *d < self.end)
+            .collect();
+        dates.sort_unstable();
+        dates.dedup();
+        let laid = self.laid_periods();
+        let mut periods = Vec::with_capacity(laid.len() + dates.len());
+        let mut parts = Vec::with_capacity(laid.len() + dates.len());
+        let mut year_starts = Vec::with_capacity(self.year_starts.len());
+        let mut cut_periods = 0;
+        let laid_year_starts = self.laid_year_starts();
+        let mut next = dates.iter().peekable();
+        for (n, period) in laid.iter().enumerate() {
+            if laid_year_starts.binary_search(&n).is_ok() {
+                year_starts.push(periods.len());
+            }
+            let mut inside = Vec::new();
+            while let Some(&&d) = next.peek() {
+                if d >= period.end {
+                    break;
+                }
+                if d > period.start {
+                    inside.push(d);
+                }
+                next.next();
+            }
+            if inside.is_empty() {
+                parts.push(None);
+                periods.push(Period {
+                    index: periods.len(),
+                    ..period.clone()
+                });
+                continue;
+            }
+            cut_periods += 1;
+            let count = inside.len() + 1;
+            let mut from = (period.start, period.start_at);
+            for (number, to) in inside.into_iter().map(Some).chain([None]).enumerate() {
+                let to = match to {
+                    Some(d) => (d, local_midnight(d, self.tz)),
+                    None => (period.end, period.end_at),
+                };
+                parts.push(Some(Part {
+                    laid: n,
+                    number,
+                    count,
+                }));
+                periods.push(Period {
+                    index: periods.len(),
+                    start: from.0,
+                    end: to.0,
+                    start_at: from.1,
+                    end_at: to.1,
+                    ..period.clone()
+                });
+                from = to;
+            }
+        }
+        if periods.len() > PERIODS_MAX {
+            return Err(Error::usage(format!(
+                "term {}..{} holds more than {PERIODS_MAX} periods once cut",
+                self.start, self.end
+            )));
+        }
+        if cut_periods == 0 {
+            return Ok(self.clone());
+        }
+        Ok(Schedule {
+            periods,
+            year_starts,
+            cut: Some(Box::new(Cut {
+                laid: laid.to_vec(),
+                parts,
+                cut_periods,
+            })),
+            ..self.clone()
+        })
+    }
+
+    /// The first period of each contract year among the periods as laid.
+    fn laid_year_starts(&self) -> Vec<usize> {
+        match &self.cut {
+            None => self.year_starts.clone(),
+            Some(cut) => {
+                let mut starts: Vec<usize> = self
+                    .year_starts
+                    .iter()
+                    .map(|&i| cut.parts[i].map_or_else(|| self.laid_index(i), |p| p.laid))
+                    .collect();
+                starts.dedup();
+                starts
+            }
+        }
+    }
+
+    /// The periods as laid by cadence and anchor, before any mid-period
+    /// cut (the same as [`Schedule::periods`] when none is cut).
+    pub fn laid_periods(&self) -> &[Period] {
+        match &self.cut {
+            Some(cut) => &cut.laid,
+            None => &self.periods,
+        }
+    }
+
+    /// Where period `index` stands among the parts of a cut period; `None`
+    /// for a period that is not cut (or an index past the term).
+    #[inline]
+    pub fn part(&self, index: usize) -> Option<Part> {
+        match &self.cut {
+            Some(cut) => cut.parts.get(index).copied().flatten(),
+            None => None,
+        }
+    }
+
+    /// The index, among [`Schedule::laid_periods`], of the period that
+    /// period `index` is or was cut from.
+    pub fn laid_index(&self, index: usize) -> usize {
+        match &self.cut {
+            None => index,
+            Some(cut) => match cut.parts.get(index).copied().flatten() {
+                Some(part) => part.laid,
+                None => {
+                    // An uncut period's laid index is the count of laid
+                    // periods before it: its index less the extra parts.
+                    let extra = cut.parts[..index.min(cut.parts.len())]
+                        .iter()
+                        .filter(|p| p.is_some_and(|p| !p.is_first()))
+                        .count();
+                    index - extra
+                }
+            },
+        }
+    }
+
+    /// How many periods as laid are cut into parts (0 without mid-period
+    /// amendments).
+    pub fn cut_periods(&self) -> usize {
+        self.cut.as_ref().map_or(0, |c| c.cut_periods)
     }
 
     /// Lays `[from, to)` by `cadence` from `from`, without anchor, where

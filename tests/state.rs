@@ -109,6 +109,7 @@ fn any_state(good: State) -> impl Strategy<Value = State> {
                 year_to_date,
                 running,
                 marks,
+                period_to_date: Vec::new(),
             },
         )
 }

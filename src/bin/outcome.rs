@@ -468,11 +468,12 @@ fn validate(args: &[PathBuf]) -> i32 {
     for file in files {
         match load(&file) {
             Ok(c) => outln!(
-                "{}: ok ({} periods, {} charges, {} limits)",
+                "{}: ok ({} periods, {} charges, {} limits){}",
                 c.contract().id,
                 c.periods().len(),
                 c.contract().charges.len(),
-                c.contract().limits.len()
+                c.contract().limits.len(),
+                cut_note(&c)
             ),
             Err(e) => {
                 report(&e);
@@ -481,6 +482,16 @@ fn validate(args: &[PathBuf]) -> i32 {
         }
     }
     status
+}
+
+/// What `validate` appends for periods cut by mid-period amendments:
+/// `; 1 cut period`, `; 2 cut periods`, or nothing.
+fn cut_note(c: &CompiledContract) -> String {
+    match c.schedule().cut_periods() {
+        0 => String::new(),
+        1 => "; 1 cut period".to_string(),
+        n => format!("; {n} cut periods"),
+    }
 }
 
 /// A metric source named on the command line: `sqlite:PATH`, a

@@ -45,6 +45,22 @@ impl Price for FixedBody {
     fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let a = cx.value("amount", &self.amount)?;
         cx.trace(|| format!("amount {}", self.amount.text), a);
+        if !self.prorate {
+            if let Some(part) = cx.part().filter(|p| !p.is_first()) {
+                cx.trace(
+                    || {
+                        format!(
+                            "part {} of {} of a cut period: prorate = false bills the amount in the first part only",
+                            part.number + 1,
+                            part.count
+                        )
+                    },
+                    Decimal::ZERO,
+                );
+                return Ok(Decimal::ZERO);
+            }
+        }
+        let part = cx.part();
         let period = cx.period();
         if self.prorate && period.is_stub() {
             let (d, full) = (
@@ -55,10 +71,22 @@ impl Price for FixedBody {
                 .checked_mul(d)
                 .and_then(|x| x.checked_div(full))
                 .ok_or_else(|| cx.overflow())?;
-            cx.trace(
-                || format!("prorated for a stub: amount * {d} / {full} days"),
-                v,
-            );
+            match part {
+                Some(p) => cx.trace(
+                    || {
+                        format!(
+                            "prorated for part {} of {} of a cut period: amount * {d} / {full} days",
+                            p.number + 1,
+                            p.count
+                        )
+                    },
+                    v,
+                ),
+                None => cx.trace(
+                    || format!("prorated for a stub: amount * {d} / {full} days"),
+                    v,
+                ),
+            }
             Ok(v)
         } else {
             Ok(a)

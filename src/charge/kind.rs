@@ -24,7 +24,7 @@ use crate::error::{Error, ErrorKind, R, Result};
 use crate::expr::{Expr, Field};
 use crate::metric::{Observation, Window};
 use crate::money::Rounding;
-use crate::period::Period;
+use crate::period::{Part, Period};
 
 /// A built-in charge kind: its field struct implements this.
 pub(crate) trait Kind {
@@ -174,6 +174,17 @@ pub(crate) trait PriceContext {
 
     /// The charge's year-to-date quantity (before this period, until set).
     fn year_to_date(&mut self) -> &mut Decimal;
+
+    /// Where the period stands among the parts of a period cut by
+    /// mid-period amendments; `None` for a period not cut.
+    fn part(&self) -> Option<Part>;
+
+    /// The charge's quantity over the earlier parts of a cut period
+    /// (before this part, until set).
+    ///
+    /// # Errors
+    /// A state without period-to-date quantities.
+    fn period_to_date(&mut self) -> R<&mut Decimal>;
 
     /// Sets the line's `quantity`.
     fn set_quantity(&mut self, quantity: Decimal);

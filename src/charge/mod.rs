@@ -139,6 +139,7 @@ pub(crate) mod minimum;
 pub(crate) mod package;
 pub(crate) mod percentage;
 pub(crate) mod tiered;
+mod to_date;
 pub(crate) mod unit;
 
 use bands::BandsCharge;

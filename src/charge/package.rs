@@ -89,6 +89,30 @@ impl Price for PackageBody {
                 format_args!("size must be positive, not {s}"),
             ));
         }
+        if let Some(part) = cx.part() {
+            cx.set_quantity(q);
+            let round = self.round;
+            cx.trace(|| "size".into(), s);
+            cx.trace(
+                || {
+                    let f = if round == PackageRound::Up {
+                        "ceil"
+                    } else {
+                        "floor"
+                    };
+                    format!("price; A(x) = {f}(x / size) * price")
+                },
+                p,
+            );
+            return super::to_date::priced(cx, part, q, &|x| {
+                let ratio = x.checked_div(s)?;
+                let packages = match round {
+                    PackageRound::Up => ratio.ceil(),
+                    PackageRound::Down => ratio.floor(),
+                };
+                packages.checked_mul(p)
+            });
+        }
         let ratio = q.checked_div(s).ok_or_else(|| cx.overflow())?;
         let packages = match self.round {
             PackageRound::Up => ratio.ceil(),

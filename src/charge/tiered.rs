@@ -374,7 +374,12 @@ impl Price for TieredBody {
         let whole_before = &self.before;
         cx.set_quantity(q);
         let result = match self.accumulate {
-            Accumulate::Period => priced(mode, values, whole_before, q, cx),
+            Accumulate::Period => match cx.part() {
+                None => priced(mode, values, whole_before, q, cx),
+                Some(part) => super::to_date::priced(cx, part, q, &|x| {
+                    amount_quietly(mode, values, whole_before, x)
+                }),
+            },
             Accumulate::ContractYear => {
                 let before = *cx.year_to_date();
                 let y = before.checked_add(q).ok_or_else(|| cx.overflow())?;

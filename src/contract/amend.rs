@@ -628,7 +628,8 @@ scope = "contract_year"
 
     #[test]
     fn amendment_dates_are_checked() {
-        // Same-date and off-period-start amendments are rejected at `effective`.
+        // Same-date and off-term amendments are rejected at `effective`; a
+        // mid-period date is accepted (it cuts its period).
         rejected(
             &format!(
                 "{}{}",
@@ -638,10 +639,11 @@ scope = "contract_year"
             "amendments[1].effective",
             "already the date of amendments[0]",
         );
+        assert!(with(&amend("2026-04-15", "\"charges.plan.amount\" = 1")).is_ok());
         rejected(
-            &amend("2026-04-15", "\"charges.plan.amount\" = 1"),
+            &amend("2030-04-15", "\"charges.plan.amount\" = 1"),
             "amendments[0].effective",
-            "2026-04-15 is not a period start",
+            "2030-04-15 is not a date of the term",
         );
     }
 

@@ -7,6 +7,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+#[cfg(test)]
 use chrono::NaiveDate;
 use rust_decimal::Decimal;
 
@@ -225,6 +226,7 @@ fn metric_name(contract: &Contract, path: &str, name: &str) -> Result<()> {
 
 /// The first day of every period of the term, in order (empty when the
 /// term itself is invalid, which `top_level` reports).
+#[cfg(test)]
 pub(crate) fn period_starts(contract: &Contract) -> Vec<NaiveDate> {
     crate::period::Schedule::new(
         contract.start,
@@ -374,33 +376,19 @@ fn limits(contract: &Contract) -> Result<()> {
     Ok(())
 }
 
-/// Amendments take effect at period starts, one per date.
+/// Amendments take effect on dates of the term, one per date. A date that
+/// is not a period start cuts its period (see `Schedule::cut`).
 fn amendment_dates(contract: &Contract) -> Result<()> {
-    if contract.amendments.is_empty() {
-        return Ok(());
-    }
-    let starts: BTreeSet<NaiveDate> = period_starts(contract).into_iter().collect();
     for (i, amendment) in contract.amendments.iter().enumerate() {
         let at = format!("amendments[{i}].effective");
         let date = amendment.effective;
-        if !starts.contains(&date) {
-            let hint = if date < contract.start || date >= contract.end {
-                format!(
-                    " (the term runs from {} to {})",
-                    contract.start, contract.end
-                )
-            } else {
-                let before = starts.range(..date).next_back();
-                let after = starts.range(date..).next();
-                match (before, after) {
-                    (Some(b), Some(a)) => format!(" (periods start on {b} and {a})"),
-                    (Some(b), None) => format!(" (the last period starts on {b})"),
-                    _ => String::new(),
-                }
-            };
+        if date < contract.start || date >= contract.end {
             return Err(Error::contract(
                 at,
-                format!("{date} is not a period start{hint}"),
+                format!(
+                    "{date} is not a date of the term (the term runs from {} to {}, exclusive)",
+                    contract.start, contract.end
+                ),
             ));
         }
         if let Some(first) = contract.amendments[..i]
@@ -924,15 +912,17 @@ cadence = "monthly"
     }
 
     #[test]
-    fn amendments_start_periods_on_distinct_dates() {
-        // An amendment takes effect on a period start, and two never share one.
-        rejected(
-            &format!("{LIMITED}{}", amendment("2026-07-15")),
-            "amendments[0].effective",
-            "2026-07-15 is not a period start (periods start on 2026-07-01 and 2026-08-01)",
-        );
+    fn amendments_take_effect_on_distinct_dates_of_the_term() {
+        // An amendment takes effect on any date of the term, mid-period
+        // included, and two never share one.
+        load(&format!("{LIMITED}{}", amendment("2026-07-15"))).unwrap();
         rejected(
             &format!("{LIMITED}{}", amendment("2027-01-01")),
+            "amendments[0].effective",
+            "2027-01-01 is not a date of the term (the term runs from 2026-01-01 to 2027-01-01, exclusive)",
+        );
+        rejected(
+            &format!("{LIMITED}{}", amendment("2025-12-31")),
             "amendments[0].effective",
             "the term runs",
         );

@@ -14,7 +14,7 @@ use crate::error::{Error, ErrorKind, R, Result};
 use crate::expr::{Env, EvalError, Field};
 use crate::metric::{MetricSource, Query};
 use crate::money::{Rounding, format_normalized};
-use crate::period::Period;
+use crate::period::{Part, Period};
 
 /// A line's trace, written only when tracing is on.
 pub(crate) struct Trace {
@@ -89,6 +89,12 @@ struct Eval<'a> {
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     /// High-water marks as carried into this period.
     marks: &'a [Option<Decimal>],
+    /// Where the period stands among the parts of a cut period (`None`
+    /// for a period not cut: the common case, whose path is unchanged).
+    part: Option<Part>,
+    /// Per charge: the quantity of the cut period's parts so far (empty
+    /// for a contract without cut periods).
+    period_to_date: &'a mut [Decimal],
     values: Vec<Option<Decimal>>,
     /// Reused buffers, so evaluating tiers and bands does not allocate.
     buffers: crate::charge::Buffers,
@@ -505,6 +511,26 @@ impl PriceContext for Pricing<'_, '_> {
         &mut self.year_to_date[self.charge]
     }
 
+    /// Where the period stands among the parts of a cut period.
+    #[inline(always)]
+    fn part(&self) -> Option<Part> {
+        self.eval.part
+    }
+
+    /// The charge's period-to-date quantity over the parts of a cut period
+    /// (before this part, until set).
+    fn period_to_date(&mut self) -> R<&mut Decimal> {
+        let charge = self.charge;
+        if charge < self.eval.period_to_date.len() {
+            Ok(&mut self.eval.period_to_date[charge])
+        } else {
+            Err(self.eval.fail(
+                ErrorKind::InvalidValue,
+                "the state holds no period-to-date quantity for this charge",
+            ))
+        }
+    }
+
     /// Sets the line's `quantity`.
     fn set_quantity(&mut self, quantity: Decimal) {
         self.quantity = Some(quantity);
@@ -686,15 +712,23 @@ pub(crate) fn settle_core(
         year_to_date,
         running,
         marks,
+        period_to_date,
         ..
     } = state;
     let year_starts = index == 0 || periods[index - 1].contract_year != period.contract_year;
     if year_starts {
         year_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
     }
+    // A cut period's parts accumulate together: its first part starts
+    // afresh, later parts carry on.
+    let part = cc.schedule.part(index);
+    let period_starts = part.is_none_or(|p| p.is_first());
+    if part.is_some() && period_starts {
+        period_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
+    }
     for (j, limit) in program.limits.iter().enumerate() {
         let reset = match limit.scope {
-            Scope::Period => true,
+            Scope::Period => period_starts,
             Scope::ContractYear => year_starts,
             Scope::Term => index == 0,
         };
@@ -718,6 +752,8 @@ pub(crate) fn settle_core(
         period,
         as_of,
         marks: marks.as_slice(),
+        part,
+        period_to_date: period_to_date.as_mut_slice(),
         values,
         buffers: std::mem::take(&mut out.buffers),
         counts,
@@ -792,10 +828,29 @@ pub(crate) fn settle_core(
         };
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
-        let scope = limit.scope;
-        let last = || match scope {
-            Scope::Term => index + 1 == periods.len(),
-            _ => cc.schedule.is_last_of_year(index),
+        // In the parts of a cut period, a `period` limit keeps one running
+        // total, true-up and balance across them, by the `contract_year`
+        // formulas, its scope ending with the last part.
+        let (scope, last_part) = match part {
+            Some(p) if limit.scope == Scope::Period => {
+                trace.step(
+                    || {
+                        format!(
+                            "part {} of {} of a cut period: the period's running total carries across its parts",
+                            p.number + 1,
+                            p.count
+                        )
+                    },
+                    Decimal::from(p.number + 1),
+                );
+                (Scope::ContractYear, Some(p.is_last()))
+            }
+            _ => (limit.scope, None),
+        };
+        let last = || match (last_part, scope) {
+            (Some(last), _) => last,
+            (None, Scope::Term) => index + 1 == periods.len(),
+            (None, _) => cc.schedule.is_last_of_year(index),
         };
         let terms = crate::limit::Terms {
             scope,

@@ -97,6 +97,13 @@ pub struct State {
     /// Per baseline: a high-water mark's mark so far, the greater of the
     /// baseline's value and its metric's value in every settled period.
     pub marks: Vec<Option<Decimal>>,
+    /// Per charge: the quantity of the parts so far of a period cut by
+    /// mid-period amendments (`tiered` with `accumulate = "period"` and
+    /// `package` price the period-to-date quantity). Empty for a contract
+    /// whose periods are not cut; a state persisted before cuts existed
+    /// reads as empty.
+    #[serde(default)]
+    pub period_to_date: Vec<Decimal>,
 }
 
 /// One step of a line's trace: an input read or a step of the formula, and
@@ -225,7 +232,7 @@ impl CompiledContract {
     /// An invalid contract, with the field path.
     pub fn new(contract: Contract) -> Result<CompiledContract> {
         let versions = contract.check_rules()?;
-        let schedule = Schedule::new(
+        let laid = Schedule::new(
             contract.start,
             contract.end,
             contract.cadence,
@@ -233,6 +240,15 @@ impl CompiledContract {
             contract.timezone,
         )
         .map_err(|m| Error::contract("end", m))?;
+        // An amendment dated inside a period cuts it there, so every
+        // version begins at a period start.
+        let schedule = if versions.len() > 1 {
+            let dates: Vec<_> = versions.iter().skip(1).map(|v| v.effective).collect();
+            laid.cut(&dates)
+                .map_err(|m| Error::contract("amendments", m))?
+        } else {
+            laid
+        };
         let rounding = rounding_of(&contract)?;
         let mut programs = Vec::new();
         for (k, version) in versions.into_iter().enumerate() {
@@ -242,7 +258,7 @@ impl CompiledContract {
                 .ok_or_else(|| {
                     Error::contract(
                         format!("amendments[{}].effective", k.saturating_sub(1)),
-                        format!("{} is not a period start", version.effective),
+                        format!("{} is not a date of the term", version.effective),
                     )
                 })?;
             let program =
@@ -399,6 +415,17 @@ impl CompiledContract {
             year_to_date: vec![Decimal::ZERO; program.charges.len()],
             running: vec![Decimal::ZERO; program.limits.len()],
             marks: vec![None; program.baselines.len()],
+            period_to_date: vec![Decimal::ZERO; self.period_to_date_len()],
+        }
+    }
+
+    /// How many period-to-date quantities a state holds: one per charge
+    /// when some period is cut, else none.
+    fn period_to_date_len(&self) -> usize {
+        if self.schedule.cut_periods() == 0 {
+            0
+        } else {
+            self.versions[0].1.charges.len()
         }
     }
 
@@ -436,6 +463,7 @@ impl CompiledContract {
         let fits = state.year_to_date.len() == program.charges.len()
             && state.running.len() == program.limits.len()
             && state.marks.len() == program.baselines.len()
+            && state.period_to_date.len() == self.period_to_date_len()
             && state.contract == self.contract.id
             && state.version == self.version();
         if fits {
@@ -489,6 +517,12 @@ impl CompiledContract {
                 state.marks.len(),
                 program.baselines.len(),
                 "baseline",
+            ),
+            (
+                "period_to_date",
+                state.period_to_date.len(),
+                self.period_to_date_len(),
+                "charge of a contract with cut periods",
             ),
         ];
         for (field, got, want, per) in shape {

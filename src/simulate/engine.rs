@@ -185,6 +185,7 @@ fn settle_run(
     state.year_to_date.clone_from(&initial.year_to_date);
     state.running.clone_from(&initial.running);
     state.marks.clone_from(&initial.marks);
+    state.period_to_date.clone_from(&initial.period_to_date);
     let width = columns.charges.len() + 1;
     let limits = columns.limits.len();
     for (n, (charge_columns, limit_columns)) in columns.per_period.iter().enumerate() {

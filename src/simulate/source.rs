@@ -85,6 +85,12 @@ pub struct ScenarioFrame<'a> {
     random: Vec<RandomSeries>,
     /// Replayed history, and the names of the series it answers (sorted).
     replay: Option<(Vec<String>, MemorySource)>,
+    /// How many periods as laid (before mid-period cuts) are simulated:
+    /// the count a model's `n` runs over.
+    laid: usize,
+    /// How a laid period's value is split among its parts; `None` when no
+    /// simulated period is cut (values are then laid period by period).
+    split: Option<Box<Split>>,
     /// Answers the series the scenario does not generate or replay.
     base: Option<&'a dyn MetricSource>,
 }
@@ -99,6 +105,42 @@ impl std::fmt::Debug for ScenarioFrame<'_> {
             .field("replayed", &self.replay.as_ref().map(|r| &r.0))
             .field("base", &self.base.map(|b| b.name().to_string()))
             .finish()
+    }
+}
+
+/// How each laid period's value is split among the periods settled (its
+/// parts, or itself when it is not cut), in proportion to their days.
+struct Split {
+    /// Per laid period: the settled periods it became.
+    settled: Vec<std::ops::Range<usize>>,
+    /// Per settled period: its days `d`.
+    days: Vec<Decimal>,
+    /// Per laid period: its days `D`.
+    laid_days: Vec<Decimal>,
+}
+
+impl Split {
+    /// Writes `value`, laid period `n`'s, into its settled periods of row
+    /// `row` (`series * periods`): `value * d / D` each, multiplied first,
+    /// with the last part taking what the others leave so the parts add up
+    /// to the value exactly.
+    #[inline(never)]
+    fn spread(&self, values: &mut [Decimal], row: usize, n: usize, value: Decimal) -> Option<()> {
+        let range = self.settled[n].clone();
+        let last = range.end - 1;
+        let mut left = value;
+        for k in range {
+            let v = if k == last {
+                left
+            } else {
+                value
+                    .checked_mul(self.days[k])?
+                    .checked_div(self.laid_days[n])?
+            };
+            left = left.checked_sub(v)?;
+            values[row + k] = v;
+        }
+        Some(())
     }
 }
 
@@ -159,7 +201,10 @@ impl<'a> ScenarioFrame<'a> {
         scenario: &Scenario,
         base: Option<&'a dyn MetricSource>,
     ) -> Result<ScenarioFrame<'a>> {
-        let term = contract.periods();
+        // A model's `n` counts periods as laid, before any mid-period cut;
+        // the settled periods are those the simulated laid periods became.
+        let schedule = contract.schedule();
+        let term = schedule.laid_periods();
         let periods = scenario.periods.unwrap_or(term.len());
         if periods > term.len() {
             return Err(scenario.error(
@@ -171,7 +216,33 @@ impl<'a> ScenarioFrame<'a> {
                 ),
             ));
         }
-        let starts: Vec<DateTime<Utc>> = term[..periods].iter().map(|p| p.start_at).collect();
+        let settled: Vec<&crate::period::Period> = contract
+            .periods()
+            .iter()
+            .take_while(|p| schedule.laid_index(p.index) < periods)
+            .collect();
+        let starts: Vec<DateTime<Utc>> = settled.iter().map(|p| p.start_at).collect();
+        let split = if schedule.cut_periods() == 0 {
+            None
+        } else {
+            let mut ranges = vec![0..0; periods];
+            for p in &settled {
+                let n = schedule.laid_index(p.index);
+                if ranges[n].is_empty() {
+                    ranges[n] = p.index..p.index + 1;
+                } else {
+                    ranges[n].end = p.index + 1;
+                }
+            }
+            Some(Box::new(Split {
+                settled: ranges,
+                days: settled.iter().map(|p| Decimal::from(p.days())).collect(),
+                laid_days: term[..periods]
+                    .iter()
+                    .map(|p| Decimal::from(p.days()))
+                    .collect(),
+            }))
+        };
         let mut names = Vec::new();
         let mut template = Vec::new();
         let mut random = Vec::new();
@@ -280,23 +351,55 @@ impl<'a> ScenarioFrame<'a> {
                 replay(contract, scenario, &replayed, periods)?,
             ))
         };
+        let name = scenario
+            .origin
+            .clone()
+            .unwrap_or_else(|| "scenario".to_string());
+        // Deterministic values are laid per laid period above; split them
+        // once here among the parts of cut periods.
+        if let Some(split) = &split {
+            let laid_template = std::mem::take(&mut template);
+            let count = starts.len();
+            template = vec![Decimal::ZERO; laid_template.len() / periods.max(1) * count];
+            for series in 0..names.len() {
+                for n in 0..periods {
+                    split
+                        .spread(&mut template, series * count, n, laid_template[series * periods + n])
+                        .ok_or_else(|| {
+                            Error::data(
+                                name.as_str(),
+                                format!(
+                                    "series {}: splitting period {n}'s value among its parts overflows",
+                                    names[series]
+                                ),
+                            )
+                        })?;
+                }
+            }
+        }
         Ok(ScenarioFrame {
-            name: scenario
-                .origin
-                .clone()
-                .unwrap_or_else(|| "scenario".to_string()),
+            name,
             starts,
             names,
             template,
             random,
             replay,
+            laid: periods,
+            split,
             base,
         })
     }
 
-    /// The number of periods simulated.
+    /// The number of periods simulated (settled: the parts of a period cut
+    /// by a mid-period amendment count one each).
     pub fn periods(&self) -> usize {
         self.starts.len()
+    }
+
+    /// The number of periods as laid before mid-period cuts that are
+    /// simulated: what the scenario's `periods` and a model's `n` count.
+    pub fn laid_periods(&self) -> usize {
+        self.laid
     }
 
     /// Whether any series draws random values.
@@ -322,7 +425,9 @@ impl<'a> ScenarioFrame<'a> {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         rng.set_stream(run);
         let periods = self.starts.len();
-        for n in 0..periods {
+        // One draw per series and laid period; a cut period's draw is split
+        // among its parts where it is stored.
+        for n in 0..self.laid {
             for r in &self.random {
                 let x = r.draw.sample(&mut rng);
                 let mut v = match (to_decimal(x, r.decimals), x.is_sign_positive()) {
@@ -346,7 +451,20 @@ impl<'a> ScenarioFrame<'a> {
                 if let Some(max) = r.max {
                     v = v.min(max);
                 }
-                values[r.series * periods + n] = v;
+                match &self.split {
+                    None => values[r.series * periods + n] = v,
+                    Some(split) => split
+                        .spread(values, r.series * periods, n, v)
+                        .ok_or_else(|| {
+                            Error::data(
+                                self.name.as_str(),
+                                format!(
+                                    "series {}: splitting a draw of {v} among the parts of period {n} overflows",
+                                    self.names[r.series]
+                                ),
+                            )
+                        })?,
+                }
             }
         }
         Ok(())
@@ -411,7 +529,12 @@ fn replay(
                 format!("{from} plus {} months is out of range", (n as i64) * months),
             )
         };
-        for (n, period) in contract.periods()[..periods].iter().enumerate() {
+        // History moves by laid periods: a cut period's parts take what
+        // falls in each of them.
+        for (n, period) in contract.schedule().laid_periods()[..periods]
+            .iter()
+            .enumerate()
+        {
             let n64 = n as i64;
             let window_start = add_months(from, n64 * months).ok_or_else(|| out_of_range(n))?;
             let window_end =
