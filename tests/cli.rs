@@ -210,14 +210,19 @@ fn invalid_duplicate_name() {
 }
 
 #[test]
-fn invalid_amendment_off_a_period_start() {
-    // Proves an amendment whose date is not a period start is rejected,
-    // quoting the date.
+fn invalid_amendment_outside_the_term() {
+    // Proves an amendment dated outside the term is rejected, naming
+    // `amendments[N].effective` and quoting the date (a mid-period date
+    // inside the term is accepted: it cuts its period).
     assert_invalid(
         &format!(
-            "{PLAN}[[amendments]]\neffective = \"2026-02-15\"\nset = {{ \"charges.plan.amount\" = \"2\" }}\n"
+            "{PLAN}[[amendments]]\neffective = \"2025-02-15\"\nset = {{ \"charges.plan.amount\" = \"2\" }}\n"
         ),
-        &["amendments[0].effective", "2026-02-15"],
+        &[
+            "amendments[0].effective",
+            "2025-02-15",
+            "not a date of the term",
+        ],
     );
 }
 
