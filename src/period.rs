@@ -1302,6 +1302,92 @@ mod tests {
     }
 
     #[test]
+    fn cuts_make_parts_of_the_same_full_period_in_the_same_year() {
+        // Proves a cut keeps each part's full period and contract year, maps
+        // parts to their laid period, and leaves boundaries and outside
+        // dates alone.
+        let laid = schedule(
+            date(2026, 1, 15),
+            date(2027, 3, 1),
+            Cadence::Monthly,
+            Some(date(2026, 2, 1)),
+        );
+        let cut = laid
+            .cut(&[
+                date(2026, 1, 20),
+                date(2026, 3, 1),
+                date(2027, 1, 20),
+                date(2027, 1, 25),
+                date(2030, 1, 1),
+            ])
+            .expect("cut");
+        assert_eq!(cut.len(), laid.len() + 3);
+        assert_eq!(cut.cut_periods(), 2);
+        let first = &cut.periods()[0];
+        assert_eq!(
+            (first.start, first.end),
+            (date(2026, 1, 15), date(2026, 1, 20))
+        );
+        assert_eq!(
+            (first.full_start, first.full_end),
+            (date(2026, 1, 1), date(2026, 2, 1))
+        );
+        assert_eq!((first.days(), first.full_days()), (5, 31));
+        assert_eq!(
+            cut.part(0),
+            Some(Part {
+                laid: 0,
+                number: 0,
+                count: 2
+            })
+        );
+        assert_eq!(
+            cut.part(1),
+            Some(Part {
+                laid: 0,
+                number: 1,
+                count: 2
+            })
+        );
+        assert_eq!(cut.part(2), None);
+        assert_eq!(cut.laid_index(2), 1);
+        // January 2027 is cut in three; its parts stay in the year that
+        // began with it (the first period starting on or after 2027-01-15).
+        let jan = cut
+            .period_starting(date(2027, 1, 1))
+            .expect("january")
+            .index;
+        assert_eq!(cut.part(jan + 2).map(|p| (p.number, p.count)), Some((2, 3)));
+        let years: Vec<usize> = cut.periods()[jan..jan + 4]
+            .iter()
+            .map(|p| p.contract_year)
+            .collect();
+        let laid_jan = laid.period_starting(date(2027, 1, 1)).expect("january");
+        assert_eq!(
+            years,
+            [laid_jan.contract_year; 3]
+                .iter()
+                .copied()
+                .chain([laid.periods()[laid_jan.index + 1].contract_year])
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(cut.contract_years(), laid.contract_years());
+        assert_eq!(cut.laid_index(jan + 3), laid_jan.index + 1);
+        for (i, p) in cut.periods().iter().enumerate() {
+            assert_eq!(p.index, i);
+            assert_eq!(
+                cut.laid_periods()[cut.laid_index(i)].full_start,
+                p.full_start
+            );
+        }
+        // Only boundaries or outside dates: nothing is cut.
+        let same = laid
+            .cut(&[date(2026, 3, 1), date(2020, 1, 1)])
+            .expect("cut");
+        assert_eq!(same, laid);
+    }
+
+    #[test]
     fn index_at_is_half_open() {
         // An instant on a boundary belongs to the period it starts; the term's end is outside.
         let s = Schedule::new(
@@ -1557,6 +1643,39 @@ mod tests {
     }
 
     proptest! {
+        #[test]
+        fn cuts_tile_the_term_and_keep_years(
+            start in any_date(),
+            months in 1i64..40,
+            cadence in any_cadence(),
+            offsets in prop::collection::vec(0i64..1300, 0..6),
+        ) {
+            // Proves cut periods tile the term, every date inside the term
+            // becomes a period start, and years run as laid.
+            let end = add_months(start, months).expect("in range");
+            let laid = Schedule::new(start, end, cadence, None, chrono_tz::UTC).expect("valid");
+            let dates: Vec<NaiveDate> = offsets.iter().map(|&o| start + chrono::Days::new(o as u64)).collect();
+            let cut = laid.cut(&dates).expect("cut");
+            let periods = cut.periods();
+            prop_assert_eq!(periods[0].start, start);
+            prop_assert_eq!(periods[periods.len() - 1].end, end);
+            for w in periods.windows(2) {
+                prop_assert_eq!(w[0].end, w[1].start);
+                prop_assert!(w[0].contract_year <= w[1].contract_year);
+            }
+            for d in &dates {
+                if *d > start && *d < end {
+                    prop_assert!(cut.period_starting(*d).is_some());
+                }
+            }
+            for (i, p) in periods.iter().enumerate() {
+                let from = &laid.periods()[cut.laid_index(i)];
+                prop_assert_eq!(p.contract_year, from.contract_year);
+                prop_assert_eq!((p.full_start, p.full_end), (from.full_start, from.full_end));
+            }
+            prop_assert_eq!(cut.contract_years(), laid.contract_years());
+        }
+
         #[test]
         fn periods_tile_the_term(
             start in any_date(),

@@ -112,7 +112,8 @@ pub struct Contract {
     /// Caps, floors and credits, applied after the charges in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub limits: Vec<Limit>,
-    /// Changes of values from a period start on.
+    /// Changes of values from a date of the term on; a date inside a
+    /// period cuts it into parts (see [`Amendment`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amendments: Vec<Amendment>,
 }
@@ -272,14 +273,58 @@ pub struct Limit {
     pub scope: Scope,
 }
 
-/// New values for some fields from a period start on.
+/// New values for some fields from a date of the term on.
+///
+/// `effective` may be any date on or after the contract's `start` and
+/// before its `end` (another is rejected at load, at
+/// `amendments[N].effective`). A date that is not a period boundary *cuts*
+/// the period holding it into parts (one more part per such date). Each
+/// part is a period of its own: its own statement (`--period` selects it by
+/// its start), the version in force on its first day, metric windows that
+/// begin and end with it, and a `fixed` amount prorated by its days over
+/// the full period's days (with `prorate = false`, billed in the first part
+/// only). What the contract accumulates or limits over a period runs over
+/// the parts together: `tiered` with `accumulate = "period"` and `package`
+/// price the period-to-date quantity, `round(A(Y)) - round(A(Y - q))`, and
+/// `period` caps, floors and credits keep one running total, true-up and
+/// balance by the `contract_year` formulas. Contract years are laid before
+/// any cut. See [`Schedule::cut`](crate::period::Schedule::cut).
+///
+/// # Example
+/// ```
+/// use outcome_billing::CompiledContract;
+/// let c = CompiledContract::from_toml_str(r#"
+///     format = 1
+///     id = "repriced"
+///     customer = "acme"
+///     currency = "USD"
+///     start = "2026-01-01"
+///     end = "2026-04-01"
+///     cadence = "monthly"
+///     [[charges]]
+///     id = "plan"
+///     kind = "fixed"
+///     amount = "28"
+///     [[amendments]]
+///     effective = "2026-02-11"
+///     set = { "charges.plan.amount" = "56" }
+/// "#)?;
+/// let labels: Vec<String> = c.periods().iter().map(|p| p.label()).collect();
+/// assert_eq!(labels[1..3], ["2026-02-01..2026-02-11", "2026-02-11..2026-03-01"]);
+/// let source = outcome_billing::metric::MemorySource::new();
+/// let s = c.settle_through(&source, 2, &Default::default())?;
+/// // 28 * 10 / 28 days, then 56 * 18 / 28 days.
+/// assert_eq!((s[1].total.to_string(), s[2].total.to_string()), ("10.00".into(), "36.00".into()));
+/// # Ok::<(), outcome_billing::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Amendment {
     /// A note for people.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The first day the values are in force: a period start.
+    /// The first day the values are in force: a date of the term; inside a
+    /// period, it cuts the period there.
     pub effective: NaiveDate,
     /// Dot paths (`charges.leads.tiers[1].unit_price`) and their new values
     /// (decimals, expressions, or a description's text).
