@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub use crate::document::{
-    AdjustmentEntry, Amount, LineEntry, PeriodEntry, RunDocument, RunEntry, StatementDocument,
-    StatementEntry,
+    AdjustmentEntry, Amount, GroupEntry, LineEntry, PeriodEntry, RunDocument, RunEntry,
+    StatementDocument, StatementEntry,
 };
 use crate::money::{Currency, Rounding, format_normalized};
 use crate::settle::Statement;
