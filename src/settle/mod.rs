@@ -372,6 +372,11 @@ impl CompiledContract {
         self
     }
 
+    /// Whether some version has a grouped charge (`group_by`).
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.versions.iter().any(|(_, p)| p.grouping.is_some())
+    }
+
     /// The contract as written.
     pub fn contract(&self) -> &Contract {
         &self.contract
