@@ -772,3 +772,44 @@ proptest! {
         prop_assert_eq!(st, again);
     }
 }
+
+// ---------------------------------------------------------------------------
+// Simulation
+
+#[test]
+fn a_random_scenario_gives_a_grouped_charge_the_one_group_empty() {
+    // Generated observations have no dimensions: one group "", priced with
+    // the default params, the same as the charge ungrouped.
+    use outcome_billing::simulate::{Scenario, SimulateOptions, simulate};
+    let scenario =
+        Scenario::from_toml_str("[series.resolved]\nmodel = \"constant\"\nvalue = \"180\"\n")
+            .unwrap();
+    let grouped = simulate(&compiled(AGENT), &scenario, &SimulateOptions::new().runs(3)).unwrap();
+    let plain = simulate(
+        &compiled(&AGENT.replace("group_by = \"workspace\"\n", "")),
+        &scenario,
+        &SimulateOptions::new().runs(3),
+    )
+    .unwrap();
+    // 80 * 0.99 per period.
+    assert_eq!(grouped.periods[0].summary.total.mean, d("79.20"));
+    for (g, p) in grouped.periods.iter().zip(&plain.periods) {
+        assert_eq!(g.summary.total, p.summary.total);
+    }
+}
+
+#[test]
+fn a_replayed_history_keeps_its_groups() {
+    // Under `replay` the history's workspaces are the groups, as when
+    // settling the history itself.
+    use outcome_billing::simulate::{Scenario, SimulateOptions, simulate};
+    let dir = tempfile::tempdir().unwrap();
+    let csv = write(dir.path(), "h.csv", AGENT_CSV);
+    let scenario = Scenario::from_toml_str(&format!(
+        "periods = 1\n[series.resolved]\nmodel = \"replay\"\nfile = {csv:?}\n"
+    ))
+    .unwrap();
+    let c = compiled(AGENT);
+    let report = simulate(&c, &scenario, &SimulateOptions::new().runs(1)).unwrap();
+    assert_eq!(report.periods[0].summary.total.p50, d("138.30"));
+}
