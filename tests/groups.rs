@@ -8,6 +8,9 @@
 use std::path::Path;
 use std::process::Command;
 
+#[path = "common/pg.rs"]
+mod pg;
+
 use outcome_billing::metric::{CsvSource, MemorySource, Observation};
 use outcome_billing::period::Stamp;
 use outcome_billing::{CompiledContract, Contract, MetricSource, SettleOptions, Statement};
@@ -420,6 +423,27 @@ fn memory_csv_and_sqlite_sources_agree() {
     outcome_billing::metric::import_csv(&csv, &store).unwrap();
     let sqlite = outcome_billing::metric::SqliteSource::open(&store).unwrap();
     assert_eq!(settle(&c, &sqlite, 2), from_csv);
+    let lean = outcome_billing::metric::SqliteSource::open(&store)
+        .unwrap()
+        .with_push_down(false);
+    assert_eq!(settle(&c, &lean, 2), from_csv);
+    // A dimension the store lacks is a data error there too.
+    let other = compiled(&AGENT.replace("group_by = \"workspace\"", "group_by = \"site\""));
+    let e = other
+        .settle_through(&sqlite, 0, &SettleOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("\"site\", which the data lacks"), "{e}");
+    if let Some(url) = pg::fresh("groups_sources_agree") {
+        outcome_billing::metric::postgres::import_csv(&csv, &url).unwrap();
+        let postgres = outcome_billing::metric::PostgresSource::open(&url).unwrap();
+        assert_eq!(settle(&c, &postgres, 2), from_csv);
+        let e = other
+            .settle_through(&postgres, 0, &SettleOptions::default())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("\"site\", which the data lacks"), "{e}");
+    }
 }
 
 // ---------------------------------------------------------------------------
