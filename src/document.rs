@@ -125,6 +125,30 @@ pub struct LineEntry {
     /// Inputs and steps (none when absent).
     #[serde(default)]
     pub trace: Vec<Step>,
+    /// A grouped charge's groups, in byte order of their values (none for
+    /// other lines).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupEntry>>,
+}
+
+/// One group of a grouped charge's [`LineEntry`]: `{ group, quantity (when
+/// there is one), amount, trace }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupEntry {
+    /// The value of the dimension.
+    pub group: String,
+    /// The quantity, for `unit`, `tiered` and `package`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "quantity_text"
+    )]
+    pub quantity: Option<Decimal>,
+    /// The amount.
+    pub amount: Amount,
+    /// Inputs and steps (none when absent).
+    #[serde(default)]
+    pub trace: Vec<Step>,
 }
 
 impl LineEntry {
@@ -136,6 +160,17 @@ impl LineEntry {
             quantity: line.quantity,
             amount: Amount::new(line.amount, scale),
             trace: line.trace.clone(),
+            groups: line.groups.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| GroupEntry {
+                        group: g.group.clone(),
+                        quantity: g.quantity,
+                        amount: Amount::new(g.amount, scale),
+                        trace: g.trace.clone(),
+                    })
+                    .collect()
+            }),
         }
     }
 
@@ -147,6 +182,17 @@ impl LineEntry {
             quantity: self.quantity,
             amount: self.amount.value(),
             trace: self.trace.clone(),
+            groups: self.groups.as_ref().map(|groups| {
+                groups
+                    .iter()
+                    .map(|g| crate::settle::GroupLine {
+                        group: g.group.clone(),
+                        quantity: g.quantity,
+                        amount: g.amount.value(),
+                        trace: g.trace.clone(),
+                    })
+                    .collect()
+            }),
         }
     }
 }

@@ -84,4 +84,4 @@ mod text;
 pub use contract::Contract;
 pub use error::{Error, ErrorKind, Location, Result};
 pub use metric::MetricSource;
-pub use settle::{CompiledContract, Line, SettleOptions, State, Statement};
+pub use settle::{CompiledContract, GroupLine, Line, SettleOptions, State, Statement};

@@ -9,8 +9,8 @@ use serde_json::Value;
 use crate::error::{Error, Result};
 
 pub use crate::document::{
-    AdjustmentEntry, Amount, LineEntry, PeriodEntry, RunDocument, RunEntry, StatementDocument,
-    StatementEntry,
+    AdjustmentEntry, Amount, GroupEntry, LineEntry, PeriodEntry, RunDocument, RunEntry,
+    StatementDocument, StatementEntry,
 };
 use crate::money::{Currency, Rounding, format_normalized};
 use crate::settle::Statement;
@@ -155,7 +155,13 @@ impl RunItem {
                 let width = s
                     .statements
                     .iter()
-                    .flat_map(|st| st.lines.iter().map(|l| l.charge.len()))
+                    .flat_map(|st| {
+                        st.lines.iter().map(|l| {
+                            let groups =
+                                l.groups.iter().flatten().map(|g| g.group.len().max(2) + 2);
+                            groups.fold(l.charge.len(), usize::max)
+                        })
+                    })
                     .max()
                     .unwrap_or(6)
                     .max(6);
@@ -180,6 +186,23 @@ impl RunItem {
                             q,
                             amount(l.amount)
                         );
+                        // Groups indented under their charge.
+                        for g in l.groups.iter().flatten() {
+                            let q = g
+                                .quantity
+                                .map(|q| group_thousands(&format_normalized(q)))
+                                .unwrap_or_default();
+                            let name =
+                                format!("  {}", if g.group.is_empty() { "\"\"" } else { &g.group });
+                            let _ = writeln!(
+                                out,
+                                "  {:<width$}  {:<10}  {:>12}  {:>14}",
+                                name,
+                                "",
+                                q,
+                                amount(g.amount)
+                            );
+                        }
                     }
                     let _ = writeln!(
                         out,
@@ -207,18 +230,33 @@ impl ContractStatements {
         for st in &self.statements {
             let (start, end) = (st.period.start.to_string(), st.period.end.to_string());
             for l in &st.lines {
-                let quantity = l.quantity.map(format_normalized).unwrap_or_default();
-                // Writing to a Vec cannot fail.
-                let _ = w.write_record([
-                    self.contract.as_str(),
-                    &start,
-                    &end,
-                    &l.charge,
-                    &l.kind,
-                    &quantity,
-                    &self.amount(l.amount),
-                    "",
-                ]);
+                // A grouped charge gives one row per group instead of its
+                // line's row, or one row of 0 with no group: the amount
+                // column still sums to the totals.
+                let rows: Vec<(Option<Decimal>, Decimal, &str)> = match &l.groups {
+                    None => vec![(l.quantity, l.amount, "")],
+                    Some(groups) if groups.is_empty() => {
+                        vec![(l.quantity, Decimal::ZERO, "")]
+                    }
+                    Some(groups) => groups
+                        .iter()
+                        .map(|g| (g.quantity, g.amount, g.group.as_str()))
+                        .collect(),
+                };
+                for (quantity, amount, group) in rows {
+                    let quantity = quantity.map(format_normalized).unwrap_or_default();
+                    // Writing to a Vec cannot fail.
+                    let _ = w.write_record([
+                        self.contract.as_str(),
+                        &start,
+                        &end,
+                        &l.charge,
+                        &l.kind,
+                        &quantity,
+                        &self.amount(amount),
+                        group,
+                    ]);
+                }
             }
         }
         String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()

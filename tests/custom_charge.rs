@@ -64,6 +64,7 @@ fn contract() -> Contract {
     contract.charges.push(Charge {
         id: "success".into(),
         description: Some("success fee on closed deals".into()),
+        group_by: None,
         kind: ChargeKind::Custom(CustomCharge::new(SuccessFee {
             value: Expr::parse("deals").unwrap(),
             rate: Expr::parse("0.05").unwrap(),

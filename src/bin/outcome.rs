@@ -456,6 +456,30 @@ fn id_of(path: &Path) -> Option<String> {
     value.get("id")?.as_str().map(str::to_string)
 }
 
+/// What `validate` adds after its counts for grouped charges:
+/// `; 1 charge grouped by workspace, 2 charges grouped by site`, one item
+/// per dimension in byte order; nothing without grouped charges, so the
+/// line of a contract without them is as the data page gives it.
+fn grouped_note(contract: &outcome_billing::Contract) -> String {
+    let mut by_dimension: std::collections::BTreeMap<&str, usize> = Default::default();
+    for charge in &contract.charges {
+        if let Some(dimension) = &charge.group_by {
+            *by_dimension.entry(dimension.as_str()).or_default() += 1;
+        }
+    }
+    if by_dimension.is_empty() {
+        return String::new();
+    }
+    let items: Vec<String> = by_dimension
+        .iter()
+        .map(|(dimension, n)| {
+            let noun = if *n == 1 { "charge" } else { "charges" };
+            format!("{n} {noun} grouped by {dimension}")
+        })
+        .collect();
+    format!("; {}", items.join(", "))
+}
+
 fn validate(args: &[PathBuf]) -> i32 {
     let files = match contract_files(args) {
         Ok(f) => f,
@@ -468,11 +492,12 @@ fn validate(args: &[PathBuf]) -> i32 {
     for file in files {
         match load(&file) {
             Ok(c) => outln!(
-                "{}: ok ({} periods, {} charges, {} limits){}",
+                "{}: ok ({} periods, {} charges, {} limits){}{}",
                 c.contract().id,
                 c.periods().len(),
                 c.contract().charges.len(),
                 c.contract().limits.len(),
+                grouped_note(c.contract()),
                 cut_note(&c)
             ),
             Err(e) => {

@@ -101,6 +101,9 @@ impl Kind for BandsCharge {
                                 format!("{id} is not an earlier charge"),
                             )
                         })?;
+                        if let Some(problem) = c.named_charge(pos) {
+                            return Err(Error::contract(c.path(&bp(&format!("of[{k}]"))), problem));
+                        }
                         idx.push(pos);
                     }
                     BandValue::Percent(c.field(&bp("percent"), pct)?, idx)

@@ -130,6 +130,15 @@ pub(crate) trait CompileContext {
     /// The position of the charge with id `id`, if it is written before
     /// this one.
     fn earlier_charge(&self, id: &str) -> Option<usize>;
+
+    /// Why this charge cannot name the earlier charge at `position` outside
+    /// an expression (in `of`): inside a grouped charge, only a charge
+    /// grouped by the same dimension can be named. Records the charge as
+    /// named otherwise.
+    fn named_charge(&mut self, position: usize) -> Option<String> {
+        let _ = position;
+        None
+    }
 }
 
 /// What a kind reads and reports while it prices a period. Implemented by

@@ -56,6 +56,7 @@ use crate::period::Period;
 /// contract.charges.push(Charge {
 ///     id: "halved".into(),
 ///     description: None,
+///     group_by: None,
 ///     kind: ChargeKind::Custom(CustomCharge::new(Half(Expr::parse("units").unwrap()))),
 /// });
 /// let compiled = CompiledContract::new(contract)?;

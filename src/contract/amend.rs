@@ -211,6 +211,7 @@ fn apply(contract: &mut Contract, key: &str, text: &str) -> std::result::Result<
         _ => None,
     };
     match (top.as_str(), name) {
+        ("params_by", _) => Err("params_by is structure and cannot be amended: only numbers, expressions and descriptions can".into()),
         ("metrics", _) => Err("metrics cannot be amended: a metric's series, aggregate, window and filter are structure".into()),
         ("params", Some(p)) => {
             if rest.len() > 1 {

@@ -772,6 +772,7 @@ fn charge_from_tree(value: Value) -> Result<Charge, NestedError> {
     let kind =
         take_text(&mut map, "kind")?.ok_or_else(|| NestedError::key("kind", "missing field"))?;
     let description = take_text(&mut map, "description")?;
+    let group_by = take_text(&mut map, "group_by")?;
     let rest = Value::Object(map);
     let kind = ChargeKind::read(&kind, &mut KindFields(&rest)).unwrap_or_else(|| {
         Err(NestedError::key(
@@ -785,6 +786,7 @@ fn charge_from_tree(value: Value) -> Result<Charge, NestedError> {
     Ok(Charge {
         id,
         description,
+        group_by,
         kind,
     })
 }

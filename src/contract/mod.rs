@@ -116,6 +116,11 @@ pub struct Contract {
     /// period cuts it into parts (see [`Amendment`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub amendments: Vec<Amendment>,
+    /// Params that differ for some values of a dimension, in the charges
+    /// grouped by it: `params_by.DIMENSION."value".PARAM = decimal` (see
+    /// [`Charge::group_by`]).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub params_by: BTreeMap<String, BTreeMap<String, BTreeMap<String, Expr>>>,
 }
 
 fn utc() -> Tz {
@@ -247,6 +252,55 @@ pub struct Charge {
     /// A note for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// The dimension of the metric data the charge is priced per value of
+    /// (`group_by = "workspace"`): it is settled once for each group (each
+    /// value of the dimension among the observations it reads) and its
+    /// amount is the sum of the groups' amounts. Any kind but `fixed`.
+    ///
+    /// # Example
+    /// ```
+    /// use outcome_billing::{CompiledContract, SettleOptions};
+    /// use outcome_billing::metric::{MemorySource, Observation};
+    /// use outcome_billing::period::Stamp;
+    /// let c = CompiledContract::from_toml_str(r#"
+    ///     format = 1
+    ///     id = "agent"
+    ///     customer = "acme"
+    ///     currency = "USD"
+    ///     start = "2026-01-01"
+    ///     end = "2026-02-01"
+    ///     cadence = "monthly"
+    ///     [params]
+    ///     allowance = "100"
+    ///     [params_by.workspace]
+    ///     "ws-enterprise" = { allowance = "500" }
+    ///     [metrics.resolutions]
+    ///     aggregate = "sum"
+    ///     [[charges]]
+    ///     id = "per_workspace"
+    ///     kind = "tiered"
+    ///     mode = "graduated"
+    ///     quantity = "resolutions"
+    ///     group_by = "workspace"
+    ///     tiers = [ { up_to = "allowance", unit_price = "0" }, { unit_price = "1" } ]
+    /// "#)?;
+    /// let mut source = MemorySource::new();
+    /// for (workspace, n) in [("ws-a", 150), ("ws-enterprise", 600)] {
+    ///     let mut obs = Observation::new("resolutions", Stamp::parse("2026-01-05").unwrap(), n.into());
+    ///     obs.dimensions = vec![("workspace".into(), workspace.into())];
+    ///     source.push(obs);
+    /// }
+    /// let statement = c.settle_through(&source, 0, &SettleOptions::default())?.remove(0);
+    /// let line = &statement.lines[0];
+    /// let groups = line.groups.as_ref().unwrap();
+    /// assert_eq!(groups.len(), 2);
+    /// assert_eq!(groups[0].amount.to_string(), "50.00"); // 150 - 100 free
+    /// assert_eq!(groups[1].amount.to_string(), "100.00"); // 600 - 500 free
+    /// assert_eq!(line.amount.to_string(), "150.00");
+    /// # Ok::<(), outcome_billing::Error>(())
+    /// ```
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<String>,
     /// The kind and its fields.
     #[serde(flatten)]
     pub kind: ChargeKind,

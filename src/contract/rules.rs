@@ -39,7 +39,140 @@ pub(crate) fn check(contract: &Contract) -> Result<()> {
     }
     limits(contract)?;
     amendment_dates(contract)?;
+    groups(contract)?;
     Ok(())
+}
+
+/// Columns of the metric data that are not dimensions, so no charge can be
+/// grouped by them.
+const NOT_DIMENSIONS: &[&str] = &[
+    "series",
+    "timestamp",
+    "value",
+    "id",
+    "recorded_at",
+    "customer",
+    "void",
+];
+
+/// The rules of `group_by` and `params_by` that need no compilation: no
+/// `fixed` charge and no reserved column is grouped, no grouped charge
+/// accumulates over the contract year, every `params_by` entry names a
+/// param and is a decimal, and the kinds' rules on constant values hold
+/// under every `params_by` value of the dimension a charge is grouped by.
+/// (References between charges and to high-water marks are checked where
+/// the contract compiles.)
+fn groups(contract: &Contract) -> Result<()> {
+    for (i, charge) in contract.charges.iter().enumerate() {
+        let Some(dimension) = &charge.group_by else {
+            continue;
+        };
+        let path = format!("charges[{i}].group_by");
+        if dimension.is_empty() {
+            return Err(Error::contract(path, "group_by names no dimension (empty)"));
+        }
+        if NOT_DIMENSIONS.contains(&dimension.as_str()) {
+            return Err(Error::contract(
+                path,
+                format!(
+                    "{dimension:?} is a column of the metric data, not a dimension: group_by cannot name {}",
+                    NOT_DIMENSIONS.join(", ")
+                ),
+            ));
+        }
+        match &charge.kind {
+            super::ChargeKind::Fixed(_) => {
+                return Err(Error::contract(
+                    path,
+                    "a fixed charge cannot be grouped: group_by is for every kind but fixed",
+                ));
+            }
+            super::ChargeKind::Tiered(t) if t.accumulate == super::Accumulate::ContractYear => {
+                return Err(Error::contract(
+                    format!("charges[{i}].accumulate"),
+                    format!(
+                        "a charge grouped by {dimension} cannot accumulate over the contract year: its year-to-date state would be per group"
+                    ),
+                ));
+            }
+            _ => {}
+        }
+    }
+    for (dimension, values) in &contract.params_by {
+        for (value, set) in values {
+            for (param, decimal) in set {
+                let path = format!(
+                    "params_by.{}.{}.{}",
+                    path_key(dimension),
+                    path_key(value),
+                    path_key(param)
+                );
+                if !contract.params.contains_key(param) {
+                    return Err(Error::contract(
+                        path,
+                        format!(
+                            "no param is named {param} (params_by can only change an existing param)"
+                        ),
+                    ));
+                }
+                if decimal.as_literal().is_none() {
+                    return Err(Error::contract(
+                        path,
+                        format!("a params_by value is a decimal, not {:?}", decimal.text()),
+                    ));
+                }
+            }
+            let grouped: Vec<usize> = (0..contract.charges.len())
+                .filter(|&i| contract.charges[i].group_by.as_deref() == Some(dimension.as_str()))
+                .collect();
+            if grouped.is_empty() {
+                continue;
+            }
+            let variant = with_params(contract, set);
+            for i in grouped {
+                variant.charges[i]
+                    .kind
+                    .check(&crate::charge::kind::Rules {
+                        contract: &variant,
+                        position: i,
+                    })
+                    .map_err(|e| under_params_by(e, dimension, value))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The contract with the params of one `params_by` value in force (and no
+/// `params_by` of its own).
+pub(crate) fn with_params(
+    contract: &Contract,
+    set: &std::collections::BTreeMap<String, Expr>,
+) -> Contract {
+    let mut variant = Contract {
+        params_by: Default::default(),
+        amendments: Vec::new(),
+        ..contract.clone()
+    };
+    for (param, value) in set {
+        if let Some(slot) = variant.params.get_mut(param) {
+            *slot = value.clone();
+        }
+    }
+    variant
+}
+
+/// Says that an error holds in the group of `value` of `dimension`, where
+/// `params_by` changes some params.
+pub(crate) fn under_params_by(error: Error, dimension: &str, value: &str) -> Error {
+    if error.field_path().is_none() {
+        return error;
+    }
+    let message = format!(
+        "{} (in the group {value:?} of {dimension}, with its params_by values)",
+        error.message()
+    );
+    error.with_message(message)
 }
 
 /// The rounding a contract's lines use, defaults applied (a currency without

@@ -127,6 +127,38 @@ impl MetricSource for CsvSource {
         self.memory.name()
     }
 
+    fn has_dimension(&self, name: &str) -> Result<bool> {
+        self.memory.has_dimension(name)
+    }
+
+    fn groups(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        self.memory.groups(query, dimension, groups)
+    }
+
+    fn scan_group(
+        &self,
+        query: &Query<'_>,
+        group: super::Group<'_>,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> Result<()> {
+        self.memory.scan_group(query, group, visit)
+    }
+
+    fn aggregate_group(
+        &self,
+        query: &Query<'_>,
+        group: super::Group<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
+        self.memory.aggregate_group(query, group, aggregate, of)
+    }
+
     fn check_versions(
         &self,
         customer: &str,

@@ -457,6 +457,31 @@ impl MetricSource for MemorySource {
         &self.name
     }
 
+    fn has_dimension(&self, name: &str) -> Result<bool> {
+        Ok(self.dimensions.contains(name))
+    }
+
+    fn aggregate_group(
+        &self,
+        query: &Query<'_>,
+        group: super::Group<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
+        if let Some(of) = of {
+            self.check_dimension(of, aggregate.name())?;
+        }
+        reduce(
+            &super::InGroup {
+                source: self,
+                group,
+            },
+            query,
+            aggregate,
+            of,
+        )
+    }
+
     fn check_versions(
         &self,
         customer: &str,

@@ -155,6 +155,45 @@ pub struct Query<'a> {
     pub as_of: Option<DateTime<Utc>>,
 }
 
+/// One group of a grouped charge: the observations whose value of
+/// `dimension` is `value` (an observation without the dimension has the
+/// empty value).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group<'a> {
+    /// The dimension the charge is grouped by.
+    pub dimension: &'a str,
+    /// The group's value of it.
+    pub value: &'a str,
+}
+
+impl Group<'_> {
+    /// Whether `obs` belongs to the group.
+    pub fn holds(&self, obs: &Observation) -> bool {
+        obs.dimension(self.dimension).unwrap_or("") == self.value
+    }
+}
+
+/// A source seen through one group: what the default
+/// [`MetricSource::aggregate_group`] reduces.
+struct InGroup<'s, S: ?Sized> {
+    source: &'s S,
+    group: Group<'s>,
+}
+
+impl<S: MetricSource + ?Sized> MetricSource for InGroup<'_, S> {
+    fn scan(
+        &self,
+        query: &Query<'_>,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> Result<()> {
+        self.source.scan_group(query, self.group, visit)
+    }
+
+    fn name(&self) -> &str {
+        self.source.name()
+    }
+}
+
 /// A window's reduction: the value (none for an empty window) and how many
 /// observations it read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -205,6 +244,82 @@ pub trait MetricSource: Send + Sync {
     /// A short name for messages (a file path, a URL without password).
     fn name(&self) -> &str {
         "metrics"
+    }
+
+    /// Whether the data has the dimension `name` (a column of a CSV file,
+    /// a dimension of some row). A grouped charge's dimension that the data
+    /// lacks is a data error. The default says yes: a source that does not
+    /// know its columns (a scenario) gives every observation an empty value
+    /// of any dimension.
+    ///
+    /// # Errors
+    /// A source that cannot be read.
+    fn has_dimension(&self, name: &str) -> Result<bool> {
+        let _ = name;
+        Ok(true)
+    }
+
+    /// Adds to `groups` the value of `dimension` of every observation
+    /// [`MetricSource::scan`] visits for `query` (an observation without the
+    /// dimension has the empty value): the groups of a charge grouped by
+    /// it. The default scans.
+    ///
+    /// # Errors
+    /// As `scan`.
+    fn groups(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        self.scan(query, &mut |obs| {
+            let value = obs.dimension(dimension).unwrap_or("");
+            if !groups.contains(value) {
+                groups.insert(value.to_owned());
+            }
+            Ok(())
+        })
+    }
+
+    /// Like [`MetricSource::scan`], visiting only the observations of
+    /// `group`: those whose value of its dimension is its value (an
+    /// observation without the dimension has the empty value).
+    ///
+    /// # Errors
+    /// As `scan`.
+    fn scan_group(
+        &self,
+        query: &Query<'_>,
+        group: Group<'_>,
+        visit: &mut dyn FnMut(&Observation) -> Result<()>,
+    ) -> Result<()> {
+        self.scan(query, &mut |obs| {
+            if group.holds(obs) { visit(obs) } else { Ok(()) }
+        })
+    }
+
+    /// Like [`MetricSource::aggregate`] over the observations of `group`
+    /// only. The default reduces [`MetricSource::scan_group`] with
+    /// [`reduce`].
+    ///
+    /// # Errors
+    /// As `aggregate`.
+    fn aggregate_group(
+        &self,
+        query: &Query<'_>,
+        group: Group<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
+        reduce(
+            &InGroup {
+                source: self,
+                group,
+            },
+            query,
+            aggregate,
+            of,
+        )
     }
 
     /// Checks every row a contract of `customer` in zone `timezone` reads

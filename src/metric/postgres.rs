@@ -787,6 +787,45 @@ impl MetricSource for PostgresSource {
         &self.name
     }
 
+    fn has_dimension(&self, name: &str) -> Result<bool> {
+        let names = vec![name.to_owned()];
+        let known = self.with_connection(|c| c.query(&self.name, Kind::Dimensions, &[&names]))?;
+        Ok(!known.is_empty())
+    }
+
+    /// A group with a value is one more filter, answered in SQL like any
+    /// window; the group `""` (an empty value or none) is reduced from the
+    /// window's rows.
+    fn aggregate_group(
+        &self,
+        query: &Query<'_>,
+        group: super::Group<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
+        if group.value.is_empty() || !self.push_down {
+            return super::reduce(
+                &super::InGroup {
+                    source: self,
+                    group,
+                },
+                query,
+                aggregate,
+                of,
+            );
+        }
+        let mut filter = query.filter.to_vec();
+        filter.push((group.dimension.to_owned(), group.value.to_owned()));
+        self.aggregate(
+            &Query {
+                filter: &filter,
+                ..*query
+            },
+            aggregate,
+            of,
+        )
+    }
+
     fn check_versions(
         &self,
         customer: &str,

@@ -528,6 +528,47 @@ impl MetricSource for SqliteSource {
         &self.name
     }
 
+    fn has_dimension(&self, name: &str) -> Result<bool> {
+        let connection = self.lock()?;
+        connection
+            .prepare_cached("SELECT 1 FROM outcome_dimensions WHERE name = ?1")
+            .and_then(|mut s| s.exists([name]))
+            .map_err(|e| self.query_error(e))
+    }
+
+    /// A group with a value is one more filter, answered in SQL like any
+    /// window; the group `""` (an empty value or none) is reduced from the
+    /// window's rows.
+    fn aggregate_group(
+        &self,
+        query: &Query<'_>,
+        group: super::Group<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
+        if group.value.is_empty() || !self.push_down {
+            return super::reduce(
+                &super::InGroup {
+                    source: self,
+                    group,
+                },
+                query,
+                aggregate,
+                of,
+            );
+        }
+        let mut filter = query.filter.to_vec();
+        filter.push((group.dimension.to_owned(), group.value.to_owned()));
+        self.aggregate(
+            &Query {
+                filter: &filter,
+                ..*query
+            },
+            aggregate,
+            of,
+        )
+    }
+
     fn check_versions(
         &self,
         customer: &str,

@@ -56,9 +56,12 @@ pub(super) fn settle_csv<T: Send>(
     emit: &mut dyn FnMut(T) -> io::Result<()>,
 ) -> io::Result<()> {
     let name = path.display().to_string();
-    if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+    let grouped = run.contracts().iter().any(|c| c.is_grouped());
+    if grouped || std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
         // A pipe or another stream cannot be read in chunks from several
-        // places: it goes through the in-memory source, once.
+        // places: it goes through the in-memory source, once. So does a run
+        // with a grouped charge, whose groups come from the rows themselves
+        // (the streaming accumulators sum a window without them).
         let items = match crate::metric::CsvSource::open(path) {
             Ok(source) => run.settle_source(&source, options),
             Err(error) => run

@@ -94,6 +94,37 @@ pub(crate) struct Program {
     pub limits: Vec<CLimit>,
     /// Slot number of the first charge (charges occupy consecutive slots).
     pub charge_slot0: u32,
+    /// The grouped charges, when some charge has `group_by` (rare, so kept
+    /// behind a box: the ungrouped program stays as small as before).
+    pub grouping: Option<Box<Grouping>>,
+}
+
+/// What settling the grouped charges of a program needs.
+#[derive(Debug, Clone)]
+pub(crate) struct Grouping {
+    /// The dimensions charges are grouped by, in byte order.
+    pub dimensions: Vec<String>,
+    /// Per charge: its dimension (a position in `dimensions`) and where its
+    /// groups come from; none for an ungrouped charge.
+    pub charges: Vec<Option<GroupedCharge>>,
+    /// Per dimension: the program compiled with each of its `params_by`
+    /// values' params, by value.
+    pub variants: Vec<std::collections::BTreeMap<String, Program>>,
+}
+
+/// Where a grouped charge's groups come from.
+#[derive(Debug, Clone)]
+pub(crate) struct GroupedCharge {
+    /// The dimension's position in [`Grouping::dimensions`].
+    pub dimension: usize,
+    /// Metrics read in their own window (directly or through KPIs and
+    /// baselines of value).
+    pub metrics: Vec<usize>,
+    /// Historical baselines read: their laid periods are windows too.
+    pub historical: Vec<usize>,
+    /// Grouped charges named (in expressions or `of`): their groups are
+    /// this charge's groups too.
+    pub charges: Vec<usize>,
 }
 
 /// The namespace: every name of the contract and its slot.
@@ -180,12 +211,19 @@ struct Compiler<'c> {
     /// `field` records them, so a charge's trace inputs are exactly what its
     /// fields read.
     reads: Vec<u32>,
+    /// The dimension the charge being compiled is grouped by.
+    group: Option<&'c str>,
+    /// Charges named outside expressions (`of`) by the charge being
+    /// compiled.
+    named: Vec<usize>,
 }
 
 impl Compiler<'_> {
     fn field(&mut self, path: &str, expr: &Expr, allowed: Allowed) -> Result<Field> {
         let names = self.names;
         let reads = &mut self.reads;
+        let contract = self.contract;
+        let group = self.group;
         let mut problem: Option<String> = None;
         let code = expr
             .compile(&mut |name| {
@@ -198,6 +236,11 @@ impl Compiler<'_> {
                     (SlotKind::Charge, Allowed::ChargesBefore(n)) => s.index < n,
                     _ => true,
                 };
+                if ok && s.kind == SlotKind::Charge && problem.is_none() {
+                    if let (Some(dimension), Allowed::ChargesBefore(_)) = (group, allowed) {
+                        problem = group_conflict(contract, dimension, s.index);
+                    }
+                }
                 if !ok && problem.is_none() {
                     problem = Some(match (s.kind, allowed) {
                         (SlotKind::Limit, _) => format!("{name} is a limit, which expressions cannot name"),
@@ -263,17 +306,65 @@ impl CompileContext for FieldCompiler<'_, '_> {
     fn earlier_charge(&self, id: &str) -> Option<usize> {
         ContractView::charge(self.compiler.contract, id).filter(|&p| p < self.position)
     }
+
+    fn named_charge(&mut self, position: usize) -> Option<String> {
+        if let Some(dimension) = self.compiler.group {
+            if let Some(problem) = group_conflict(self.compiler.contract, dimension, position) {
+                return Some(problem);
+            }
+        }
+        self.compiler.named.push(position);
+        None
+    }
 }
 
-/// Compiles one version. `root` is the contract as written (for paths);
-/// `contract` may be an amended version of it.
+/// Why a charge grouped by `dimension` cannot name the charge at
+/// `position`: it is not grouped by the same dimension.
+fn group_conflict(contract: &Contract, dimension: &str, position: usize) -> Option<String> {
+    let other = contract.charges.get(position)?;
+    match other.group_by.as_deref() {
+        Some(d) if d == dimension => None,
+        Some(d) => Some(format!(
+            "{} is grouped by {d}: inside a charge grouped by {dimension}, only charges grouped by {dimension} can be named",
+            other.id
+        )),
+        None => Some(format!(
+            "{} is not grouped: inside a charge grouped by {dimension}, only charges grouped by {dimension} can be named",
+            other.id
+        )),
+    }
+}
+
+/// Compiles one version, with a program for each `params_by` value of a
+/// dimension some charge is grouped by.
 pub(crate) fn compile(contract: &Contract) -> Result<Program> {
+    let mut program = compile_one(contract)?;
+    if let Some(grouping) = program.grouping.as_mut() {
+        for (d, dimension) in grouping.dimensions.iter().enumerate() {
+            let Some(values) = contract.params_by.get(dimension) else {
+                continue;
+            };
+            for (value, set) in values {
+                let variant = crate::contract::rules::with_params(contract, set);
+                let compiled = compile_one(&variant)
+                    .map_err(|e| crate::contract::rules::under_params_by(e, dimension, value))?;
+                grouping.variants[d].insert(value.clone(), compiled);
+            }
+        }
+    }
+    Ok(program)
+}
+
+/// Compiles one version with the params it has.
+fn compile_one(contract: &Contract) -> Result<Program> {
     let names = Names::of(contract)?;
     let mut c = Compiler {
         names: &names,
         deps: vec![Vec::new(); names.slots.len()],
         contract,
         reads: Vec::new(),
+        group: None,
+        named: Vec::new(),
     };
 
     let mut params = Vec::new();
@@ -365,13 +456,34 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
     check_cycles(&names, &c.deps)?;
 
     let mut charges = Vec::new();
+    let mut grouped: Vec<Option<GroupedCharge>> = Vec::new();
+    let mut dimensions: Vec<String> = contract
+        .charges
+        .iter()
+        .filter_map(|ch| ch.group_by.clone())
+        .collect();
+    dimensions.sort_unstable();
+    dimensions.dedup();
     for (i, charge) in contract.charges.iter().enumerate() {
         // Each field the kind compiles records the slots it reads.
         c.reads.clear();
+        c.named.clear();
+        c.group = charge.group_by.as_deref();
         let body = charge.kind.compile(&mut FieldCompiler {
             compiler: &mut c,
             position: i,
         })?;
+        c.group = None;
+        grouped.push(match &charge.group_by {
+            Some(dimension) => Some(group_sources(
+                &names,
+                &c,
+                i,
+                dimensions.iter().position(|d| d == dimension).unwrap_or(0),
+                dimension,
+            )?),
+            None => None,
+        });
         charges.push(CCharge {
             id: charge.id.clone(),
             kind: charge.kind.name().to_string(),
@@ -435,6 +547,13 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         .iter()
         .position(|s| s.kind == SlotKind::Charge)
         .unwrap_or(names.slots.len()) as u32;
+    let grouping = (!dimensions.is_empty()).then(|| {
+        Box::new(Grouping {
+            variants: vec![Default::default(); dimensions.len()],
+            dimensions,
+            charges: grouped,
+        })
+    });
     Ok(Program {
         slots: names.slots,
         params,
@@ -444,6 +563,63 @@ pub(crate) fn compile(contract: &Contract) -> Result<Program> {
         charges,
         limits,
         charge_slot0,
+        grouping,
+    })
+}
+
+/// Where the groups of charge `position`, grouped by `dimension`, come
+/// from: what its fields read (`c.reads`, `c.named`), followed through KPIs
+/// and baselines. A high-water mark among them is rejected: its state would
+/// be per group.
+fn group_sources(
+    names: &Names,
+    c: &Compiler<'_>,
+    position: usize,
+    dimension_index: usize,
+    dimension: &str,
+) -> Result<GroupedCharge> {
+    let mut metrics = Vec::new();
+    let mut historical = Vec::new();
+    let mut charges: Vec<usize> = c.named.clone();
+    let mut seen = vec![false; c.deps.len()];
+    let mut stack: Vec<u32> = c.reads.clone();
+    while let Some(slot) = stack.pop() {
+        if std::mem::replace(&mut seen[slot as usize], true) {
+            continue;
+        }
+        let s = &names.slots[slot as usize];
+        match s.kind {
+            SlotKind::Metric => metrics.push(s.index),
+            SlotKind::Charge => charges.push(s.index),
+            SlotKind::Baseline => {
+                match &c.contract.baselines.values().nth(s.index).map(|b| &b.kind) {
+                    Some(BaselineKind::Historical { .. }) => historical.push(s.index),
+                    Some(BaselineKind::HighWaterMark { .. }) => {
+                        return Err(Error::contract(
+                            format!("charges[{position}].group_by"),
+                            format!(
+                                "a charge grouped by {dimension} cannot read the high_water_mark baseline {}: its mark would be per group",
+                                s.name
+                            ),
+                        ));
+                    }
+                    _ => stack.extend(&c.deps[slot as usize]),
+                }
+            }
+            _ => stack.extend(&c.deps[slot as usize]),
+        }
+    }
+    metrics.sort_unstable();
+    metrics.dedup();
+    historical.sort_unstable();
+    historical.dedup();
+    charges.sort_unstable();
+    charges.dedup();
+    Ok(GroupedCharge {
+        dimension: dimension_index,
+        metrics,
+        historical,
+        charges,
     })
 }
 

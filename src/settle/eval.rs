@@ -12,7 +12,7 @@ use crate::charge::kind::PriceContext;
 use crate::contract::{Missing, Scope, Window};
 use crate::error::{Error, ErrorKind, R, Result};
 use crate::expr::{Env, EvalError, Field};
-use crate::metric::{MetricSource, Query};
+use crate::metric::{Group, MetricSource, Query};
 use crate::money::{Rounding, format_normalized};
 use crate::period::{Part, Period};
 
@@ -102,6 +102,9 @@ struct Eval<'a> {
     counts: Vec<u64>,
     /// Where an error is being reported from.
     context: Context,
+    /// The group being settled, inside a grouped charge: its dimension and
+    /// value. Every metric read sees only the group's observations.
+    group: Option<(&'a str, String)>,
 }
 
 /// The item being evaluated, named in errors only (no allocation otherwise).
@@ -114,10 +117,40 @@ enum Context {
 
 impl Eval<'_> {
     fn context(&self) -> String {
-        match self.context {
-            Context::None => String::new(),
-            Context::Charge(i) => format!("charges[{i}] {}", self.program.charges[i].id),
-            Context::Limit(j) => format!("limits[{j}] {}", self.program.limits[j].name),
+        match (self.context, &self.group) {
+            (Context::None, _) => String::new(),
+            (Context::Charge(i), None) => format!("charges[{i}] {}", self.program.charges[i].id),
+            (Context::Charge(i), Some((dimension, value))) => format!(
+                "charges[{i}] {} in group {value:?} of {dimension}",
+                self.program.charges[i].id
+            ),
+            (Context::Limit(j), _) => format!("limits[{j}] {}", self.program.limits[j].name),
+        }
+    }
+
+    /// Reduces metric `m` over `query`, in the group being settled if any.
+    fn reduce(
+        &self,
+        query: &Query<'_>,
+        m: &super::compile::CMetric,
+    ) -> Result<crate::metric::Reduced> {
+        match &self.group {
+            None => self.source.aggregate(query, m.aggregate, m.of.as_deref()),
+            Some((dimension, value)) => self.source.aggregate_group(
+                query,
+                Group { dimension, value },
+                m.aggregate,
+                m.of.as_deref(),
+            ),
+        }
+    }
+
+    /// ` in group "VALUE" of DIMENSION` inside a grouped charge, for
+    /// messages.
+    fn in_group(&self) -> String {
+        match &self.group {
+            None => String::new(),
+            Some((dimension, value)) => format!(" in group {value:?} of {dimension}"),
         }
     }
 }
@@ -189,9 +222,7 @@ impl Eval<'_> {
         let program = self.program;
         let m = &program.metrics[index];
         let (start, end) = self.window(m.window);
-        let reduced =
-            self.source
-                .aggregate(&self.query(m, start, end), m.aggregate, m.of.as_deref())?;
+        let reduced = self.reduce(&self.query(m, start, end), m)?;
         self.counts[index] = reduced.count;
         match (reduced.value, m.missing) {
             (Some(v), _) => Ok(v),
@@ -199,8 +230,10 @@ impl Eval<'_> {
             (None, Missing::Error) => Err(self.fail(
                 ErrorKind::MissingData,
                 format!(
-                    "metric {} has no observation of series {} in its window (missing = \"error\")",
-                    m.name, m.series
+                    "metric {} has no observation of series {} in its window{} (missing = \"error\")",
+                    m.name,
+                    m.series,
+                    self.in_group()
                 ),
             )),
         }
@@ -222,15 +255,16 @@ impl Eval<'_> {
                         crate::period::local_midnight(*from, tz),
                         crate::period::local_midnight(*to, tz),
                     );
-                    let reduced = self.source.aggregate(&q, m.aggregate, m.of.as_deref())?;
+                    let reduced = self.reduce(&q, m)?;
                     let v = match (reduced.value, m.missing) {
                         (Some(v), _) => v,
                         (None, Missing::Zero) => Decimal::ZERO,
                         (None, Missing::Error) => {
                             return Err(self.fail(ErrorKind::MissingData, format!(
-                                "baseline {}: metric {} has no observation in {from}..{to} (missing = \"error\")",
+                                "baseline {}: metric {} has no observation in {from}..{to}{} (missing = \"error\")",
                                 self.baseline_name(index),
-                                m.name
+                                m.name,
+                                self.in_group()
                             )));
                         }
                     };
@@ -416,7 +450,11 @@ const CHAIN_GROWTH: usize = 1024 * 1024;
 /// What a charge kind reads and reports while it prices a period: the
 /// built-in kinds' view of the period, and (as a [`ChargeContext`]) the
 /// embedding program's rules' view too.
-pub(crate) struct Pricing<'e, 'a> {
+///
+/// `GROUPED` is true inside a grouped charge: a type of its own, so that
+/// the kinds' pricing for ungrouped charges keeps its one call site in
+/// `settle_core` (and is inlined there as before).
+pub(crate) struct Pricing<'e, 'a, const GROUPED: bool> {
     eval: &'e mut Eval<'a>,
     trace: &'e mut Trace,
     /// The charge's position.
@@ -429,7 +467,7 @@ pub(crate) struct Pricing<'e, 'a> {
     rounded: bool,
 }
 
-impl PriceContext for Pricing<'_, '_> {
+impl<const GROUPED: bool> PriceContext for Pricing<'_, '_, GROUPED> {
     /// A field's value; `name` names it in an error (made only then).
     #[inline(always)]
     fn value(&mut self, name: impl Display, field: &Field) -> R<Decimal> {
@@ -587,7 +625,14 @@ impl PriceContext for Pricing<'_, '_> {
             return Err(e.fail(ErrorKind::InvalidValue, format!("no metric {metric}")));
         };
         let (start, end) = e.window(Window::Period);
-        e.source.scan(&e.query(m, start, end), visit)?;
+        let query = e.query(m, start, end);
+        match &e.group {
+            None => e.source.scan(&query, visit)?,
+            Some((dimension, value)) => {
+                e.source
+                    .scan_group(&query, Group { dimension, value }, visit)?
+            }
+        }
         Ok(())
     }
 
@@ -597,7 +642,7 @@ impl PriceContext for Pricing<'_, '_> {
         fields: &[Field],
         rule: impl FnOnce(&mut dyn ChargeContext) -> T,
     ) -> T {
-        let mut cx = Pricing {
+        let mut cx = Pricing::<GROUPED> {
             eval: &mut *self.eval,
             trace: &mut *self.trace,
             charge: self.charge,
@@ -614,7 +659,7 @@ impl PriceContext for Pricing<'_, '_> {
     }
 }
 
-impl ChargeContext for Pricing<'_, '_> {
+impl<const GROUPED: bool> ChargeContext for Pricing<'_, '_, GROUPED> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
         let f = fields.get(index).ok_or_else(|| {
@@ -758,13 +803,38 @@ pub(crate) fn settle_core(
         buffers: std::mem::take(&mut out.buffers),
         counts,
         context: Context::None,
+        group: None,
+    };
+    // Each grouped charge's amount in each of its groups, for the grouped
+    // charges after it that name it (only with some grouped charge).
+    let mut group_amounts: Vec<Vec<(String, Decimal)>> = match &program.grouping {
+        Some(_) => vec![Vec::new(); program.charges.len()],
+        None => Vec::new(),
     };
 
     out.charges.clear();
     for (i, charge) in program.charges.iter().enumerate() {
         eval.context = Context::Charge(i);
+        if let Some(grouping) = program.grouping.as_deref() {
+            if let Some(grouped) = &grouping.charges[i] {
+                let line = settle_grouped(
+                    &mut eval,
+                    grouping,
+                    grouped,
+                    i,
+                    &mut group_amounts,
+                    lines.as_ref().map(|(_, t)| *t),
+                )?;
+                eval.values[program.charge_slot0 as usize + i] = Some(line.amount);
+                out.charges.push(line.amount);
+                if let Some((lines, _)) = lines.as_mut() {
+                    lines.push(line);
+                }
+                continue;
+            }
+        }
         let mut trace = Trace::new(tracing);
-        let mut cx = Pricing {
+        let mut cx = Pricing::<false> {
             eval: &mut eval,
             trace: &mut trace,
             charge: i,
@@ -804,6 +874,7 @@ pub(crate) fn settle_core(
                 quantity,
                 amount,
                 trace: steps,
+                groups: None,
             });
         }
     }
@@ -872,6 +943,7 @@ pub(crate) fn settle_core(
                     quantity: None,
                     amount: line,
                     trace: trace.steps,
+                    groups: None,
                 });
             }
         }
@@ -890,8 +962,7 @@ pub(crate) fn settle_core(
             let mut mark = eval.baseline(b)?;
             let m = &program.metrics[*metric];
             let (start, end) = eval.window(m.window);
-            let reduced =
-                source.aggregate(&eval.query(m, start, end), m.aggregate, m.of.as_deref())?;
+            let reduced = eval.reduce(&eval.query(m, start, end), m)?;
             if let Some(v) = reduced.value {
                 mark = mark.max(v);
             }
@@ -918,4 +989,192 @@ fn base_names(program: &Program, limit: usize) -> String {
         .collect();
     names.extend(l.nested.iter().map(|&k| program.limits[k].name.as_str()));
     names.join(", ")
+}
+
+/// Settles the grouped charge at `position` (see the format's "Pricing per
+/// dimension value"): finds its groups, settles it once in each with every
+/// metric read restricted to the group and the group's `params_by` values
+/// in force, and returns its line, whose amount and quantity are the sums
+/// of the groups'. `lines` is whether the line is wanted, and with traces.
+/// Kept out of line: contracts without grouped charges never come here.
+#[inline(never)]
+fn settle_grouped<'a>(
+    eval: &mut Eval<'a>,
+    grouping: &'a super::compile::Grouping,
+    grouped: &'a super::compile::GroupedCharge,
+    position: usize,
+    group_amounts: &mut [Vec<(String, Decimal)>],
+    lines: Option<bool>,
+) -> R<Line> {
+    let program = eval.program;
+    let charge = &program.charges[position];
+    let dimension = grouping.dimensions[grouped.dimension].as_str();
+    let groups = find_groups(eval, grouped, dimension, group_amounts)?;
+
+    let rounding = eval.cc.rounding;
+    let tracing = lines == Some(true);
+    let has_quantity = matches!(charge.kind.as_str(), "unit" | "tiered" | "package");
+    let saved_values = eval.values.clone();
+    let saved_counts = eval.counts.clone();
+    let mut scratch_year = vec![Decimal::ZERO; program.charges.len()];
+    let mut total = Decimal::ZERO;
+    let mut quantity_total: Option<Decimal> = has_quantity.then_some(Decimal::ZERO);
+    let mut group_lines = Vec::new();
+    let mut amounts = Vec::with_capacity(groups.len());
+    let outcome = (|| -> R<()> {
+        for group in &groups {
+            let variant = grouping.variants[grouped.dimension]
+                .get(group)
+                .unwrap_or(program);
+            eval.program = variant;
+            eval.group = Some((dimension, group.clone()));
+            // A fresh cache: metrics, KPIs and baselines have the group's
+            // values; charges grouped by the same dimension read their
+            // amount in this group.
+            for (slot, value) in eval.values.iter_mut().enumerate() {
+                let s = &program.slots[slot];
+                *value = match s.kind {
+                    SlotKind::Charge
+                        if grouping.charges[s.index]
+                            .as_ref()
+                            .is_some_and(|g| g.dimension == grouped.dimension) =>
+                    {
+                        Some(
+                            group_amounts[s.index]
+                                .iter()
+                                .find(|(g, _)| g == group)
+                                .map_or(Decimal::ZERO, |(_, a)| *a),
+                        )
+                    }
+                    SlotKind::Charge => saved_values[slot],
+                    _ => None,
+                };
+            }
+            eval.counts.iter_mut().for_each(|c| *c = 0);
+            let body = &variant.charges[position].body;
+            let mut trace = Trace::new(tracing);
+            let mut cx = Pricing::<true> {
+                eval: &mut *eval,
+                trace: &mut trace,
+                charge: position,
+                year_to_date: &mut scratch_year,
+                fields: &[],
+                quantity: None,
+                rounded: false,
+            };
+            let exact = body.amount(&mut cx)?;
+            let (quantity, already_rounded) = (cx.quantity, cx.rounded);
+            let amount = if already_rounded {
+                exact
+            } else {
+                trace.rounded(rounding, exact);
+                rounding.round(exact)
+            };
+            total = total.checked_add(amount).ok_or_else(|| eval.overflow())?;
+            if let (Some(sum), Some(q)) = (quantity_total.as_mut(), quantity) {
+                *sum = sum.checked_add(q).ok_or_else(|| eval.overflow())?;
+            }
+            amounts.push((group.clone(), amount));
+            if lines.is_some() {
+                let mut steps = Vec::new();
+                if tracing {
+                    for &slot in &variant.charges[position].inputs {
+                        if let Some((text, value)) = eval.describe_input(slot) {
+                            steps.push(Step {
+                                step: text,
+                                value: format_normalized(value),
+                            });
+                        }
+                    }
+                    steps.append(&mut trace.steps);
+                }
+                group_lines.push(super::GroupLine {
+                    group: group.clone(),
+                    quantity: if has_quantity { quantity } else { None },
+                    amount,
+                    trace: steps,
+                });
+            }
+        }
+        Ok(())
+    })();
+    eval.program = program;
+    eval.group = None;
+    eval.values = saved_values;
+    eval.counts = saved_counts;
+    outcome?;
+    group_amounts[position] = amounts;
+
+    let mut trace = Trace::new(tracing);
+    trace.step(
+        || {
+            format!(
+                "group_by {dimension}: {} group{}",
+                groups.len(),
+                if groups.len() == 1 { "" } else { "s" }
+            )
+        },
+        Decimal::from(groups.len() as u64),
+    );
+    trace.step(|| "sum of the groups' amounts".to_string(), total);
+    Ok(Line {
+        charge: charge.id.clone(),
+        kind: charge.kind.clone(),
+        quantity: quantity_total,
+        amount: total,
+        trace: trace.steps,
+        groups: Some(group_lines),
+    })
+}
+
+/// The groups of a grouped charge this period, in byte order: the values
+/// of `dimension` among the observations it reads (each metric in its own
+/// window, each historical baseline in its laid periods), and the groups
+/// of the grouped charges it names.
+fn find_groups(
+    eval: &Eval<'_>,
+    grouped: &super::compile::GroupedCharge,
+    dimension: &str,
+    group_amounts: &[Vec<(String, Decimal)>],
+) -> R<std::collections::BTreeSet<String>> {
+    let program = eval.program;
+    let mut groups = std::collections::BTreeSet::new();
+    let reads_data = !grouped.metrics.is_empty() || !grouped.historical.is_empty();
+    if reads_data && !eval.source.has_dimension(dimension)? {
+        return Err(Box::new(Error::data(
+            eval.source.name(),
+            format!(
+                "{}: group_by names dimension {dimension:?}, which the data lacks",
+                eval.context()
+            ),
+        )));
+    }
+    for &index in &grouped.metrics {
+        let m = &program.metrics[index];
+        let (start, end) = eval.window(m.window);
+        eval.source
+            .groups(&eval.query(m, start, end), dimension, &mut groups)?;
+    }
+    for &index in &grouped.historical {
+        if let CBaseline::Historical { metric, laid } = &program.baselines[index] {
+            let m = &program.metrics[*metric];
+            let tz = eval.cc.contract.timezone;
+            for (from, to) in laid {
+                let q = eval.query(
+                    m,
+                    crate::period::local_midnight(*from, tz),
+                    crate::period::local_midnight(*to, tz),
+                );
+                eval.source.groups(&q, dimension, &mut groups)?;
+            }
+        }
+    }
+    for &other in &grouped.charges {
+        for (group, _) in group_amounts.get(other).into_iter().flatten() {
+            if !groups.contains(group) {
+                groups.insert(group.clone());
+            }
+        }
+    }
+    Ok(groups)
 }

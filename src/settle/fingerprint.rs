@@ -36,6 +36,7 @@ pub(crate) fn of(contract: &Contract) -> String {
         charges,
         limits,
         amendments,
+        params_by,
     } = contract;
     field(&mut hash, "format", format);
     field(&mut hash, "id", id);
@@ -72,6 +73,11 @@ pub(crate) fn of(contract: &Contract) -> String {
     }
     field(&mut hash, "limits", limits);
     field(&mut hash, "amendments", amendments);
+    // Written only when present, so a contract without it keeps the
+    // fingerprint it had before revision 1.1.
+    if !params_by.is_empty() {
+        field(&mut hash, "params_by", params_by);
+    }
     let digest = hash.finalize();
     digest.iter().map(|b| format!("{b:02x}")).collect()
 }

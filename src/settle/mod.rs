@@ -143,6 +143,33 @@ pub struct Line {
     /// Inputs and steps, enough to check the line by hand.
     #[serde(default)]
     pub trace: Vec<Step>,
+    /// A grouped charge's groups (a charge with `group_by`), in byte order
+    /// of their values: the line's amount and quantity are their sums.
+    /// Empty when the period has no group; none for other lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups: Option<Vec<GroupLine>>,
+}
+
+/// One group of a grouped charge's line: the charge settled over the
+/// observations whose value of the dimension is `group`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupLine {
+    /// The value of the dimension (`""` for observations without one).
+    pub group: String,
+    /// The quantity field's value in the group, for `unit`, `tiered` and
+    /// `package`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::text::quantity_text"
+    )]
+    pub quantity: Option<Decimal>,
+    /// The group's amount, rounded once to the contract's scale.
+    #[serde(with = "crate::text::decimal_text")]
+    pub amount: Decimal,
+    /// Inputs and steps in the group.
+    #[serde(default)]
+    pub trace: Vec<Step>,
 }
 
 /// A period's statement.
@@ -359,6 +386,11 @@ impl CompiledContract {
         c.limits = Vec::new();
         c.amendments = Vec::new();
         self
+    }
+
+    /// Whether some version has a grouped charge (`group_by`).
+    pub(crate) fn is_grouped(&self) -> bool {
+        self.versions.iter().any(|(_, p)| p.grouping.is_some())
     }
 
     /// The contract as written.

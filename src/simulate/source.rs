@@ -736,6 +736,54 @@ impl MetricSource for ScenarioSource<'_> {
     fn name(&self) -> &str {
         &self.frame.name
     }
+
+    /// A generated series has no dimensions: its observations are all in
+    /// the group `""`; a replayed or historical one has the history's.
+    fn groups(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        if self.frame.generated(query.series).is_none() {
+            return match self.other(query.series) {
+                Some(source) => source.groups(query, dimension, groups),
+                None => Ok(()),
+            };
+        }
+        self.no_filter(query)?;
+        if !self.window(query).is_empty() && !groups.contains("") {
+            groups.insert(String::new());
+        }
+        Ok(())
+    }
+
+    fn aggregate_group(
+        &self,
+        query: &Query<'_>,
+        group: crate::metric::Group<'_>,
+        aggregate: Aggregate,
+        of: Option<&str>,
+    ) -> Result<Reduced> {
+        if self.frame.generated(query.series).is_none() {
+            return match self.other(query.series) {
+                Some(source) => source.aggregate_group(query, group, aggregate, of),
+                None => Ok(Reduced {
+                    value: None,
+                    count: 0,
+                }),
+            };
+        }
+        if group.value.is_empty() {
+            self.aggregate(query, aggregate, of)
+        } else {
+            self.no_filter(query)?;
+            Ok(Reduced {
+                value: None,
+                count: 0,
+            })
+        }
+    }
 }
 
 /// A decimal parameter as a binary float, for a distribution. Decimals
