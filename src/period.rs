@@ -349,6 +349,9 @@ struct Cut {
     laid: Vec<Period>,
     /// Per period (after cuts): its part, `None` for a period not cut.
     parts: Vec<Option<Part>>,
+    /// Per period (after cuts): the index of the laid period it is or was
+    /// cut from.
+    laid_of: Vec<usize>,
     /// How many laid periods were cut.
     cut_periods: usize,
 }
@@ -531,6 +534,7 @@ impl Schedule {
         let laid = self.laid_periods();
         let mut periods = Vec::with_capacity(laid.len() + dates.len());
         let mut parts = Vec::with_capacity(laid.len() + dates.len());
+        let mut laid_of = Vec::with_capacity(laid.len() + dates.len());
         let mut year_starts = Vec::with_capacity(self.year_starts.len());
         let mut cut_periods = 0;
         let laid_year_starts = self.laid_year_starts();
@@ -551,6 +555,7 @@ impl Schedule {
             }
             if inside.is_empty() {
                 parts.push(None);
+                laid_of.push(n);
                 periods.push(Period {
                     index: periods.len(),
                     ..period.clone()
@@ -570,6 +575,7 @@ impl Schedule {
                     number,
                     count,
                 }));
+                laid_of.push(n);
                 periods.push(Period {
                     index: periods.len(),
                     start: from.0,
@@ -595,6 +601,7 @@ impl Schedule {
             year_starts,
             cut: Some(Box::new(Cut {
                 laid: laid.to_vec(),
+                laid_of,
                 parts,
                 cut_periods,
             })),
@@ -610,7 +617,7 @@ impl Schedule {
                 let mut starts: Vec<usize> = self
                     .year_starts
                     .iter()
-                    .map(|&i| cut.parts[i].map_or_else(|| self.laid_index(i), |p| p.laid))
+                    .map(|&i| self.laid_index(i))
                     .collect();
                 starts.dedup();
                 starts
@@ -642,18 +649,7 @@ impl Schedule {
     pub fn laid_index(&self, index: usize) -> usize {
         match &self.cut {
             None => index,
-            Some(cut) => match cut.parts.get(index).copied().flatten() {
-                Some(part) => part.laid,
-                None => {
-                    // An uncut period's laid index is the count of laid
-                    // periods before it: its index less the extra parts.
-                    let extra = cut.parts[..index.min(cut.parts.len())]
-                        .iter()
-                        .filter(|p| p.is_some_and(|p| !p.is_first()))
-                        .count();
-                    index - extra
-                }
-            },
+            Some(cut) => cut.laid_of.get(index).copied().unwrap_or(index),
         }
     }
 

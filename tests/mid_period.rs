@@ -788,3 +788,97 @@ proptest! {
         );
     }
 }
+
+#[test]
+fn compare_and_sweep_run_contracts_with_cut_periods() {
+    // Proves compare and sweep settle a contract with a cut period on the
+    // same scenario as one without: linear 28, 56, 84 costs 168.00 uncut
+    // and 28 + 20 + 72 + 168 = 288.00 repriced from Feb 11; at a level of
+    // 280 a period, 840.00 against 280 + 100 + 360 + 560 = 1300.00.
+    let dir = cut_contract_dir();
+    std::fs::write(
+        dir.path().join("plain.toml"),
+        contract(UNIT).replace("\"mid\"", "\"plain\""),
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("s.toml"),
+        "[series.units]\nmodel = \"linear\"\nstart = \"28\"\nstep = \"28\"\n",
+    )
+    .expect("write");
+    let run = outcome(
+        &[
+            "compare",
+            "plain.toml",
+            "mid.toml",
+            "--scenario",
+            "s.toml",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = json(&run.stdout);
+    assert_eq!(doc["contracts"][0]["term"]["total"]["mean"], "168.00");
+    assert_eq!(doc["contracts"][1]["term"]["total"]["mean"], "288.00");
+    assert_eq!(doc["difference"][0]["mean"], "120.00");
+    let run = outcome(
+        &[
+            "sweep",
+            "plain.toml",
+            "mid.toml",
+            "--metric",
+            "units",
+            "--from",
+            "0",
+            "--to",
+            "280",
+            "--steps",
+            "1",
+            "--scenario",
+            "s.toml",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc = json(&run.stdout);
+    assert_eq!(doc["levels"][1]["totals"]["plain"], "840.00");
+    assert_eq!(doc["levels"][1]["totals"]["mid"], "1300.00");
+}
+
+#[test]
+fn a_billing_run_streams_a_cut_contract_like_the_reference() {
+    // Proves `settle DIR` (the streaming billing run) gives a contract with
+    // a cut period the same CSV rows as settling its file alone.
+    let dir = cut_contract_dir();
+    let run_dir = dir.path().join("run");
+    std::fs::create_dir(&run_dir).expect("mkdir");
+    std::fs::copy(dir.path().join("mid.toml"), run_dir.join("mid.toml")).expect("copy");
+    let args = |target: &'static str| {
+        [
+            "settle",
+            target,
+            "--metrics",
+            "data.csv",
+            "--as-of",
+            "2026-03-02",
+            "--format",
+            "csv",
+        ]
+    };
+    let streamed = outcome(&args("run"), dir.path());
+    assert_eq!(streamed.code, 0, "{}", streamed.stderr);
+    let alone = outcome(&args("mid.toml"), dir.path());
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert_eq!(streamed.stdout, alone.stdout);
+    assert!(
+        streamed
+            .stdout
+            .contains("mid,2026-02-11,2026-03-01,u,unit,100,200.00"),
+        "{}",
+        streamed.stdout
+    );
+}

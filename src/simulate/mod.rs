@@ -617,7 +617,12 @@ pub fn sweep(
     let mut due: Vec<Option<usize>> = vec![None; contracts.len()];
     if let (Basis::History(h), Some(now)) = (basis, options.now) {
         for (d, c) in due.iter_mut().zip(contracts) {
-            *d = Some(c.last_due(h, now, None)?.map_or(0, |last| last + 1));
+            // A scenario counts periods as laid: the due periods' laid
+            // periods (a cut period due in part is run whole).
+            *d = Some(
+                c.last_due(h, now, None)?
+                    .map_or(0, |last| c.schedule().laid_index(last) + 1),
+            );
         }
     }
     let mut per_contract: Vec<Vec<Scenario>> = Vec::with_capacity(scenarios.len());
@@ -642,7 +647,7 @@ pub fn sweep(
     }
     let total: usize = tasks
         .iter()
-        .map(|(s, c)| runs * s.periods.unwrap_or(c.periods().len()))
+        .map(|(s, c)| runs * settled_periods(c, s.periods))
         .sum();
     let meter = options.meter(total as u64);
     let totals: Vec<Result<Decimal>> = options.install(|| {
@@ -678,6 +683,18 @@ pub fn sweep(
         levels,
         break_even,
     })
+}
+
+/// How many periods a scenario of `laid` periods as laid (the whole term
+/// when `None`) settles: the parts of cut periods count one each.
+fn settled_periods(contract: &CompiledContract, laid: Option<usize>) -> usize {
+    let schedule = contract.schedule();
+    match laid {
+        None => schedule.len(),
+        Some(n) => (0..schedule.len())
+            .take_while(|&i| schedule.laid_index(i) < n)
+            .count(),
+    }
 }
 
 /// For each pair of contracts, the levels where the difference of their
