@@ -49,6 +49,16 @@ class Step(TypedDict):
     value: Decimal
     """Its value (text only if Python cannot read it as a Decimal)."""
 
+class Group(TypedDict):
+    group: str
+    """The value of the dimension (``""`` for rows without one)."""
+    quantity: Optional[Decimal]
+    """The group's quantity for ``unit``, ``tiered`` and ``package``; None otherwise."""
+    amount: Decimal
+    """The group's amount, at the contract's places."""
+    trace: List[Step]
+    """Inputs and steps in the group."""
+
 class Line(TypedDict):
     charge: str
     """The charge's id, or the limit's."""
@@ -61,9 +71,15 @@ class Line(TypedDict):
     trace: List[Step]
     """Inputs and steps; empty when settled with ``trace=False``."""
 
+class GroupedLine(Line):
+    groups: List[Group]
+    """A grouped charge's groups (a charge with ``group_by``), in byte order
+    of their values; the line's amount and quantity are their sums. Only
+    grouped lines have the key; ``[]`` when the period has no group."""
+
 class Statement(TypedDict):
     period: Period
-    lines: List[Line]
+    lines: List[Union[Line, GroupedLine]]
     total: Decimal
     """The sum of the lines, at the contract's places."""
 

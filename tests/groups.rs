@@ -837,3 +837,106 @@ fn a_replayed_history_keeps_its_groups() {
     let report = simulate(&c, &scenario, &SimulateOptions::new().runs(1)).unwrap();
     assert_eq!(report.periods[0].summary.total.p50, d("138.30"));
 }
+
+// ---------------------------------------------------------------------------
+// Documents, reconcile and the ledger
+
+#[test]
+fn the_statement_document_keeps_groups_through_reconcile_and_the_ledger() {
+    // A settle document reads back with its groups; reconciling it against
+    // the same data finds nothing; a correction in one group is one
+    // adjustment of the line; statements issued to a ledger keep their groups.
+    let dir = tempfile::tempdir().unwrap();
+    let c = write(dir.path(), "c.toml", &contract(AGENT));
+    let m = write(dir.path(), "m.csv", AGENT_CSV);
+    let run = outcome(&[
+        "settle",
+        &c,
+        "--metrics",
+        &m,
+        "--as-of",
+        "2026-02-01",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let doc: outcome_billing::report::StatementDocument =
+        serde_json::from_str(&run.stdout).unwrap();
+    let again = serde_json::to_string_pretty(&doc).unwrap();
+    assert_eq!(again, run.stdout.trim_end());
+    let issued = write(dir.path(), "issued.json", &run.stdout);
+
+    let run = outcome(&[
+        "reconcile",
+        &c,
+        "--metrics",
+        &m,
+        "--issued",
+        &issued,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["adjustments"], serde_json::json!([]));
+    assert_eq!(
+        out["statements"][0]["lines"][0]["groups"][2]["group"],
+        "ws-enterprise"
+    );
+
+    let corrected = write(
+        dir.path(),
+        "m2.csv",
+        &format!("{AGENT_CSV}resolved,2026-01-20,10,ws-b\n"),
+    );
+    let run = outcome(&[
+        "reconcile",
+        &c,
+        "--metrics",
+        &corrected,
+        "--issued",
+        &issued,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["adjustments"][0]["charge"], "per_workspace");
+    assert_eq!(out["adjustments"][0]["amount"], "9.90");
+
+    let store = format!("sqlite:{}", dir.path().join("ledger.db").display());
+    let run = outcome(&[
+        "issue",
+        &c,
+        "--metrics",
+        &m,
+        "--ledger",
+        &store,
+        "--as-of",
+        "2026-02-01",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let run = outcome(&[
+        "reconcile",
+        &c,
+        "--metrics",
+        &m,
+        "--ledger",
+        &store,
+        "--format",
+        "json",
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out: serde_json::Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(out["adjustments"], serde_json::json!([]));
+    let ledger = outcome_billing::ledger::Ledger::open(
+        &outcome_billing::store::Store::parse(&store).unwrap(),
+    )
+    .unwrap();
+    let history = ledger.history("g").unwrap();
+    let line = &history.statements[0].entry.lines[0];
+    let groups = line.groups.as_ref().expect("groups kept in the ledger");
+    assert_eq!(groups.len(), 3);
+    assert_eq!(groups[1].group, "ws-b");
+    assert_eq!(groups[1].amount.value(), d("19.80"));
+}

@@ -301,6 +301,27 @@ pub(crate) fn iso_text(value: &Bound<'_, PyAny>) -> PyResult<String> {
     }
 }
 
+/// A trace as a list of `{ step, value }` dicts.
+fn trace_list<'py>(
+    py: Python<'py>,
+    types: &Types<'py>,
+    steps: &[outcome_billing::settle::Step],
+) -> PyResult<Bound<'py, PyList>> {
+    let trace = PyList::empty(py);
+    for step in steps {
+        let s = PyDict::new(py);
+        s.set_item("step", &step.step)?;
+        // Steps' values are decimal text; one that Python cannot read as
+        // a Decimal stays text rather than failing the statement.
+        match types.decimal(&step.value) {
+            Ok(v) => s.set_item("value", v)?,
+            Err(_) => s.set_item("value", &step.value)?,
+        }
+        trace.append(s)?;
+    }
+    Ok(trace)
+}
+
 /// One statement entry as the dict `settle` returns.
 pub(crate) fn statement<'py>(
     py: Python<'py>,
@@ -321,19 +342,26 @@ pub(crate) fn statement<'py>(
             None => d.set_item("quantity", py.None())?,
         }
         d.set_item("amount", types.decimal(&line.amount.to_string())?)?;
-        let trace = PyList::empty(py);
-        for step in &line.trace {
-            let s = PyDict::new(py);
-            s.set_item("step", &step.step)?;
-            // Steps' values are decimal text; one that Python cannot read as
-            // a Decimal stays text rather than failing the statement.
-            match types.decimal(&step.value) {
-                Ok(v) => s.set_item("value", v)?,
-                Err(_) => s.set_item("value", &step.value)?,
+        d.set_item("trace", trace_list(py, types, &line.trace)?)?;
+        // A grouped charge's groups, as the JSON document has them; only
+        // grouped lines have the key.
+        if let Some(groups) = &line.groups {
+            let list = PyList::empty(py);
+            for g in groups {
+                let gd = PyDict::new(py);
+                gd.set_item("group", &g.group)?;
+                match g.quantity {
+                    Some(q) => {
+                        gd.set_item("quantity", types.decimal(&q.normalize().to_string())?)?
+                    }
+                    None => gd.set_item("quantity", py.None())?,
+                }
+                gd.set_item("amount", types.decimal(&g.amount.to_string())?)?;
+                gd.set_item("trace", trace_list(py, types, &g.trace)?)?;
+                list.append(gd)?;
             }
-            trace.append(s)?;
+            d.set_item("groups", list)?;
         }
-        d.set_item("trace", trace)?;
         lines.append(d)?;
     }
     let out = PyDict::new(py);

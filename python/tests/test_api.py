@@ -206,3 +206,23 @@ def test_stubs_name_what_the_module_has():
     assert ob.simulate.__doc__ and ob.Scenario.from_path.__doc__ and ob.Contract.settle_table.__doc__
     assert issubclass(ob.OutcomeError, ValueError)
     assert ob.Contract.settle.__doc__ and ob.Contract.from_path.__doc__
+
+
+GROUPED = CONTRACT.replace('unit_price = "0.99"', 'unit_price = "0.99"\ngroup_by = "workspace"')
+
+
+def test_grouped_lines_carry_their_groups():
+    # Proves a grouped charge's line lists its groups in byte order, each with
+    # Decimal quantity and amount, and that the line is their sum.
+    c = ob.Contract.from_str(GROUPED)
+    rows = [
+        {"customer": "acme", "series": "resolved", "timestamp": "2026-01-05", "value": 10, "workspace": "b"},
+        {"customer": "acme", "series": "resolved", "timestamp": "2026-01-06", "value": 20, "workspace": "a"},
+    ]
+    line = c.settle(rows=rows, as_of="2026-02-01")[0]["lines"][0]
+    assert [g["group"] for g in line["groups"]] == ["a", "b"]
+    assert line["groups"][0]["quantity"] == Decimal("20")
+    assert line["groups"][0]["amount"] == Decimal("19.80")
+    assert line["amount"] == Decimal("29.70")
+    plain = ob.Contract.from_str(CONTRACT).settle(rows=ROWS, as_of="2026-03-01")[0]["lines"][0]
+    assert "groups" not in plain

@@ -571,6 +571,55 @@ cadence = "monthly"
         }
     }
 
+    /// A param `free` and a metric `u`, for grouped charges to read.
+    const GROUPED: &str = "[params]\nfree = \"10\"\n[metrics.u]\naggregate = \"sum\"\n";
+
+    #[test]
+    fn group_by_rejections_name_their_field_paths() {
+        // Each load-time rejection of group_by is at its path.
+        rejected(
+            "[[charges]]\nid = \"f\"\nkind = \"fixed\"\namount = \"1\"\ngroup_by = \"site\"\n",
+            "charges[0].group_by",
+            "a fixed charge cannot be grouped",
+        );
+        rejected(
+            &format!(
+                "{GROUPED}[[charges]]\nid = \"c\"\nkind = \"unit\"\nquantity = \"u\"\nunit_price = \"1\"\ngroup_by = \"void\"\n"
+            ),
+            "charges[0].group_by",
+            "not a dimension",
+        );
+        rejected(
+            &format!(
+                "{GROUPED}[[charges]]\nid = \"t\"\nkind = \"tiered\"\nmode = \"volume\"\naccumulate = \"contract_year\"\nquantity = \"u\"\ntiers = [ {{ unit_price = \"1\" }} ]\ngroup_by = \"site\"\n"
+            ),
+            "charges[0].accumulate",
+            "cannot accumulate over the contract year",
+        );
+    }
+
+    #[test]
+    fn params_by_rejections_name_their_field_paths() {
+        // An unknown param, a non-decimal, and a tier rule broken under one value.
+        rejected(
+            &format!("{GROUPED}[params_by.site]\nx = {{ nope = \"1\" }}\n"),
+            "params_by.site.x.nope",
+            "no param is named nope",
+        );
+        rejected(
+            &format!("{GROUPED}[params_by.site]\nx = {{ free = \"u\" }}\n"),
+            "params_by.site.x.free",
+            "a params_by value is a decimal",
+        );
+        rejected(
+            &format!(
+                "{GROUPED}[params_by.site]\nx = {{ free = \"90\" }}\n[[charges]]\nid = \"t\"\nkind = \"tiered\"\nmode = \"graduated\"\nquantity = \"u\"\ngroup_by = \"site\"\ntiers = [ {{ up_to = \"free\" }}, {{ up_to = \"50\", unit_price = \"1\" }}, {{ unit_price = \"2\" }} ]\n"
+            ),
+            "charges[0].tiers[1].up_to",
+            "in the group \"x\" of site",
+        );
+    }
+
     #[test]
     fn format_must_be_1() {
         // A format version other than 1 is named at `format`.
