@@ -6,7 +6,11 @@
 //! kind, quantity and amount must equal the row of `NAME.expect.csv` in the
 //! same position (amounts and quantities compared as decimals), there must
 //! be as many lines as rows, and each statement's total must be the sum of
-//! its lines. Every mismatch of every example is reported together.
+//! its lines. A grouped charge's line stands for one row per group (its
+//! groups in order, each with its group value, quantity and amount; one row
+//! of 0 with an empty group when it has none), as in the CSV export, and
+//! its amount must be the sum of its groups'. Every mismatch of every
+//! example is reported together.
 //!
 //! To add a case, add a worked example (`NAME.toml` with its `# as-of:`
 //! line, `NAME.csv`, `NAME.expect.csv`) to `tests/worked/`: it is
@@ -22,7 +26,7 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use rust_decimal::Decimal;
 
 /// Fewest examples the folder must hold.
-const EXAMPLES_MIN: usize = 14;
+const EXAMPLES_MIN: usize = 37;
 
 fn worked_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/worked")
@@ -83,6 +87,7 @@ struct Row {
     kind: String,
     quantity: Option<Decimal>,
     amount: Decimal,
+    group: String,
 }
 
 fn expected_rows(path: &Path) -> Result<Vec<Row>, String> {
@@ -112,12 +117,6 @@ fn expected_rows(path: &Path) -> Result<Vec<Row>, String> {
         let record = record.map_err(|e| e.to_string())?;
         let line = i as u64 + 2;
         let field = |k: usize| record.get(k).unwrap_or_default();
-        if !field(group).is_empty() {
-            return Err(format!(
-                "line {line}: grouped rows are not compared here (group {:?})",
-                field(group)
-            ));
-        }
         rows.push(Row {
             period_start: field(start).to_string(),
             period_end: field(end).to_string(),
@@ -128,6 +127,7 @@ fn expected_rows(path: &Path) -> Result<Vec<Row>, String> {
                 q => Some(decimal(q, line)?),
             },
             amount: decimal(field(amount), line)?,
+            group: field(group).to_string(),
         });
     }
     Ok(rows)
@@ -172,40 +172,63 @@ fn check(contract: &Path) -> Vec<String> {
                     break;
                 }
             };
-            let got = format!(
-                "{start},{end},{},{},{},{}",
-                line.charge,
-                line.kind,
-                line.quantity
-                    .map(|q| q.normalize().to_string())
-                    .unwrap_or_default(),
-                line.amount
-            );
-            match rows.get(n) {
-                None => problems.push(format!("line {n}: extra {got}")),
-                Some(row) => {
-                    let same = row.period_start == start
-                        && row.period_end == end
-                        && row.charge == line.charge
-                        && row.kind == line.kind
-                        && row.quantity == line.quantity
-                        && row.amount == line.amount;
-                    if !same {
-                        problems.push(format!(
-                            "line {n}: got {got}, want {},{},{},{},{},{}",
-                            row.period_start,
-                            row.period_end,
-                            row.charge,
-                            row.kind,
-                            row.quantity
-                                .map(|q| q.normalize().to_string())
-                                .unwrap_or_default(),
-                            row.amount
-                        ));
-                    }
+            // The rows this line stands for, as the CSV export prints them.
+            let parts: Vec<(Option<Decimal>, Decimal, &str)> = match &line.groups {
+                None => vec![(line.quantity, line.amount, "")],
+                Some(groups) if groups.is_empty() => vec![(line.quantity, Decimal::ZERO, "")],
+                Some(groups) => groups
+                    .iter()
+                    .map(|g| (g.quantity, g.amount, g.group.as_str()))
+                    .collect(),
+            };
+            if let Some(groups) = &line.groups {
+                let group_sum = groups
+                    .iter()
+                    .try_fold(Decimal::ZERO, |acc, g| acc.checked_add(g.amount));
+                if group_sum != Some(line.amount) {
+                    problems.push(format!(
+                        "statement {start}..{end}: {} is {}, not the sum of its groups {group_sum:?}",
+                        line.charge, line.amount
+                    ));
                 }
             }
-            n += 1;
+            for (quantity, amount, group) in parts {
+                let got = format!(
+                    "{start},{end},{},{},{},{amount},{group}",
+                    line.charge,
+                    line.kind,
+                    quantity
+                        .map(|q| q.normalize().to_string())
+                        .unwrap_or_default(),
+                );
+                match rows.get(n) {
+                    None => problems.push(format!("line {n}: extra {got}")),
+                    Some(row) => {
+                        let same = row.period_start == start
+                            && row.period_end == end
+                            && row.charge == line.charge
+                            && row.kind == line.kind
+                            && row.quantity == quantity
+                            && row.amount == amount
+                            && row.group == group;
+                        if !same {
+                            problems.push(format!(
+                                "line {n}: got {got}, want {},{},{},{},{},{},{}",
+                                row.period_start,
+                                row.period_end,
+                                row.charge,
+                                row.kind,
+                                row.quantity
+                                    .map(|q| q.normalize().to_string())
+                                    .unwrap_or_default(),
+                                row.amount,
+                                row.group
+                            ));
+                        }
+                    }
+                }
+                n += 1;
+            }
         }
         if s.total != sum {
             problems.push(format!(
@@ -216,8 +239,8 @@ fn check(contract: &Path) -> Vec<String> {
     }
     for row in rows.iter().skip(n) {
         problems.push(format!(
-            "missing line: {},{},{},{},{}",
-            row.period_start, row.period_end, row.charge, row.kind, row.amount
+            "missing line: {},{},{},{},{},{}",
+            row.period_start, row.period_end, row.charge, row.kind, row.amount, row.group
         ));
     }
     problems
