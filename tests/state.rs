@@ -110,6 +110,7 @@ fn any_state(good: State) -> impl Strategy<Value = State> {
                 running,
                 marks,
                 period_to_date: Vec::new(),
+                group_period_to_date: Vec::new(),
             },
         )
 }

@@ -1,5 +1,6 @@
 //! Evaluating one period: metrics, KPIs, baselines, charges, limits.
 
+use std::collections::BTreeMap;
 use std::fmt::Display;
 
 use rust_decimal::Decimal;
@@ -758,6 +759,7 @@ pub(crate) fn settle_core(
         running,
         marks,
         period_to_date,
+        group_period_to_date,
         ..
     } = state;
     let year_starts = index == 0 || periods[index - 1].contract_year != period.contract_year;
@@ -770,6 +772,7 @@ pub(crate) fn settle_core(
     let period_starts = part.is_none_or(|p| p.is_first());
     if part.is_some() && period_starts {
         period_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
+        group_period_to_date.iter_mut().for_each(BTreeMap::clear);
     }
     for (j, limit) in program.limits.iter().enumerate() {
         let reset = match limit.scope {
@@ -823,6 +826,7 @@ pub(crate) fn settle_core(
                     grouped,
                     i,
                     &mut group_amounts,
+                    group_period_to_date.get_mut(i),
                     lines.as_ref().map(|(_, t)| *t),
                 )?;
                 eval.values[program.charge_slot0 as usize + i] = Some(line.amount);
@@ -1004,6 +1008,7 @@ fn settle_grouped<'a>(
     grouped: &'a super::compile::GroupedCharge,
     position: usize,
     group_amounts: &mut [Vec<(String, Decimal)>],
+    mut to_date: Option<&mut BTreeMap<String, Decimal>>,
     lines: Option<bool>,
 ) -> R<Line> {
     let program = eval.program;
@@ -1051,6 +1056,14 @@ fn settle_grouped<'a>(
                 };
             }
             eval.counts.iter_mut().for_each(|c| *c = 0);
+            // In the parts of a cut period, the period-to-date quantity is
+            // the group's own: the charge's slot holds it while the group
+            // is priced.
+            if let Some(map) = to_date.as_deref() {
+                if let Some(q) = eval.period_to_date.get_mut(position) {
+                    *q = map.get(group).copied().unwrap_or_default();
+                }
+            }
             let body = &variant.charges[position].body;
             let mut trace = Trace::new(tracing);
             let mut cx = Pricing::<true> {
@@ -1064,6 +1077,13 @@ fn settle_grouped<'a>(
             };
             let exact = body.amount(&mut cx)?;
             let (quantity, already_rounded) = (cx.quantity, cx.rounded);
+            if let (Some(map), Some(q)) =
+                (to_date.as_deref_mut(), eval.period_to_date.get(position))
+            {
+                if eval.part.is_some() {
+                    map.insert(group.clone(), *q);
+                }
+            }
             let amount = if already_rounded {
                 exact
             } else {

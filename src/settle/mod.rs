@@ -1,6 +1,8 @@
 //! Settlement: a pure function of contract, metric source, period, as-of
 //! instant and the state carried from earlier periods.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -104,6 +106,12 @@ pub struct State {
     /// reads as empty.
     #[serde(default)]
     pub period_to_date: Vec<Decimal>,
+    /// Per charge: the period-to-date quantity of each group of a grouped
+    /// charge over the parts of a cut period, by group value (the format
+    /// keeps it per group). Empty where `period_to_date` is; the maps of
+    /// ungrouped charges stay empty.
+    #[serde(default)]
+    pub group_period_to_date: Vec<BTreeMap<String, Decimal>>,
 }
 
 /// One step of a line's trace: an input read or a step of the formula, and
@@ -448,6 +456,7 @@ impl CompiledContract {
             running: vec![Decimal::ZERO; program.limits.len()],
             marks: vec![None; program.baselines.len()],
             period_to_date: vec![Decimal::ZERO; self.period_to_date_len()],
+            group_period_to_date: vec![BTreeMap::new(); self.period_to_date_len()],
         }
     }
 
@@ -496,6 +505,7 @@ impl CompiledContract {
             && state.running.len() == program.limits.len()
             && state.marks.len() == program.baselines.len()
             && state.period_to_date.len() == self.period_to_date_len()
+            && state.group_period_to_date.len() == self.period_to_date_len()
             && state.contract == self.contract.id
             && state.version == self.version();
         if fits {
@@ -553,6 +563,12 @@ impl CompiledContract {
             (
                 "period_to_date",
                 state.period_to_date.len(),
+                self.period_to_date_len(),
+                "charge of a contract with cut periods",
+            ),
+            (
+                "group_period_to_date",
+                state.group_period_to_date.len(),
                 self.period_to_date_len(),
                 "charge of a contract with cut periods",
             ),

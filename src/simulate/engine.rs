@@ -186,6 +186,9 @@ fn settle_run(
     state.running.clone_from(&initial.running);
     state.marks.clone_from(&initial.marks);
     state.period_to_date.clone_from(&initial.period_to_date);
+    state
+        .group_period_to_date
+        .clone_from(&initial.group_period_to_date);
     let width = columns.charges.len() + 1;
     let limits = columns.limits.len();
     for (n, (charge_columns, limit_columns)) in columns.per_period.iter().enumerate() {
