@@ -613,7 +613,7 @@ impl Schedule {
     fn laid_year_starts(&self) -> Vec<usize> {
         match &self.cut {
             None => self.year_starts.clone(),
-            Some(cut) => {
+            Some(_) => {
                 let mut starts: Vec<usize> = self
                     .year_starts
                     .iter()
