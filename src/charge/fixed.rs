@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::kind::{CompileContext, Kind, Price, PriceContext};
 use crate::error::{R, Result};
 use crate::expr::{Expr, Field};
+use crate::period::Part;
 
 /// `fixed`: an amount, prorated by days in a stub period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,27 +41,59 @@ impl Kind for FixedCharge {
     }
 }
 
+impl FixedBody {
+    /// A part of a cut period: prorated by its days over the full period's
+    /// (`prorate = false`: the whole amount in the first part, 0 after).
+    /// Out of line, so the common path of [`Price::amount`] stays as it was.
+    #[cold]
+    #[inline(never)]
+    fn amount_in_part<P: PriceContext>(&self, cx: &mut P, part: Part) -> R<Decimal> {
+        let a = cx.value("amount", &self.amount)?;
+        cx.trace(|| format!("amount {}", self.amount.text), a);
+        let (number, count) = (part.number + 1, part.count);
+        if !self.prorate {
+            if part.is_first() {
+                return Ok(a);
+            }
+            cx.trace(
+                || {
+                    format!(
+                        "part {number} of {count} of a cut period: prorate = false bills the amount in the first part only"
+                    )
+                },
+                Decimal::ZERO,
+            );
+            return Ok(Decimal::ZERO);
+        }
+        let period = cx.period();
+        let (d, full) = (
+            Decimal::from(period.days()),
+            Decimal::from(period.full_days()),
+        );
+        let v = a
+            .checked_mul(d)
+            .and_then(|x| x.checked_div(full))
+            .ok_or_else(|| cx.overflow())?;
+        cx.trace(
+            || {
+                format!(
+                    "prorated for part {number} of {count} of a cut period: amount * {d} / {full} days"
+                )
+            },
+            v,
+        );
+        Ok(v)
+    }
+}
+
 impl Price for FixedBody {
     #[inline]
     fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
+        if let Some(part) = cx.part() {
+            return self.amount_in_part(cx, part);
+        }
         let a = cx.value("amount", &self.amount)?;
         cx.trace(|| format!("amount {}", self.amount.text), a);
-        if !self.prorate {
-            if let Some(part) = cx.part().filter(|p| !p.is_first()) {
-                cx.trace(
-                    || {
-                        format!(
-                            "part {} of {} of a cut period: prorate = false bills the amount in the first part only",
-                            part.number + 1,
-                            part.count
-                        )
-                    },
-                    Decimal::ZERO,
-                );
-                return Ok(Decimal::ZERO);
-            }
-        }
-        let part = cx.part();
         let period = cx.period();
         if self.prorate && period.is_stub() {
             let (d, full) = (
@@ -71,22 +104,10 @@ impl Price for FixedBody {
                 .checked_mul(d)
                 .and_then(|x| x.checked_div(full))
                 .ok_or_else(|| cx.overflow())?;
-            match part {
-                Some(p) => cx.trace(
-                    || {
-                        format!(
-                            "prorated for part {} of {} of a cut period: amount * {d} / {full} days",
-                            p.number + 1,
-                            p.count
-                        )
-                    },
-                    v,
-                ),
-                None => cx.trace(
-                    || format!("prorated for a stub: amount * {d} / {full} days"),
-                    v,
-                ),
-            }
+            cx.trace(
+                || format!("prorated for a stub: amount * {d} / {full} days"),
+                v,
+            );
             Ok(v)
         } else {
             Ok(a)

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use super::kind::{CompileContext, Kind, Price, PriceContext, Rules};
 use crate::error::{Error, ErrorKind, R, Result};
 use crate::expr::{Expr, Field};
+use crate::period::Part;
 
 /// One tier's values for a period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,9 +335,56 @@ fn constant_tiers(tiers: &[CTier]) -> Option<Vec<TierValues>> {
         .collect()
 }
 
+impl TieredBody {
+    /// The line of a part of a cut period with `accumulate = "period"`:
+    /// the period-to-date quantity priced (see `to_date::priced`). Out of
+    /// line, so the common path of [`Price::amount`] stays as it was.
+    #[cold]
+    #[inline(never)]
+    fn amount_in_part<P: PriceContext>(&self, cx: &mut P, part: Part) -> R<Decimal> {
+        let q = cx.value("quantity", &self.quantity)?;
+        cx.trace(|| format!("quantity: {}", self.quantity.text), q);
+        if q.is_sign_negative() && !q.is_zero() {
+            return Err(cx.fail(
+                ErrorKind::InvalidValue,
+                format_args!("quantity is negative ({q})"),
+            ));
+        }
+        let values: Vec<TierValues> = match &self.constant {
+            Some(fixed) => fixed.clone(),
+            None => {
+                let mut buf = Vec::with_capacity(self.tiers.len());
+                for (j, tier) in self.tiers.iter().enumerate() {
+                    buf.push(TierValues {
+                        up_to: cx.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
+                        unit_price: cx
+                            .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
+                            .unwrap_or_default(),
+                        flat_fee: cx
+                            .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                            .unwrap_or_default(),
+                    });
+                }
+                if let Err((j, m)) = check(&buf) {
+                    return Err(cx.fail(ErrorKind::InvalidValue, format_args!("tiers[{j}]: {m}")));
+                }
+                buf
+            }
+        };
+        cx.set_quantity(q);
+        let (mode, before) = (self.mode, &self.before);
+        super::to_date::priced(cx, part, q, &|x| amount_quietly(mode, &values, before, x))
+    }
+}
+
 impl Price for TieredBody {
     #[inline]
     fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
+        if self.accumulate == Accumulate::Period {
+            if let Some(part) = cx.part() {
+                return self.amount_in_part(cx, part);
+            }
+        }
         let q = cx.value("quantity", &self.quantity)?;
         cx.trace(|| format!("quantity: {}", self.quantity.text), q);
         if q.is_sign_negative() && !q.is_zero() {
@@ -374,12 +422,7 @@ impl Price for TieredBody {
         let whole_before = &self.before;
         cx.set_quantity(q);
         let result = match self.accumulate {
-            Accumulate::Period => match cx.part() {
-                None => priced(mode, values, whole_before, q, cx),
-                Some(part) => super::to_date::priced(cx, part, q, &|x| {
-                    amount_quietly(mode, values, whole_before, x)
-                }),
-            },
+            Accumulate::Period => priced(mode, values, whole_before, q, cx),
             Accumulate::ContractYear => {
                 let before = *cx.year_to_date();
                 let y = before.checked_add(q).ok_or_else(|| cx.overflow())?;

@@ -907,19 +907,7 @@ pub(crate) fn settle_core(
         // total, true-up and balance across them, by the `contract_year`
         // formulas, its scope ending with the last part.
         let (scope, last_part) = match part {
-            Some(p) if limit.scope == Scope::Period => {
-                trace.step(
-                    || {
-                        format!(
-                            "part {} of {} of a cut period: the period's running total carries across its parts",
-                            p.number + 1,
-                            p.count
-                        )
-                    },
-                    Decimal::from(p.number + 1),
-                );
-                (Scope::ContractYear, Some(p.is_last()))
-            }
+            Some(p) if limit.scope == Scope::Period => part_scope(&mut trace, p),
             _ => (limit.scope, None),
         };
         let last = || match (last_part, scope) {
@@ -982,6 +970,25 @@ pub(crate) fn settle_core(
     }
     *next_period = index + 1;
     Ok(())
+}
+
+/// A `period` limit in a part of a cut period runs by the `contract_year`
+/// formulas, its scope ending with the last part; the trace says so. Out
+/// of line: only cut periods come here.
+#[cold]
+#[inline(never)]
+fn part_scope(trace: &mut Trace, p: Part) -> (Scope, Option<bool>) {
+    trace.step(
+        || {
+            format!(
+                "part {} of {} of a cut period: the period's running total carries across its parts",
+                p.number + 1,
+                p.count
+            )
+        },
+        Decimal::from(p.number + 1),
+    );
+    (Scope::ContractYear, Some(p.is_last()))
 }
 
 fn base_names(program: &Program, limit: usize) -> String {

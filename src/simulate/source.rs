@@ -453,21 +453,36 @@ impl<'a> ScenarioFrame<'a> {
                 }
                 match &self.split {
                     None => values[r.series * periods + n] = v,
-                    Some(split) => split
-                        .spread(values, r.series * periods, n, v)
-                        .ok_or_else(|| {
-                            Error::data(
-                                self.name.as_str(),
-                                format!(
-                                    "series {}: splitting a draw of {v} among the parts of period {n} overflows",
-                                    self.names[r.series]
-                                ),
-                            )
-                        })?,
+                    Some(split) => self.spread_draw(split, values, r.series, n, v)?,
                 }
             }
         }
         Ok(())
+    }
+
+    /// Splits a draw of laid period `n` among its parts (out of line: only
+    /// frames with cut periods come here).
+    #[cold]
+    #[inline(never)]
+    fn spread_draw(
+        &self,
+        split: &Split,
+        values: &mut [Decimal],
+        series: usize,
+        n: usize,
+        v: Decimal,
+    ) -> Result<()> {
+        split
+            .spread(values, series * self.starts.len(), n, v)
+            .ok_or_else(|| {
+                Error::data(
+                    self.name.as_str(),
+                    format!(
+                        "series {}: splitting a draw of {v} among the parts of period {n} overflows",
+                        self.names[series]
+                    ),
+                )
+            })
     }
 
     /// The metric source of one run, over `values` filled by
