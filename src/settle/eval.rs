@@ -808,79 +808,34 @@ pub(crate) fn settle_core(
         context: Context::None,
         group: None,
     };
-    // Each grouped charge's amount in each of its groups, for the grouped
-    // charges after it that name it (only with some grouped charge).
-    let mut group_amounts: Vec<Vec<(String, Decimal)>> = match &program.grouping {
-        Some(_) => vec![Vec::new(); program.charges.len()],
-        None => Vec::new(),
-    };
 
     out.charges.clear();
-    for (i, charge) in program.charges.iter().enumerate() {
-        eval.context = Context::Charge(i);
-        if let Some(grouping) = program.grouping.as_deref() {
-            if let Some(grouped) = &grouping.charges[i] {
-                let line = settle_grouped(
+    match program.grouping.as_deref() {
+        // Contracts without grouped charges: the loop as it always was, one
+        // call site of `Pricing<false>`.
+        None => {
+            for (i, charge) in program.charges.iter().enumerate() {
+                eval.context = Context::Charge(i);
+                let amount = price_charge::<false>(
                     &mut eval,
-                    grouping,
-                    grouped,
+                    charge,
                     i,
-                    &mut group_amounts,
-                    group_period_to_date.get_mut(i),
-                    lines.as_ref().map(|(_, t)| *t),
+                    year_to_date,
+                    tracing,
+                    lines.as_mut().map(|(l, _)| &mut **l),
                 )?;
-                eval.values[program.charge_slot0 as usize + i] = Some(line.amount);
-                out.charges.push(line.amount);
-                if let Some((lines, _)) = lines.as_mut() {
-                    lines.push(line);
-                }
-                continue;
+                out.charges.push(amount);
             }
         }
-        let mut trace = Trace::new(tracing);
-        let mut cx = Pricing::<false> {
-            eval: &mut eval,
-            trace: &mut trace,
-            charge: i,
+        Some(grouping) => settle_charges_grouped(
+            &mut eval,
+            grouping,
             year_to_date,
-            fields: &[],
-            quantity: None,
-            rounded: false,
-        };
-        let exact = charge.body.amount(&mut cx)?;
-        let (quantity, already_rounded) = (cx.quantity, cx.rounded);
-        let amount = if already_rounded {
-            exact
-        } else {
-            rounding.round(exact)
-        };
-        if !already_rounded {
-            trace.rounded(rounding, exact);
-        }
-        eval.values[program.charge_slot0 as usize + i] = Some(amount);
-        out.charges.push(amount);
-        if let Some((lines, _)) = lines.as_mut() {
-            let mut steps = Vec::new();
-            if tracing {
-                for &slot in &charge.inputs {
-                    if let Some((text, value)) = eval.describe_input(slot) {
-                        steps.push(Step {
-                            step: text,
-                            value: format_normalized(value),
-                        });
-                    }
-                }
-                steps.append(&mut trace.steps);
-            }
-            lines.push(Line {
-                charge: charge.id.clone(),
-                kind: charge.kind.clone(),
-                quantity,
-                amount,
-                trace: steps,
-                groups: None,
-            });
-        }
+            group_period_to_date,
+            &mut out.charges,
+            tracing,
+            lines.as_mut().map(|(l, t)| (&mut **l, *t)),
+        )?,
     }
 
     out.limits.clear();
@@ -1000,6 +955,119 @@ fn base_names(program: &Program, limit: usize) -> String {
         .collect();
     names.extend(l.nested.iter().map(|&k| program.limits[k].name.as_str()));
     names.join(", ")
+}
+
+/// Prices the ungrouped charge at `position` for the period, records its
+/// rounded amount for the expressions after it, writes its line when
+/// `lines` is given, and returns the amount. `GROUPED` says which loop
+/// calls it: each instantiation has one call site.
+#[inline(always)]
+fn price_charge<const GROUPED: bool>(
+    eval: &mut Eval<'_>,
+    charge: &super::compile::CCharge,
+    position: usize,
+    year_to_date: &mut [Decimal],
+    tracing: bool,
+    lines: Option<&mut Vec<Line>>,
+) -> R<Decimal> {
+    let program = eval.program;
+    let rounding = eval.cc.rounding;
+    let mut trace = Trace::new(tracing);
+    let mut cx = Pricing::<GROUPED> {
+        eval: &mut *eval,
+        trace: &mut trace,
+        charge: position,
+        year_to_date,
+        fields: &[],
+        quantity: None,
+        rounded: false,
+    };
+    let exact = charge.body.amount(&mut cx)?;
+    let (quantity, already_rounded) = (cx.quantity, cx.rounded);
+    let amount = if already_rounded {
+        exact
+    } else {
+        rounding.round(exact)
+    };
+    if !already_rounded {
+        trace.rounded(rounding, exact);
+    }
+    eval.values[program.charge_slot0 as usize + position] = Some(amount);
+    if let Some(lines) = lines {
+        let mut steps = Vec::new();
+        if tracing {
+            for &slot in &charge.inputs {
+                if let Some((text, value)) = eval.describe_input(slot) {
+                    steps.push(Step {
+                        step: text,
+                        value: format_normalized(value),
+                    });
+                }
+            }
+            steps.append(&mut trace.steps);
+        }
+        lines.push(Line {
+            charge: charge.id.clone(),
+            kind: charge.kind.clone(),
+            quantity,
+            amount,
+            trace: steps,
+            groups: None,
+        });
+    }
+    Ok(amount)
+}
+
+/// The charges of a version with some grouped charge: each grouped one by
+/// [`settle_grouped`], the others as in `settle_core` (through
+/// `Pricing<true>`, so the ungrouped loop keeps its one call site). Kept
+/// out of line: contracts without grouped charges never come here.
+#[inline(never)]
+fn settle_charges_grouped<'a>(
+    eval: &mut Eval<'a>,
+    grouping: &'a super::compile::Grouping,
+    year_to_date: &mut [Decimal],
+    group_period_to_date: &mut [BTreeMap<String, Decimal>],
+    amounts: &mut Vec<Decimal>,
+    tracing: bool,
+    mut lines: Option<(&mut Vec<Line>, bool)>,
+) -> R<()> {
+    let program = eval.program;
+    // Each grouped charge's amount in each of its groups, for the grouped
+    // charges after it that name it.
+    let mut group_amounts: Vec<Vec<(String, Decimal)>> = vec![Vec::new(); program.charges.len()];
+    for (i, charge) in program.charges.iter().enumerate() {
+        eval.context = Context::Charge(i);
+        let amount = match &grouping.charges[i] {
+            Some(grouped) => {
+                let line = settle_grouped(
+                    eval,
+                    grouping,
+                    grouped,
+                    i,
+                    &mut group_amounts,
+                    group_period_to_date.get_mut(i),
+                    lines.as_ref().map(|(_, t)| *t),
+                )?;
+                let amount = line.amount;
+                eval.values[program.charge_slot0 as usize + i] = Some(amount);
+                if let Some((lines, _)) = lines.as_mut() {
+                    lines.push(line);
+                }
+                amount
+            }
+            None => price_charge::<true>(
+                eval,
+                charge,
+                i,
+                year_to_date,
+                tracing,
+                lines.as_mut().map(|(l, _)| &mut **l),
+            )?,
+        };
+        amounts.push(amount);
+    }
+    Ok(())
 }
 
 /// Settles the grouped charge at `position` (see the format's "Pricing per
