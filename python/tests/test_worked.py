@@ -21,7 +21,8 @@ def test_there_are_enough_worked_examples():
 def test_settle_matches_expected_lines(contract):
     # Proves settle() gives each line's period, charge, kind, quantity and
     # amount of the expected export, in order, as Decimals, and totals that
-    # are the sums of their lines.
+    # are the sums of their lines; a grouped line gives its groups' rows, as
+    # the export does, and is the sum of its groups.
     c = ob.Contract.from_path(contract)
     statements = c.settle(csv=contract.with_suffix(".csv"), as_of=as_of_comment(contract))
     want = expected_rows(contract.with_name(contract.stem + ".expect.csv"))
@@ -32,7 +33,7 @@ def test_settle_matches_expected_lines(contract):
         for line in s["lines"]:
             assert isinstance(line["amount"], Decimal)
             assert line["quantity"] is None or isinstance(line["quantity"], Decimal)
-            got.append({
+            row = {
                 "contract": c.id,
                 "period_start": s["period"]["start"].isoformat(),
                 "period_end": s["period"]["end"].isoformat(),
@@ -41,7 +42,17 @@ def test_settle_matches_expected_lines(contract):
                 "quantity": line["quantity"],
                 "amount": line["amount"],
                 "group": "",
-            })
+            }
+            groups = line.get("groups")
+            if not groups:
+                # An ungrouped line, or a grouped one with no group this
+                # period (one row of amount 0).
+                got.append(row)
+                continue
+            assert line["amount"] == sum((g["amount"] for g in groups), Decimal(0))
+            for g in groups:
+                got.append({**row, "quantity": g["quantity"], "amount": g["amount"],
+                            "group": g["group"]})
     assert got == want
 
 
