@@ -823,10 +823,13 @@ pub(crate) fn settle_core(
         // Contracts without grouped charges: the loop as it always was, one
         // call site of `Pricing<false>`.
         None => {
+            // Read once, not once per charge through `eval`.
+            let hoisted = (rounding, program.charge_slot0 as usize);
             for (i, charge) in program.charges.iter().enumerate() {
                 eval.context = Context::Charge(i);
                 let amount = price_charge::<false>(
                     &mut eval,
+                    hoisted,
                     charge,
                     i,
                     year_to_date,
@@ -867,29 +870,31 @@ pub(crate) fn settle_core(
         };
         trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
         trace.step(|| format!("amount {}", limit.amount.text), amount);
-        // In the parts of a cut period, a `period` limit keeps one running
-        // total, true-up and balance across them, by the `contract_year`
-        // formulas, its scope ending with the last part.
-        let (scope, last_part) = match part {
-            Some(p) if limit.scope == Scope::Period => part_scope(&mut trace, p),
-            _ => (limit.scope, None),
-        };
-        let last = || match (last_part, scope) {
-            (Some(last), _) => last,
-            (None, Scope::Term) => index + 1 == periods.len(),
-            (None, _) => cc.schedule.is_last_of_year(index),
-        };
-        let terms = crate::limit::Terms {
-            scope,
-            amount,
-            base,
-            running: &mut running[j],
-            last: &last,
-        };
-        let line = limit
-            .kind
-            .line(terms, &mut trace.describer())
-            .ok_or_else(|| eval.overflow())?;
+        let running = &mut running[j];
+        let line = match part {
+            // In the parts of a cut period, a `period` limit keeps one
+            // running total, true-up and balance across them, by the
+            // `contract_year` formulas, its scope ending with the last part.
+            Some(p) if limit.scope == Scope::Period => {
+                part_limit_line(limit, amount, base, running, &mut trace, p)
+            }
+            _ => {
+                let scope = limit.scope;
+                let last = || match scope {
+                    Scope::Term => index + 1 == periods.len(),
+                    _ => cc.schedule.is_last_of_year(index),
+                };
+                let terms = crate::limit::Terms {
+                    scope,
+                    amount,
+                    base,
+                    running,
+                    last: &last,
+                };
+                limit.kind.line(terms, &mut trace.describer())
+            }
+        }
+        .ok_or_else(|| eval.overflow())?;
         out.limits[j] = line;
         if let Some((lines, _)) = lines.as_mut() {
             if !line.is_zero() {
@@ -941,7 +946,14 @@ pub(crate) fn settle_core(
 /// of line: only cut periods come here.
 #[cold]
 #[inline(never)]
-fn part_scope(trace: &mut Trace, p: Part) -> (Scope, Option<bool>) {
+fn part_limit_line(
+    limit: &super::compile::CLimit,
+    amount: Decimal,
+    base: Decimal,
+    running: &mut Decimal,
+    trace: &mut Trace,
+    p: Part,
+) -> Option<Decimal> {
     trace.step(
         || {
             format!(
@@ -952,7 +964,16 @@ fn part_scope(trace: &mut Trace, p: Part) -> (Scope, Option<bool>) {
         },
         Decimal::from(p.number + 1),
     );
-    (Scope::ContractYear, Some(p.is_last()))
+    let last = p.is_last();
+    let last = || last;
+    let terms = crate::limit::Terms {
+        scope: Scope::ContractYear,
+        amount,
+        base,
+        running,
+        last: &last,
+    };
+    limit.kind.line(terms, &mut trace.describer())
 }
 
 fn base_names(program: &Program, limit: usize) -> String {
@@ -973,14 +994,13 @@ fn base_names(program: &Program, limit: usize) -> String {
 #[inline(always)]
 fn price_charge<const GROUPED: bool>(
     eval: &mut Eval<'_>,
+    (rounding, charge_slot0): (Rounding, usize),
     charge: &super::compile::CCharge,
     position: usize,
     year_to_date: &mut [Decimal],
     tracing: bool,
     lines: Option<&mut Vec<Line>>,
 ) -> R<Decimal> {
-    let program = eval.program;
-    let rounding = eval.cc.rounding;
     let mut trace = Trace::new(tracing);
     let mut cx = Pricing::<GROUPED> {
         eval: &mut *eval,
@@ -999,7 +1019,7 @@ fn price_charge<const GROUPED: bool>(
         trace.rounded(rounding, exact);
         rounding.round(exact)
     };
-    eval.values[program.charge_slot0 as usize + position] = Some(amount);
+    eval.values[charge_slot0 + position] = Some(amount);
     if let Some(lines) = lines {
         let mut steps = Vec::new();
         if tracing {
@@ -1065,6 +1085,7 @@ fn settle_charges_grouped<'a>(
             }
             None => price_charge::<true>(
                 eval,
+                (eval.cc.rounding, program.charge_slot0 as usize),
                 charge,
                 i,
                 year_to_date,
