@@ -66,3 +66,18 @@ pub fn write(dir: &Path, name: &str, text: &str) -> String {
 pub fn json(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
+
+/// The `# as-of: T` comment line of a contract file: the instant its
+/// expected output is settled at, or why there is none.
+///
+/// # Errors
+/// When the file cannot be read or has no such line.
+pub fn as_of(contract: &Path) -> Result<String, String> {
+    let text =
+        std::fs::read_to_string(contract).map_err(|e| format!("{}: {e}", contract.display()))?;
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix('#'))
+        .find_map(|l| l.trim().strip_prefix("as-of:"))
+        .map(|t| t.trim().to_string())
+        .ok_or_else(|| format!("{}: no `# as-of: T` comment line", contract.display()))
+}
