@@ -3,32 +3,17 @@
 //! on the spec example, malformed data, billing runs over several contracts
 //! and the stable JSON and CSV shapes.
 
-use std::path::{Path, PathBuf};
+#[path = "common/command.rs"]
+mod command;
+use command::{Run, json, outcome_in, write};
+
+use std::path::PathBuf;
 use std::process::Command;
 
 use serde_json::Value;
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn outcome(args: &[&str], dir: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_outcome"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run outcome");
-    Run {
-        code: out.status.code().expect("exit status"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
-}
 
 fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -46,12 +31,6 @@ fn tmp() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
-}
-
 /// A contract with id `id`, January to March 2026, monthly, and `body`.
 fn contract(id: &str, extra: &str, body: &str) -> String {
     format!(
@@ -66,10 +45,6 @@ const PLAN: &str = "[[charges]]\nid = \"plan\"\nkind = \"fixed\"\namount = \"10\
 const UNIT: &str = "[metrics.resolved]\naggregate = \"sum\"\n\
                     [[charges]]\nid = \"u\"\nkind = \"unit\"\nquantity = \"resolved\"\nunit_price = \"0.5\"\n";
 
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
 /// `value` as a string, which it must be.
 fn s(value: &Value) -> &str {
     value
@@ -81,7 +56,7 @@ fn s(value: &Value) -> &str {
 fn validate_text(text: &str) -> Run {
     let dir = tmp();
     let file = write(dir.path(), "c.toml", text);
-    outcome(&["validate", &file], dir.path())
+    outcome_in(&["validate", &file], dir.path())
 }
 
 /// Asserts an invalid contract exits 2 and stderr names every one of
@@ -106,7 +81,7 @@ fn assert_invalid(body: &str, needles: &[&str]) {
 fn validate_prints_the_summary_line_and_exits_0() {
     // Proves `validate` prints `ID: ok (N periods, M charges, K limits)` per
     // contract and exits 0.
-    let run = outcome(&["validate", &example("contract.toml")], &repo());
+    let run = outcome_in(&["validate", &example("contract.toml")], &repo());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
@@ -122,7 +97,7 @@ fn validate_prints_the_summary_line_and_exits_0() {
         "charges": [{"id": "x", "kind": "expr", "amount": 1.5}],
         "limits": [{"kind": "cap", "amount": "10", "scope": "term"}, {"kind": "floor", "amount": "1", "scope": "period"}]}"#,
     );
-    let run = outcome(&["validate", &a, &b], dir.path());
+    let run = outcome_in(&["validate", &a, &b], dir.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(
         run.stdout,
@@ -264,7 +239,7 @@ fn validate_reports_every_contract_and_exits_with_the_highest_status() {
         "b.toml",
         &contract("bad", "", "[[charges]]\nid = 3\n"),
     );
-    let run = outcome(&["validate", &a, &b], dir.path());
+    let run = outcome_in(&["validate", &a, &b], dir.path());
     assert_eq!(run.code, 2);
     assert_eq!(run.stdout, "good: ok (3 periods, 1 charges, 0 limits)\n");
     assert!(run.stderr.contains("charges[0]"), "{}", run.stderr);
@@ -292,13 +267,13 @@ fn settle_the_spec_example() {
     for format in ["table", "json", "csv"] {
         let a = args(format);
         let a: Vec<&str> = a.iter().map(String::as_str).collect();
-        let run = outcome(&a, &repo());
+        let run = outcome_in(&a, &repo());
         assert_eq!(run.code, 0, "{format}: {}", run.stderr);
         assert!(!run.stdout.is_empty());
     }
     let a = args("json");
     let a: Vec<&str> = a.iter().map(String::as_str).collect();
-    let doc = json(&outcome(&a, &repo()).stdout);
+    let doc = json(&outcome_in(&a, &repo()).stdout);
     assert_eq!(doc["contract"], "support-agent-2026");
     assert_eq!(doc["currency"], "USD");
     let first = &doc["statements"][0];
@@ -337,7 +312,7 @@ fn settle_the_spec_example() {
 fn settle_without_as_of_reads_every_row() {
     // Proves settle without --as-of exits 0 on the example (periods judged
     // against the clock, no row ignored).
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             &example("contract.toml"),
@@ -364,7 +339,7 @@ fn settle_a_malformed_csv_row_names_file_line_and_column() {
         "bad.csv",
         "series,timestamp,value\nq,2026-01-03,1\nq,2026-01-04,1e3\n",
     );
-    let run = outcome(
+    let run = outcome_in(
         &["settle", &c, "--metrics", "bad.csv", "--format", "json"],
         dir.path(),
     );
@@ -377,7 +352,7 @@ fn settle_a_malformed_csv_row_names_file_line_and_column() {
         "theirs.csv",
         "customer,series,timestamp,value\nacme,q,2026-01-03,1\nother,q,2026-01-04,abc\n",
     );
-    let run = outcome(&["settle", &c, "--metrics", "theirs.csv"], dir.path());
+    let run = outcome_in(&["settle", &c, "--metrics", "theirs.csv"], dir.path());
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("theirs.csv:3:4"), "{}", run.stderr);
     // A bad timestamp in column 2 of line 2, with the columns reordered.
@@ -386,7 +361,7 @@ fn settle_a_malformed_csv_row_names_file_line_and_column() {
         "bad2.csv",
         "value,timestamp,series\n1,2026-13-01,q\n",
     );
-    let run = outcome(&["settle", &c, "--metrics", "bad2.csv"], dir.path());
+    let run = outcome_in(&["settle", &c, "--metrics", "bad2.csv"], dir.path());
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("bad2.csv:2:2"), "{}", run.stderr);
 }
@@ -397,7 +372,7 @@ fn settle_with_a_missing_metrics_file_exits_1() {
     // the file named on stderr.
     let dir = tmp();
     let c = write(dir.path(), "c.toml", &contract("t", "", PLAN));
-    let run = outcome(&["settle", &c, "--metrics", "nowhere.csv"], dir.path());
+    let run = outcome_in(&["settle", &c, "--metrics", "nowhere.csv"], dir.path());
     assert_eq!(run.code, 1);
     assert!(run.stderr.contains("nowhere.csv"), "{}", run.stderr);
 }
@@ -424,18 +399,18 @@ fn settle_period_must_be_a_period_start() {
         "m.csv",
         "series,timestamp,value\nq,2026-01-03,100\nq,2026-02-03,100\nq,2026-03-03,100\n",
     );
-    let run = outcome(
+    let run = outcome_in(
         &["settle", &c, "--metrics", "m.csv", "--period", "2026-02-02"],
         dir.path(),
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("2026-02-02"), "{}", run.stderr);
-    let run = outcome(
+    let run = outcome_in(
         &["settle", &c, "--metrics", "m.csv", "--period", "Feb"],
         dir.path(),
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             &c,
@@ -486,7 +461,7 @@ fn settle_a_folder_orders_contracts_by_id_bytes() {
         ("c.json", contract_json("Alpha")),
         ("notes.txt", "not a contract".into()),
     ]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -510,7 +485,7 @@ fn settle_a_folder_orders_contracts_by_id_bytes() {
     assert_eq!(ids, ["Alpha", "alpha", "beta"]);
     // A folder with a single contract is still a run.
     let one = folder(&[("a.toml", contract("solo", "", PLAN))]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -545,7 +520,7 @@ fn settle_two_files_with_one_id_is_a_usage_error_and_prints_nothing() {
         ("c.toml", contract("same", "", PLAN)),
     ]);
     for format in ["json", "csv", "table"] {
-        let run = outcome(
+        let run = outcome_in(
             &[
                 "settle",
                 "contracts",
@@ -578,7 +553,7 @@ fn settle_a_failing_contract_takes_its_place_and_does_not_stop_the_others() {
         ("2.toml", failing.clone()),
         ("3.toml", contract("a-ok", "", PLAN)),
     ]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -602,7 +577,7 @@ fn settle_a_failing_contract_takes_its_place_and_does_not_stop_the_others() {
     assert_eq!(items[0]["total"], "10.00");
     assert_eq!(items[2]["total"], "10.00");
 
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -637,7 +612,7 @@ fn settle_a_failing_contract_takes_its_place_and_does_not_stop_the_others() {
             ),
         ),
     ]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -670,7 +645,7 @@ fn settle_a_contract_whose_id_cannot_be_read_is_listed_under_its_path() {
         ("good.toml", contract("good", "", PLAN)),
         ("broken.toml", "this is = = not toml".into()),
     ]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -715,7 +690,7 @@ fn settle_a_failing_yaml_contract_is_listed_under_its_id() {
                 .into(),
         ),
     ]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -774,7 +749,7 @@ fn csv_rows_are_ordered_with_exact_scales_and_no_negative_zero() {
         "m.csv",
         "series,timestamp,value\nq,2026-01-03,3.50\nq,2026-02-03,0\n",
     );
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -842,7 +817,7 @@ fn json_amounts_are_strings_with_the_exact_scale_and_limit_lines_only_when_not_z
         "m.csv",
         "series,timestamp,value\nq,2026-01-03,150.500\nq,2026-02-03,20\nq,2026-03-03,80\n",
     );
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             &c,
@@ -938,7 +913,7 @@ fn as_of_as_a_date_is_local_midnight_in_the_contracts_zone() {
         ("utc.toml", contract("utc", "", body)),
     ]);
     write(dir.path(), "m.csv", data);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -961,7 +936,7 @@ fn as_of_as_a_date_is_local_midnight_in_the_contracts_zone() {
     // An instant is the same for both: at 02:00Z New York's January has
     // not ended and holds an observation (so it is due); the correction is
     // unknown to both.
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -990,7 +965,7 @@ fn settle_of_one_file_prints_one_document() {
     let dir = tmp();
     let c = write(dir.path(), "c.toml", &contract("t", "", PLAN));
     write(dir.path(), "m.csv", "series,timestamp,value\n");
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             &c,
@@ -1025,7 +1000,7 @@ fn settle_two_files_with_one_id_is_caught_when_one_is_invalid_yaml() {
                 .into(),
         ),
     ]);
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -1093,8 +1068,8 @@ fn a_contract_that_validates_settles_its_constant_tiers() {
         ),
     );
     write(dir.path(), "m.csv", "series,timestamp,value\n");
-    let validate = outcome(&["validate", &c], dir.path());
-    let settle = outcome(
+    let validate = outcome_in(&["validate", &c], dir.path());
+    let settle = outcome_in(
         &["settle", &c, "--metrics", "m.csv", "--as-of", "2026-02-01"],
         dir.path(),
     );
@@ -1125,7 +1100,7 @@ fn a_contract_file_that_is_not_utf8_is_an_invalid_contract() {
         &contract("good", "", PLAN),
     );
     write(dir.path(), "m.csv", "series,timestamp,value\n");
-    let run = outcome(&["validate", "contracts/bad.toml"], dir.path());
+    let run = outcome_in(&["validate", "contracts/bad.toml"], dir.path());
     assert_eq!(run.code, 2, "{}", run.stderr);
     assert!(run.stderr.contains("not UTF-8"), "{}", run.stderr);
     assert!(
@@ -1134,7 +1109,7 @@ fn a_contract_file_that_is_not_utf8_is_an_invalid_contract() {
         run.stderr
     );
 
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "contracts",
@@ -1198,7 +1173,7 @@ fn a_billing_run_reads_metrics_from_a_pipe() {
             "csv".into(),
         ]
     };
-    let from_file = outcome(
+    let from_file = outcome_in(
         &args("m.csv").iter().map(String::as_str).collect::<Vec<_>>(),
         dir.path(),
     );
@@ -1213,7 +1188,7 @@ fn a_billing_run_reads_metrics_from_a_pipe() {
         let fifo = fifo.clone();
         std::thread::spawn(move || std::fs::write(fifo, data).expect("write to the pipe"))
     };
-    let from_pipe = outcome(
+    let from_pipe = outcome_in(
         &args("pipe.csv")
             .iter()
             .map(String::as_str)

@@ -4,6 +4,10 @@
 //! contract names in a comment line `# as-of: T`. Each folder's README holds
 //! the hand computation.
 
+#[path = "common/command.rs"]
+mod command;
+use command::as_of;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -17,17 +21,6 @@ fn folders() -> Vec<PathBuf> {
         .collect();
     out.sort();
     out
-}
-
-/// The `# as-of: T` comment of a contract, or why there is none.
-fn as_of(contract: &Path) -> Result<String, String> {
-    let text =
-        std::fs::read_to_string(contract).map_err(|e| format!("{}: {e}", contract.display()))?;
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix('#'))
-        .find_map(|l| l.trim().strip_prefix("as-of:"))
-        .map(|t| t.trim().to_string())
-        .ok_or_else(|| format!("{}: no `# as-of: T` comment line", contract.display()))
 }
 
 /// Settles one folder and compares with its `expected.csv`: a description

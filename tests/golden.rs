@@ -15,8 +15,12 @@
 //! To add a golden trace, create an empty `tests/golden/NAME.json` for a
 //! worked example `NAME` and bless. See `tests/golden/README.md`.
 
+#[path = "common/command.rs"]
+mod command;
+use command::as_of;
+
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// Fewest golden files the folder must hold.
@@ -41,17 +45,6 @@ fn golden_files() -> Vec<PathBuf> {
         .collect();
     files.sort();
     files
-}
-
-/// The `# as-of: T` comment of a contract.
-fn as_of(contract: &Path) -> Result<String, String> {
-    let text =
-        std::fs::read_to_string(contract).map_err(|e| format!("{}: {e}", contract.display()))?;
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix('#'))
-        .find_map(|l| l.trim().strip_prefix("as-of:"))
-        .map(|t| t.trim().to_string())
-        .ok_or_else(|| format!("{}: no `# as-of: T` comment line", contract.display()))
 }
 
 /// The settle JSON of worked example `name`, as the binary prints it.

@@ -5,8 +5,9 @@
 //! table outputs, `validate`, the sources agreeing, and every load-time
 //! rejection of the format's section naming its field path.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "common/command.rs"]
+mod command;
+use command::{outcome, write};
 
 #[path = "common/pg.rs"]
 mod pg;
@@ -577,30 +578,6 @@ fn constant_rules_hold_under_every_params_by_value() {
 
 // ---------------------------------------------------------------------------
 // Command line
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn outcome(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_outcome"))
-        .args(args)
-        .output()
-        .expect("run outcome");
-    Run {
-        code: out.status.code().expect("exit status"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8"),
-    }
-}
-
-fn write(dir: &Path, name: &str, text: &str) -> String {
-    let path = dir.join(name);
-    std::fs::write(&path, text).expect("write");
-    path.display().to_string()
-}
 
 const AGENT_CSV: &str = "series,timestamp,value,workspace\n\
     resolved,2026-01-03,120,ws-b\n\

@@ -2,15 +2,15 @@
 //! parts, each with its own statement, priced as the spec's "Amendments"
 //! section says. Through the public API and the command line.
 
-use std::path::Path;
-use std::process::Command;
+#[path = "common/command.rs"]
+mod command;
+use command::{json, outcome_in, write};
 
 use outcome_billing::metric::{MemorySource, Observation};
 use outcome_billing::period::Stamp;
 use outcome_billing::{CompiledContract, SettleOptions, Statement};
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-use serde_json::Value;
 
 /// January to March 2026, monthly, UTC, with a `units` metric; `body` adds
 /// charges, limits and amendments.
@@ -385,44 +385,21 @@ fn a_state_persisted_before_cuts_existed_reads_and_settles() {
 
 // The command line.
 
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn outcome(args: &[&str], dir: &Path) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_outcome"))
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run outcome");
-    Run {
-        code: out.status.code().expect("exit status"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8"),
-    }
-}
-
-fn json(text: &str) -> Value {
-    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
-}
-
 const DATA: &str = "customer,series,timestamp,value,id,recorded_at\n\
                     acme,units,2026-02-05T10:00:00Z,100,a,2026-02-05T10:00:00Z\n\
                     acme,units,2026-02-20T10:00:00Z,100,b,2026-02-20T10:00:00Z\n";
 
 fn cut_contract_dir() -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("mid.toml"),
-        contract(&format!(
+    write(
+        dir.path(),
+        "mid.toml",
+        &contract(&format!(
             "{UNIT}{}",
             amend("2026-02-11", "charges.u.unit_price", "2")
         )),
-    )
-    .expect("write");
-    std::fs::write(dir.path().join("data.csv"), DATA).expect("write");
+    );
+    write(dir.path(), "data.csv", DATA);
     dir
 }
 
@@ -452,12 +429,12 @@ fn validate_counts_cut_periods_after_the_summary() {
         ),
     ];
     for (amendments, line) in cases {
-        std::fs::write(
-            dir.path().join("c.toml"),
-            contract(&format!("{UNIT}{amendments}")),
-        )
-        .expect("write");
-        let run = outcome(&["validate", "c.toml"], dir.path());
+        write(
+            dir.path(),
+            "c.toml",
+            &contract(&format!("{UNIT}{amendments}")),
+        );
+        let run = outcome_in(&["validate", "c.toml"], dir.path());
         assert_eq!(run.code, 0, "{}", run.stderr);
         assert_eq!(run.stdout, line);
     }
@@ -468,7 +445,7 @@ fn settle_period_selects_a_part_by_its_start() {
     // Proves `--period` names a part by its first day and carries the state
     // of the earlier parts; the old period start still names the first part.
     let dir = cut_contract_dir();
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "mid.toml",
@@ -488,7 +465,7 @@ fn settle_period_selects_a_part_by_its_start() {
     assert_eq!(statements[0]["period"]["start"], "2026-02-11");
     assert_eq!(statements[0]["period"]["end"], "2026-03-01");
     assert_eq!(statements[0]["total"], "200.00");
-    let run = outcome(
+    let run = outcome_in(
         &[
             "settle",
             "mid.toml",
@@ -507,7 +484,7 @@ fn reconcile_adjusts_a_part_of_a_cut_period() {
     // Proves `reconcile` treats a part like any period: a late correction
     // in the second part of February is one adjustment dated by the part.
     let dir = cut_contract_dir();
-    let settle = outcome(
+    let settle = outcome_in(
         &[
             "settle",
             "mid.toml",
@@ -521,13 +498,13 @@ fn reconcile_adjusts_a_part_of_a_cut_period() {
         dir.path(),
     );
     assert_eq!(settle.code, 0, "{}", settle.stderr);
-    std::fs::write(dir.path().join("issued.json"), &settle.stdout).expect("write");
-    std::fs::write(
-        dir.path().join("data.csv"),
-        format!("{DATA}acme,units,2026-02-20T10:00:00Z,130,b,2026-03-10T00:00:00Z\n"),
-    )
-    .expect("write");
-    let run = outcome(
+    write(dir.path(), "issued.json", &settle.stdout);
+    write(
+        dir.path(),
+        "data.csv",
+        &format!("{DATA}acme,units,2026-02-20T10:00:00Z,130,b,2026-03-10T00:00:00Z\n"),
+    );
+    let run = outcome_in(
         &[
             "reconcile",
             "mid.toml",
@@ -566,13 +543,13 @@ fn issue_writes_each_part_to_the_ledger_once() {
         "--as-of",
         "2026-03-02",
     ];
-    let run = outcome(&args, dir.path());
+    let run = outcome_in(&args, dir.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let run = outcome(&args, dir.path());
+    let run = outcome_in(&args, dir.path());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("2026-02-11"), "{}", run.stderr);
     // Reconciling against the ledger finds nothing to adjust.
-    let run = outcome(
+    let run = outcome_in(
         &[
             "reconcile",
             "mid.toml",
@@ -605,12 +582,12 @@ fn simulate_splits_a_cut_periods_value_among_its_parts_by_days() {
     // 28, 56, 84), and February's 56 is split 10/28 and 18/28 between its
     // parts, stamped at each part's start.
     let dir = cut_contract_dir();
-    std::fs::write(
-        dir.path().join("s.toml"),
+    write(
+        dir.path(),
+        "s.toml",
         "[series.units]\nmodel = \"linear\"\nstart = \"28\"\nstep = \"28\"\n",
-    )
-    .expect("write");
-    let run = outcome(
+    );
+    let run = outcome_in(
         &[
             "simulate",
             "mid.toml",
@@ -646,12 +623,12 @@ fn simulate_splits_a_cut_periods_value_among_its_parts_by_days() {
     );
     // A random model draws once per laid period: the parts of February add
     // up to one draw, whatever it is.
-    std::fs::write(
-        dir.path().join("r.toml"),
+    write(
+        dir.path(),
+        "r.toml",
         "periods = 2\n[series.units]\nmodel = \"poisson\"\nlambda = \"280\"\n",
-    )
-    .expect("write");
-    let run = outcome(
+    );
+    let run = outcome_in(
         &[
             "simulate",
             "mid.toml",
@@ -796,17 +773,17 @@ fn compare_and_sweep_run_contracts_with_cut_periods() {
     // and 28 + 20 + 72 + 168 = 288.00 repriced from Feb 11; at a level of
     // 280 a period, 840.00 against 280 + 100 + 360 + 560 = 1300.00.
     let dir = cut_contract_dir();
-    std::fs::write(
-        dir.path().join("plain.toml"),
-        contract(UNIT).replace("\"mid\"", "\"plain\""),
-    )
-    .expect("write");
-    std::fs::write(
-        dir.path().join("s.toml"),
+    write(
+        dir.path(),
+        "plain.toml",
+        &contract(UNIT).replace("\"mid\"", "\"plain\""),
+    );
+    write(
+        dir.path(),
+        "s.toml",
         "[series.units]\nmodel = \"linear\"\nstart = \"28\"\nstep = \"28\"\n",
-    )
-    .expect("write");
-    let run = outcome(
+    );
+    let run = outcome_in(
         &[
             "compare",
             "plain.toml",
@@ -823,7 +800,7 @@ fn compare_and_sweep_run_contracts_with_cut_periods() {
     assert_eq!(doc["contracts"][0]["term"]["total"]["mean"], "168.00");
     assert_eq!(doc["contracts"][1]["term"]["total"]["mean"], "288.00");
     assert_eq!(doc["difference"][0]["mean"], "120.00");
-    let run = outcome(
+    let run = outcome_in(
         &[
             "sweep",
             "plain.toml",
@@ -869,9 +846,9 @@ fn a_billing_run_streams_a_cut_contract_like_the_reference() {
             "csv",
         ]
     };
-    let streamed = outcome(&args("run"), dir.path());
+    let streamed = outcome_in(&args("run"), dir.path());
     assert_eq!(streamed.code, 0, "{}", streamed.stderr);
-    let alone = outcome(&args("mid.toml"), dir.path());
+    let alone = outcome_in(&args("mid.toml"), dir.path());
     assert_eq!(alone.code, 0, "{}", alone.stderr);
     assert_eq!(streamed.stdout, alone.stdout);
     assert!(

@@ -4,8 +4,11 @@
 //! imports fail cleanly.
 #![cfg(feature = "sqlite")]
 
+#[path = "common/command.rs"]
+mod command;
+use command::outcome;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
@@ -16,24 +19,6 @@ use outcome_billing::metric::{
 use outcome_billing::period::Stamp;
 use proptest::prelude::*;
 use rust_decimal::Decimal;
-
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn outcome(args: &[&str]) -> Run {
-    let out = Command::new(env!("CARGO_BIN_EXE_outcome"))
-        .args(args)
-        .output()
-        .expect("run outcome");
-    Run {
-        code: out.status.code().expect("exit status"),
-        stdout: String::from_utf8(out.stdout).expect("utf-8 stdout"),
-        stderr: String::from_utf8(out.stderr).expect("utf-8 stderr"),
-    }
-}
 
 fn example(file: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

@@ -41,6 +41,22 @@ impl Kind for FixedCharge {
     }
 }
 
+/// `a` prorated by the days of the period over its full period's: the
+/// amount, then the two day counts (for the trace).
+#[inline]
+fn prorated<P: PriceContext>(cx: &P, a: Decimal) -> R<(Decimal, Decimal, Decimal)> {
+    let period = cx.period();
+    let (d, full) = (
+        Decimal::from(period.days()),
+        Decimal::from(period.full_days()),
+    );
+    let v = a
+        .checked_mul(d)
+        .and_then(|x| x.checked_div(full))
+        .ok_or_else(|| cx.overflow())?;
+    Ok((v, d, full))
+}
+
 impl FixedBody {
     /// A part of a cut period: prorated by its days over the full period's
     /// (`prorate = false`: the whole amount in the first part, 0 after).
@@ -65,15 +81,7 @@ impl FixedBody {
             );
             return Ok(Decimal::ZERO);
         }
-        let period = cx.period();
-        let (d, full) = (
-            Decimal::from(period.days()),
-            Decimal::from(period.full_days()),
-        );
-        let v = a
-            .checked_mul(d)
-            .and_then(|x| x.checked_div(full))
-            .ok_or_else(|| cx.overflow())?;
+        let (v, d, full) = prorated(cx, a)?;
         cx.trace(
             || {
                 format!(
@@ -96,14 +104,7 @@ impl Price for FixedBody {
         cx.trace(|| format!("amount {}", self.amount.text), a);
         let period = cx.period();
         if self.prorate && period.is_stub() {
-            let (d, full) = (
-                Decimal::from(period.days()),
-                Decimal::from(period.full_days()),
-            );
-            let v = a
-                .checked_mul(d)
-                .and_then(|x| x.checked_div(full))
-                .ok_or_else(|| cx.overflow())?;
+            let (v, d, full) = prorated(cx, a)?;
             cx.trace(
                 || format!("prorated for a stub: amount * {d} / {full} days"),
                 v,

@@ -336,12 +336,9 @@ fn constant_tiers(tiers: &[CTier]) -> Option<Vec<TierValues>> {
 }
 
 impl TieredBody {
-    /// The line of a part of a cut period with `accumulate = "period"`:
-    /// the period-to-date quantity priced (see `to_date::priced`). Out of
-    /// line, so the common path of [`Price::amount`] stays as it was.
-    #[cold]
-    #[inline(never)]
-    fn amount_in_part<P: PriceContext>(&self, cx: &mut P, part: Part) -> R<Decimal> {
+    /// The quantity, traced; an error when it is negative.
+    #[inline]
+    fn quantity<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
         let q = cx.value("quantity", &self.quantity)?;
         cx.trace(|| format!("quantity: {}", self.quantity.text), q);
         if q.is_sign_negative() && !q.is_zero() {
@@ -350,24 +347,43 @@ impl TieredBody {
                 format_args!("quantity is negative ({q})"),
             ));
         }
+        Ok(q)
+    }
+
+    /// Evaluates the tiers into `buf` (cleared first) and checks them: what
+    /// both [`Price::amount`] and a part of a cut period price.
+    #[inline]
+    fn tier_values<P: PriceContext>(&self, cx: &mut P, buf: &mut Vec<TierValues>) -> R<()> {
+        buf.clear();
+        for (j, tier) in self.tiers.iter().enumerate() {
+            buf.push(TierValues {
+                up_to: cx.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
+                unit_price: cx
+                    .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
+                    .unwrap_or_default(),
+                flat_fee: cx
+                    .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
+                    .unwrap_or_default(),
+            });
+        }
+        if let Err((j, m)) = check(buf) {
+            return Err(cx.fail(ErrorKind::InvalidValue, format_args!("tiers[{j}]: {m}")));
+        }
+        Ok(())
+    }
+
+    /// The line of a part of a cut period with `accumulate = "period"`:
+    /// the period-to-date quantity priced (see `to_date::priced`). Out of
+    /// line, so the common path of [`Price::amount`] stays as it was.
+    #[cold]
+    #[inline(never)]
+    fn amount_in_part<P: PriceContext>(&self, cx: &mut P, part: Part) -> R<Decimal> {
+        let q = self.quantity(cx)?;
         let values: Vec<TierValues> = match &self.constant {
             Some(fixed) => fixed.clone(),
             None => {
                 let mut buf = Vec::with_capacity(self.tiers.len());
-                for (j, tier) in self.tiers.iter().enumerate() {
-                    buf.push(TierValues {
-                        up_to: cx.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
-                        unit_price: cx
-                            .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
-                            .unwrap_or_default(),
-                        flat_fee: cx
-                            .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
-                            .unwrap_or_default(),
-                    });
-                }
-                if let Err((j, m)) = check(&buf) {
-                    return Err(cx.fail(ErrorKind::InvalidValue, format_args!("tiers[{j}]: {m}")));
-                }
+                self.tier_values(cx, &mut buf)?;
                 buf
             }
         };
@@ -385,14 +401,7 @@ impl Price for TieredBody {
                 return self.amount_in_part(cx, part);
             }
         }
-        let q = cx.value("quantity", &self.quantity)?;
-        cx.trace(|| format!("quantity: {}", self.quantity.text), q);
-        if q.is_sign_negative() && !q.is_zero() {
-            return Err(cx.fail(
-                ErrorKind::InvalidValue,
-                format_args!("quantity is negative ({q})"),
-            ));
-        }
+        let q = self.quantity(cx)?;
         // Constant tiers are read where they are; others are evaluated into
         // the reused buffer.
         let mut buf = Vec::new();
@@ -400,21 +409,7 @@ impl Price for TieredBody {
             Some(fixed) => fixed,
             None => {
                 buf = std::mem::take(&mut cx.buffers().tiers);
-                buf.clear();
-                for (j, tier) in self.tiers.iter().enumerate() {
-                    buf.push(TierValues {
-                        up_to: cx.opt(format_args!("tiers[{j}].up_to"), &tier.up_to)?,
-                        unit_price: cx
-                            .opt(format_args!("tiers[{j}].unit_price"), &tier.unit_price)?
-                            .unwrap_or_default(),
-                        flat_fee: cx
-                            .opt(format_args!("tiers[{j}].flat_fee"), &tier.flat_fee)?
-                            .unwrap_or_default(),
-                    });
-                }
-                if let Err((j, m)) = check(&buf) {
-                    return Err(cx.fail(ErrorKind::InvalidValue, format_args!("tiers[{j}]: {m}")));
-                }
+                self.tier_values(cx, &mut buf)?;
                 &buf
             }
         };

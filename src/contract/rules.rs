@@ -45,15 +45,7 @@ pub(crate) fn check(contract: &Contract) -> Result<()> {
 
 /// Columns of the metric data that are not dimensions, so no charge can be
 /// grouped by them.
-const NOT_DIMENSIONS: &[&str] = &[
-    "series",
-    "timestamp",
-    "value",
-    "id",
-    "recorded_at",
-    "customer",
-    "void",
-];
+const NOT_DIMENSIONS: &[&str] = &crate::metric::csv_source::COLUMNS;
 
 /// The rules of `group_by` and `params_by` that need no compilation: no
 /// `fixed` charge and no reserved column is grouped, no grouped charge

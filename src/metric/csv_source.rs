@@ -416,16 +416,19 @@ fn field<'r>(name: &str, line: u64, record: &'r ByteRecord, i: usize) -> Result<
     })
 }
 
+/// The columns of the metric data that are not dimensions, in the order a
+/// header's columns are looked up: the first three are required.
+pub(crate) const COLUMNS: [&str; 7] = [
+    "series",
+    "timestamp",
+    "value",
+    "id",
+    "recorded_at",
+    "customer",
+    "void",
+];
+
 pub(crate) fn header(name: &str, line: u64, record: &ByteRecord) -> Result<Columns> {
-    const KNOWN: [&str; 7] = [
-        "series",
-        "timestamp",
-        "value",
-        "id",
-        "recorded_at",
-        "customer",
-        "void",
-    ];
     let mut found: [Option<usize>; 7] = [None; 7];
     let mut dimensions: Vec<(String, usize)> = Vec::new();
     for i in 0..record.len() {
@@ -434,7 +437,7 @@ pub(crate) fn header(name: &str, line: u64, record: &ByteRecord) -> Result<Colum
         if column.is_empty() {
             return Err(Error::data(at(), "empty column name"));
         }
-        let seen_before = KNOWN
+        let seen_before = COLUMNS
             .iter()
             .zip(found.iter())
             .any(|(k, f)| *k == column && f.is_some())
@@ -445,12 +448,12 @@ pub(crate) fn header(name: &str, line: u64, record: &ByteRecord) -> Result<Colum
                 format!("column {column:?} appears twice"),
             ));
         }
-        match KNOWN.iter().position(|k| *k == column) {
+        match COLUMNS.iter().position(|k| *k == column) {
             Some(k) => found[k] = Some(i),
             None => dimensions.push((column.to_owned(), i)),
         }
     }
-    for (k, required) in KNOWN.iter().take(3).enumerate() {
+    for (k, required) in COLUMNS.iter().take(3).enumerate() {
         if found[k].is_none() {
             return Err(Error::data(
                 format!("{name}:{line}:1"),

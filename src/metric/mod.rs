@@ -470,6 +470,34 @@ pub fn reduce<S: MetricSource + ?Sized>(
     Ok(Reduced { value, count })
 }
 
+/// The reduction of one group of a database source: a group with a value
+/// is one more filter, answered by `source.aggregate` like any window when
+/// `push_down`; the group `""` (an empty value or none), or any group
+/// without `push_down`, is reduced from the window's rows.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub(crate) fn aggregate_group_in_sql<S: MetricSource + ?Sized>(
+    source: &S,
+    push_down: bool,
+    query: &Query<'_>,
+    group: Group<'_>,
+    aggregate: Aggregate,
+    of: Option<&str>,
+) -> Result<Reduced> {
+    if group.value.is_empty() || !push_down {
+        return reduce(&InGroup { source, group }, query, aggregate, of);
+    }
+    let mut filter = query.filter.to_vec();
+    filter.push((group.dimension.to_owned(), group.value.to_owned()));
+    source.aggregate(
+        &Query {
+            filter: &filter,
+            ..*query
+        },
+        aggregate,
+        of,
+    )
+}
+
 /// That a query names a dimension the data lacks: `what` names the field
 /// (`filter`, or the aggregate counting it). `known` says whether the data
 /// has the dimension.

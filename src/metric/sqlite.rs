@@ -546,27 +546,7 @@ impl MetricSource for SqliteSource {
         aggregate: Aggregate,
         of: Option<&str>,
     ) -> Result<Reduced> {
-        if group.value.is_empty() || !self.push_down {
-            return super::reduce(
-                &super::InGroup {
-                    source: self,
-                    group,
-                },
-                query,
-                aggregate,
-                of,
-            );
-        }
-        let mut filter = query.filter.to_vec();
-        filter.push((group.dimension.to_owned(), group.value.to_owned()));
-        self.aggregate(
-            &Query {
-                filter: &filter,
-                ..*query
-            },
-            aggregate,
-            of,
-        )
+        super::aggregate_group_in_sql(self, self.push_down, query, group, aggregate, of)
     }
 
     fn check_versions(
