@@ -127,14 +127,14 @@ enum Context {
 
 impl Eval<'_> {
     fn context(&self) -> String {
-        match (self.context, &self.group) {
-            (Context::None, _) => String::new(),
-            (Context::Charge(i), None) => format!("charges[{i}] {}", self.program.charges[i].id),
-            (Context::Charge(i), Some((dimension, value))) => format!(
-                "charges[{i}] {} in group {value:?} of {dimension}",
-                self.program.charges[i].id
+        match self.context {
+            Context::None => String::new(),
+            Context::Charge(i) => format!(
+                "charges[{i}] {}{}",
+                self.program.charges[i].id,
+                self.in_group()
             ),
-            (Context::Limit(j), _) => format!("limits[{j}] {}", self.program.limits[j].name),
+            Context::Limit(j) => format!("limits[{j}] {}", self.program.limits[j].name),
         }
     }
 
@@ -1021,18 +1021,7 @@ fn price_charge<const GROUPED: bool>(
     };
     eval.values[charge_slot0 + position] = Some(amount);
     if let Some(lines) = lines {
-        let mut steps = Vec::new();
-        if tracing {
-            for &slot in &charge.inputs {
-                if let Some((text, value)) = eval.describe_input(slot) {
-                    steps.push(Step {
-                        step: text,
-                        value: format_normalized(value),
-                    });
-                }
-            }
-            steps.append(&mut trace.steps);
-        }
+        let steps = line_steps(eval, &charge.inputs, &mut trace);
         lines.push(Line {
             charge: charge.id.clone(),
             kind: charge.kind.clone(),
@@ -1043,6 +1032,24 @@ fn price_charge<const GROUPED: bool>(
         });
     }
     Ok(amount)
+}
+
+/// A line's trace: the inputs the charge read (`inputs`, its slots), then
+/// the steps of its formula. Empty when not tracing.
+fn line_steps(eval: &Eval<'_>, inputs: &[u32], trace: &mut Trace) -> Vec<Step> {
+    let mut steps = Vec::new();
+    if trace.on {
+        for &slot in inputs {
+            if let Some((text, value)) = eval.describe_input(slot) {
+                steps.push(Step {
+                    step: text,
+                    value: format_normalized(value),
+                });
+            }
+        }
+        steps.append(&mut trace.steps);
+    }
+    steps
 }
 
 /// The charges of a version with some grouped charge: each grouped one by
@@ -1199,18 +1206,7 @@ fn settle_grouped<'a>(
             }
             amounts.push((group.clone(), amount));
             if lines.is_some() {
-                let mut steps = Vec::new();
-                if tracing {
-                    for &slot in &variant.charges[position].inputs {
-                        if let Some((text, value)) = eval.describe_input(slot) {
-                            steps.push(Step {
-                                step: text,
-                                value: format_normalized(value),
-                            });
-                        }
-                    }
-                    steps.append(&mut trace.steps);
-                }
+                let steps = line_steps(eval, &variant.charges[position].inputs, &mut trace);
                 group_lines.push(super::GroupLine {
                     group: group.clone(),
                     quantity: if has_quantity { quantity } else { None },
