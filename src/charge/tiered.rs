@@ -396,8 +396,9 @@ impl TieredBody {
 impl Price for TieredBody {
     #[inline]
     fn amount<P: PriceContext>(&self, cx: &mut P) -> R<Decimal> {
-        if self.accumulate == Accumulate::Period {
-            if let Some(part) = cx.part() {
+        // The part first: in a whole period it is `None` at compile time.
+        if let Some(part) = cx.part() {
+            if self.accumulate == Accumulate::Period {
                 return self.amount_in_part(cx, part);
             }
         }

@@ -91,7 +91,12 @@ fn mode_name(r: Rounding) -> &'static str {
 }
 
 /// Everything one period's evaluation reads and caches.
-struct Eval<'a> {
+///
+/// `WHOLE` is true when the period is not cut and no charge of its version
+/// is grouped: the common case, compiled without the tests of either (its
+/// part is `None` and it has no group, as constants). Its evaluation is the
+/// one contracts without revision 1.1's features ran before that revision.
+struct Eval<'a, const WHOLE: bool> {
     cc: &'a CompiledContract,
     program: &'a Program,
     source: &'a dyn MetricSource,
@@ -125,7 +130,7 @@ enum Context {
     Limit(usize),
 }
 
-impl Eval<'_> {
+impl<const WHOLE: bool> Eval<'_, WHOLE> {
     fn context(&self) -> String {
         match self.context {
             Context::None => String::new(),
@@ -138,34 +143,50 @@ impl Eval<'_> {
         }
     }
 
+    /// Where the period stands among the parts of a cut period: `None` for
+    /// a whole period, known at compile time.
+    #[inline(always)]
+    fn part(&self) -> Option<Part> {
+        if WHOLE { None } else { self.part }
+    }
+
+    /// The group being settled, inside a grouped charge: none for a whole
+    /// period, known at compile time.
+    #[inline(always)]
+    fn group(&self) -> Option<Group<'_>> {
+        if WHOLE {
+            return None;
+        }
+        self.group
+            .as_ref()
+            .map(|(dimension, value)| Group { dimension, value })
+    }
+
     /// Reduces metric `m` over `query`, in the group being settled if any.
     fn reduce(
         &self,
         query: &Query<'_>,
         m: &super::compile::CMetric,
     ) -> Result<crate::metric::Reduced> {
-        match &self.group {
+        match self.group() {
             None => self.source.aggregate(query, m.aggregate, m.of.as_deref()),
-            Some((dimension, value)) => self.source.aggregate_group(
-                query,
-                Group { dimension, value },
-                m.aggregate,
-                m.of.as_deref(),
-            ),
+            Some(group) => self
+                .source
+                .aggregate_group(query, group, m.aggregate, m.of.as_deref()),
         }
     }
 
     /// ` in group "VALUE" of DIMENSION` inside a grouped charge, for
     /// messages.
     fn in_group(&self) -> String {
-        match &self.group {
+        match self.group() {
             None => String::new(),
-            Some((dimension, value)) => format!(" in group {value:?} of {dimension}"),
+            Some(Group { dimension, value }) => format!(" in group {value:?} of {dimension}"),
         }
     }
 }
 
-impl Eval<'_> {
+impl<const WHOLE: bool> Eval<'_, WHOLE> {
     fn fail(&self, kind: ErrorKind, message: impl Into<String>) -> Box<Error> {
         Box::new(Error::settlement(
             kind,
@@ -406,7 +427,7 @@ impl Eval<'_> {
     }
 }
 
-impl Env for Eval<'_> {
+impl<const WHOLE: bool> Env for Eval<'_, WHOLE> {
     #[inline]
     fn value(&mut self, slot: u32) -> R<Decimal> {
         match self.values.get(slot as usize).copied().flatten() {
@@ -420,7 +441,7 @@ impl Env for Eval<'_> {
     }
 }
 
-impl Eval<'_> {
+impl<const WHOLE: bool> Eval<'_, WHOLE> {
     /// A slot's value not yet known this period: read, computed, cached.
     #[inline(never)]
     fn look_up(&mut self, slot: u32) -> R<Decimal> {
@@ -461,11 +482,11 @@ const CHAIN_GROWTH: usize = 1024 * 1024;
 /// built-in kinds' view of the period, and (as a [`ChargeContext`]) the
 /// embedding program's rules' view too.
 ///
-/// `GROUPED` is true inside a grouped charge: a type of its own, so that
-/// the kinds' pricing for ungrouped charges keeps its one call site in
-/// `settle_core` (and is inlined there as before).
-pub(crate) struct Pricing<'e, 'a, const GROUPED: bool> {
-    eval: &'e mut Eval<'a>,
+/// `WHOLE` is its evaluation's (see [`Eval`]): the kinds' pricing in a
+/// whole period is a type of its own, with one call site in the whole
+/// period's charge loop, where it is inlined.
+pub(crate) struct Pricing<'e, 'a, const WHOLE: bool> {
+    eval: &'e mut Eval<'a, WHOLE>,
     trace: &'e mut Trace,
     /// The charge's position.
     charge: usize,
@@ -477,7 +498,7 @@ pub(crate) struct Pricing<'e, 'a, const GROUPED: bool> {
     rounded: bool,
 }
 
-impl<const GROUPED: bool> PriceContext for Pricing<'_, '_, GROUPED> {
+impl<const WHOLE: bool> PriceContext for Pricing<'_, '_, WHOLE> {
     /// A field's value; `name` names it in an error (made only then).
     #[inline(always)]
     fn value(&mut self, name: impl Display, field: &Field) -> R<Decimal> {
@@ -562,7 +583,7 @@ impl<const GROUPED: bool> PriceContext for Pricing<'_, '_, GROUPED> {
     /// Where the period stands among the parts of a cut period.
     #[inline(always)]
     fn part(&self) -> Option<Part> {
-        self.eval.part
+        self.eval.part()
     }
 
     /// The charge's period-to-date quantity over the parts of a cut period
@@ -636,12 +657,9 @@ impl<const GROUPED: bool> PriceContext for Pricing<'_, '_, GROUPED> {
         };
         let (start, end) = e.window(Window::Period);
         let query = e.query(m, start, end);
-        match &e.group {
+        match e.group() {
             None => e.source.scan(&query, visit)?,
-            Some((dimension, value)) => {
-                e.source
-                    .scan_group(&query, Group { dimension, value }, visit)?
-            }
+            Some(group) => e.source.scan_group(&query, group, visit)?,
         }
         Ok(())
     }
@@ -652,7 +670,7 @@ impl<const GROUPED: bool> PriceContext for Pricing<'_, '_, GROUPED> {
         fields: &[Field],
         rule: impl FnOnce(&mut dyn ChargeContext) -> T,
     ) -> T {
-        let mut cx = Pricing::<GROUPED> {
+        let mut cx = Pricing::<WHOLE> {
             eval: &mut *self.eval,
             trace: &mut *self.trace,
             charge: self.charge,
@@ -669,7 +687,7 @@ impl<const GROUPED: bool> PriceContext for Pricing<'_, '_, GROUPED> {
     }
 }
 
-impl<const GROUPED: bool> ChargeContext for Pricing<'_, '_, GROUPED> {
+impl<const WHOLE: bool> ChargeContext for Pricing<'_, '_, WHOLE> {
     fn field(&mut self, index: usize) -> Result<Decimal> {
         let fields = self.fields;
         let f = fields.get(index).ok_or_else(|| {
@@ -744,13 +762,16 @@ pub struct Amounts {
 /// Settles period `state.next_period` into `out`, updating `state` in
 /// place, and writes lines when `lines` is given (with traces when its flag
 /// is set). The one settlement formula: every entry point comes here.
+///
+/// A whole period (not cut, no charge grouped) is settled by the
+/// evaluation compiled for it, without the tests of either feature.
 pub(crate) fn settle_core(
     cc: &CompiledContract,
     source: &dyn MetricSource,
     state: &mut State,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     out: &mut Amounts,
-    mut lines: Option<(&mut Vec<Line>, bool)>,
+    lines: Option<(&mut Vec<Line>, bool)>,
 ) -> R<()> {
     let index = state.next_period;
     let periods = cc.periods();
@@ -762,6 +783,49 @@ pub(crate) fn settle_core(
         ))
     })?;
     let program = cc.program_for(index);
+    let part = cc.schedule.part(index);
+    let at = At {
+        index,
+        period,
+        program,
+        part,
+    };
+    if part.is_none() && program.grouping.is_none() {
+        settle_in::<true>(cc, source, state, at, as_of, out, lines)
+    } else {
+        settle_in::<false>(cc, source, state, at, as_of, out, lines)
+    }
+}
+
+/// The period being settled: its index, its version's program, and where
+/// it stands among the parts of a cut period.
+#[derive(Clone, Copy)]
+struct At<'a> {
+    index: usize,
+    period: &'a Period,
+    program: &'a Program,
+    part: Option<Part>,
+}
+
+/// [`settle_core`] for a whole period (`WHOLE`) or any period.
+fn settle_in<const WHOLE: bool>(
+    cc: &CompiledContract,
+    source: &dyn MetricSource,
+    state: &mut State,
+    At {
+        index,
+        period,
+        program,
+        part,
+    }: At<'_>,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    out: &mut Amounts,
+    mut lines: Option<(&mut Vec<Line>, bool)>,
+) -> R<()>
+where
+    for<'a> Eval<'a, WHOLE>: SettleCharges,
+{
+    let periods = cc.periods();
     let State {
         next_period,
         year_to_date,
@@ -777,7 +841,7 @@ pub(crate) fn settle_core(
     }
     // A cut period's parts accumulate together: its first part starts
     // afresh, later parts carry on.
-    let part = cc.schedule.part(index);
+    let part = if WHOLE { None } else { part };
     let period_starts = part.is_none_or(|p| p.is_first());
     if part.is_some() && period_starts {
         period_to_date.iter_mut().for_each(|q| *q = Decimal::ZERO);
@@ -802,7 +866,7 @@ pub(crate) fn settle_core(
     let mut counts = std::mem::take(&mut out.counts);
     counts.clear();
     counts.resize(program.metrics.len(), 0);
-    let mut eval = Eval {
+    let mut eval = Eval::<WHOLE> {
         cc,
         program,
         source,
@@ -819,36 +883,13 @@ pub(crate) fn settle_core(
     };
 
     out.charges.clear();
-    match program.grouping.as_deref() {
-        // Contracts without grouped charges: the loop as it always was, one
-        // call site of `Pricing<false>`.
-        None => {
-            // Read once, not once per charge through `eval`.
-            let hoisted = (rounding, program.charge_slot0 as usize);
-            for (i, charge) in program.charges.iter().enumerate() {
-                eval.context = Context::Charge(i);
-                let amount = price_charge::<false>(
-                    &mut eval,
-                    hoisted,
-                    charge,
-                    i,
-                    year_to_date,
-                    tracing,
-                    lines.as_mut().map(|(l, _)| &mut **l),
-                )?;
-                out.charges.push(amount);
-            }
-        }
-        Some(grouping) => settle_charges_grouped(
-            &mut eval,
-            grouping,
-            year_to_date,
-            group_period_to_date,
-            &mut out.charges,
-            tracing,
-            lines.as_mut().map(|(l, t)| (&mut **l, *t)),
-        )?,
-    }
+    eval.settle_charges(
+        year_to_date,
+        group_period_to_date,
+        &mut out.charges,
+        tracing,
+        lines.as_mut().map(|(l, t)| (&mut **l, *t)),
+    )?;
 
     out.limits.clear();
     out.limits.resize(program.limits.len(), Decimal::ZERO);
@@ -941,6 +982,86 @@ pub(crate) fn settle_core(
     Ok(())
 }
 
+/// The charge loop of an evaluation: in a whole period, each charge priced
+/// in turn; in any other, grouped charges settled group by group.
+trait SettleCharges {
+    /// Prices the period's charges in order, pushing their amounts.
+    fn settle_charges(
+        &mut self,
+        year_to_date: &mut [Decimal],
+        group_period_to_date: &mut [BTreeMap<String, Decimal>],
+        amounts: &mut Vec<Decimal>,
+        tracing: bool,
+        lines: Option<(&mut Vec<Line>, bool)>,
+    ) -> R<()>;
+}
+
+impl SettleCharges for Eval<'_, true> {
+    #[inline(always)]
+    fn settle_charges(
+        &mut self,
+        year_to_date: &mut [Decimal],
+        _: &mut [BTreeMap<String, Decimal>],
+        amounts: &mut Vec<Decimal>,
+        tracing: bool,
+        lines: Option<(&mut Vec<Line>, bool)>,
+    ) -> R<()> {
+        settle_ungrouped(self, year_to_date, amounts, tracing, lines)
+    }
+}
+
+impl SettleCharges for Eval<'_, false> {
+    fn settle_charges(
+        &mut self,
+        year_to_date: &mut [Decimal],
+        group_period_to_date: &mut [BTreeMap<String, Decimal>],
+        amounts: &mut Vec<Decimal>,
+        tracing: bool,
+        lines: Option<(&mut Vec<Line>, bool)>,
+    ) -> R<()> {
+        match self.program.grouping.as_deref() {
+            None => settle_ungrouped(self, year_to_date, amounts, tracing, lines),
+            Some(grouping) => settle_charges_grouped(
+                self,
+                grouping,
+                year_to_date,
+                group_period_to_date,
+                amounts,
+                tracing,
+                lines,
+            ),
+        }
+    }
+}
+
+/// The charges of a version without grouped charges, priced in order.
+#[inline(always)]
+fn settle_ungrouped<const WHOLE: bool>(
+    eval: &mut Eval<'_, WHOLE>,
+    year_to_date: &mut [Decimal],
+    amounts: &mut Vec<Decimal>,
+    tracing: bool,
+    mut lines: Option<(&mut Vec<Line>, bool)>,
+) -> R<()> {
+    let program = eval.program;
+    // Read once, not once per charge through `eval`.
+    let hoisted = (eval.cc.rounding, program.charge_slot0 as usize);
+    for (i, charge) in program.charges.iter().enumerate() {
+        eval.context = Context::Charge(i);
+        let amount = price_charge(
+            eval,
+            hoisted,
+            charge,
+            i,
+            year_to_date,
+            tracing,
+            lines.as_mut().map(|(l, _)| &mut **l),
+        )?;
+        amounts.push(amount);
+    }
+    Ok(())
+}
+
 /// A `period` limit in a part of a cut period runs by the `contract_year`
 /// formulas, its scope ending with the last part; the trace says so. Out
 /// of line: only cut periods come here.
@@ -989,11 +1110,10 @@ fn base_names(program: &Program, limit: usize) -> String {
 
 /// Prices the ungrouped charge at `position` for the period, records its
 /// rounded amount for the expressions after it, writes its line when
-/// `lines` is given, and returns the amount. `GROUPED` says which loop
-/// calls it: each instantiation has one call site.
+/// `lines` is given, and returns the amount.
 #[inline(always)]
-fn price_charge<const GROUPED: bool>(
-    eval: &mut Eval<'_>,
+fn price_charge<const WHOLE: bool>(
+    eval: &mut Eval<'_, WHOLE>,
     (rounding, charge_slot0): (Rounding, usize),
     charge: &super::compile::CCharge,
     position: usize,
@@ -1002,7 +1122,7 @@ fn price_charge<const GROUPED: bool>(
     lines: Option<&mut Vec<Line>>,
 ) -> R<Decimal> {
     let mut trace = Trace::new(tracing);
-    let mut cx = Pricing::<GROUPED> {
+    let mut cx = Pricing::<WHOLE> {
         eval: &mut *eval,
         trace: &mut trace,
         charge: position,
@@ -1036,7 +1156,11 @@ fn price_charge<const GROUPED: bool>(
 
 /// A line's trace: the inputs the charge read (`inputs`, its slots), then
 /// the steps of its formula. Empty when not tracing.
-fn line_steps(eval: &Eval<'_>, inputs: &[u32], trace: &mut Trace) -> Vec<Step> {
+fn line_steps<const WHOLE: bool>(
+    eval: &Eval<'_, WHOLE>,
+    inputs: &[u32],
+    trace: &mut Trace,
+) -> Vec<Step> {
     let mut steps = Vec::new();
     if trace.on {
         for &slot in inputs {
@@ -1053,12 +1177,11 @@ fn line_steps(eval: &Eval<'_>, inputs: &[u32], trace: &mut Trace) -> Vec<Step> {
 }
 
 /// The charges of a version with some grouped charge: each grouped one by
-/// [`settle_grouped`], the others as in `settle_core` (through
-/// `Pricing<true>`, so the ungrouped loop keeps its one call site). Kept
-/// out of line: contracts without grouped charges never come here.
+/// [`settle_grouped`], the others as in a period without groups. Kept out
+/// of line: contracts without grouped charges never come here.
 #[inline(never)]
 fn settle_charges_grouped<'a>(
-    eval: &mut Eval<'a>,
+    eval: &mut Eval<'a, false>,
     grouping: &'a super::compile::Grouping,
     year_to_date: &mut [Decimal],
     group_period_to_date: &mut [BTreeMap<String, Decimal>],
@@ -1090,7 +1213,7 @@ fn settle_charges_grouped<'a>(
                 }
                 amount
             }
-            None => price_charge::<true>(
+            None => price_charge(
                 eval,
                 (eval.cc.rounding, program.charge_slot0 as usize),
                 charge,
@@ -1113,7 +1236,7 @@ fn settle_charges_grouped<'a>(
 /// Kept out of line: contracts without grouped charges never come here.
 #[inline(never)]
 fn settle_grouped<'a>(
-    eval: &mut Eval<'a>,
+    eval: &mut Eval<'a, false>,
     grouping: &'a super::compile::Grouping,
     grouped: &'a super::compile::GroupedCharge,
     position: usize,
@@ -1176,7 +1299,7 @@ fn settle_grouped<'a>(
             }
             let body = &variant.charges[position].body;
             let mut trace = Trace::new(tracing);
-            let mut cx = Pricing::<true> {
+            let mut cx = Pricing::<false> {
                 eval: &mut *eval,
                 trace: &mut trace,
                 charge: position,
@@ -1251,7 +1374,7 @@ fn settle_grouped<'a>(
 /// window, each historical baseline in its laid periods), and the groups
 /// of the grouped charges it names.
 fn find_groups(
-    eval: &Eval<'_>,
+    eval: &Eval<'_, false>,
     grouped: &super::compile::GroupedCharge,
     dimension: &str,
     group_amounts: &[Vec<(String, Decimal)>],

@@ -501,11 +501,12 @@ impl CompiledContract {
     #[inline]
     fn check_state(&self, state: &State) -> Result<()> {
         let program = &self.versions[0].1;
+        let to_date = self.period_to_date_len();
         let fits = state.year_to_date.len() == program.charges.len()
             && state.running.len() == program.limits.len()
             && state.marks.len() == program.baselines.len()
-            && state.period_to_date.len() == self.period_to_date_len()
-            && state.group_period_to_date.len() == self.period_to_date_len()
+            && state.period_to_date.len() == to_date
+            && state.group_period_to_date.len() == to_date
             && state.contract == self.contract.id
             && state.version == self.version();
         if fits {
