@@ -866,115 +866,120 @@ where
     let mut counts = std::mem::take(&mut out.counts);
     counts.clear();
     counts.resize(program.metrics.len(), 0);
-    let mut eval = Eval::<WHOLE> {
-        cc,
-        program,
-        source,
-        period,
-        as_of,
-        marks: marks.as_slice(),
-        part,
-        period_to_date: period_to_date.as_mut_slice(),
-        values,
-        buffers: std::mem::take(&mut out.buffers),
-        counts,
-        context: Context::None,
-        group: None,
-    };
-
-    out.charges.clear();
-    eval.settle_charges(
-        year_to_date,
-        group_period_to_date,
-        &mut out.charges,
-        tracing,
-        lines.as_mut().map(|(l, t)| (&mut **l, *t)),
-    )?;
-
-    out.limits.clear();
-    out.limits.resize(program.limits.len(), Decimal::ZERO);
-    for (j, limit) in program.limits.iter().enumerate() {
-        eval.context = Context::Limit(j);
-        let mut trace = Trace::new(tracing);
-        let (charges, limits) = (&out.charges, &out.limits);
-        let base = crate::money::checked_sum(
-            limit
-                .charges
-                .iter()
-                .map(|&c| &charges[c])
-                .chain(limit.nested.iter().map(|&k| &limits[k])),
-        )
-        .ok_or_else(|| eval.overflow())?;
-        let amount = match limit.rounded {
-            Some(amount) => amount,
-            None => rounding.round(eval.field("amount", &limit.amount)?),
+    // Evaluation in a block: `eval` is dropped where it lies, not moved
+    // (a copy of the whole struct per period) to be dropped before the
+    // marks it borrows are written.
+    let new_marks = {
+        let mut eval = Eval::<WHOLE> {
+            cc,
+            program,
+            source,
+            period,
+            as_of,
+            marks: marks.as_slice(),
+            part,
+            period_to_date: period_to_date.as_mut_slice(),
+            values,
+            buffers: std::mem::take(&mut out.buffers),
+            counts,
+            context: Context::None,
+            group: None,
         };
-        trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
-        trace.step(|| format!("amount {}", limit.amount.text), amount);
-        let running = &mut running[j];
-        let line = match part {
-            // In the parts of a cut period, a `period` limit keeps one
-            // running total, true-up and balance across them, by the
-            // `contract_year` formulas, its scope ending with the last part.
-            Some(p) if limit.scope == Scope::Period => {
-                part_limit_line(limit, amount, base, running, &mut trace, p)
-            }
-            _ => {
-                let scope = limit.scope;
-                let last = || match scope {
-                    Scope::Term => index + 1 == periods.len(),
-                    _ => cc.schedule.is_last_of_year(index),
-                };
-                let terms = crate::limit::Terms {
-                    scope,
-                    amount,
-                    base,
-                    running,
-                    last: &last,
-                };
-                limit.kind.line(terms, &mut trace.describer())
-            }
-        }
-        .ok_or_else(|| eval.overflow())?;
-        out.limits[j] = line;
-        if let Some((lines, _)) = lines.as_mut() {
-            if !line.is_zero() {
-                lines.push(Line {
-                    charge: limit.name.clone(),
-                    kind: limit.kind.name().to_string(),
-                    quantity: None,
-                    amount: line,
-                    trace: trace.steps,
-                    groups: None,
-                });
-            }
-        }
-    }
 
-    let total = crate::money::checked_sum(out.charges.iter().chain(out.limits.iter()))
-        .ok_or_else(|| eval.fail(ErrorKind::Overflow, "the statement total overflows"))?;
-    out.total = rounding.round(total);
+        out.charges.clear();
+        eval.settle_charges(
+            year_to_date,
+            group_period_to_date,
+            &mut out.charges,
+            tracing,
+            lines.as_mut().map(|(l, t)| (&mut **l, *t)),
+        )?;
 
-    // A high-water mark carries the greater of its value in this period
-    // (which holds the initial in force, so an amendment lowering `initial`
-    // never lowers the mark) and this period's value of its metric.
-    let mut new_marks: Option<Vec<(usize, Decimal)>> = None;
-    for (b, baseline) in program.baselines.iter().enumerate() {
-        if let CBaseline::HighWaterMark { metric, .. } = baseline {
-            let mut mark = eval.baseline(b)?;
-            let m = &program.metrics[*metric];
-            let (start, end) = eval.window(m.window);
-            let reduced = eval.reduce(&eval.query(m, start, end), m)?;
-            if let Some(v) = reduced.value {
-                mark = mark.max(v);
+        out.limits.clear();
+        out.limits.resize(program.limits.len(), Decimal::ZERO);
+        for (j, limit) in program.limits.iter().enumerate() {
+            eval.context = Context::Limit(j);
+            let mut trace = Trace::new(tracing);
+            let (charges, limits) = (&out.charges, &out.limits);
+            let base = crate::money::checked_sum(
+                limit
+                    .charges
+                    .iter()
+                    .map(|&c| &charges[c])
+                    .chain(limit.nested.iter().map(|&k| &limits[k])),
+            )
+            .ok_or_else(|| eval.overflow())?;
+            let amount = match limit.rounded {
+                Some(amount) => amount,
+                None => rounding.round(eval.field("amount", &limit.amount)?),
+            };
+            trace.step(|| format!("base: sum of {}", base_names(program, j)), base);
+            trace.step(|| format!("amount {}", limit.amount.text), amount);
+            let running = &mut running[j];
+            let line = match part {
+                // In the parts of a cut period, a `period` limit keeps one
+                // running total, true-up and balance across them, by the
+                // `contract_year` formulas, its scope ending with the last part.
+                Some(p) if limit.scope == Scope::Period => {
+                    part_limit_line(limit, amount, base, running, &mut trace, p)
+                }
+                _ => {
+                    let scope = limit.scope;
+                    let last = || match scope {
+                        Scope::Term => index + 1 == periods.len(),
+                        _ => cc.schedule.is_last_of_year(index),
+                    };
+                    let terms = crate::limit::Terms {
+                        scope,
+                        amount,
+                        base,
+                        running,
+                        last: &last,
+                    };
+                    limit.kind.line(terms, &mut trace.describer())
+                }
             }
-            new_marks.get_or_insert_with(Vec::new).push((b, mark));
+            .ok_or_else(|| eval.overflow())?;
+            out.limits[j] = line;
+            if let Some((lines, _)) = lines.as_mut() {
+                if !line.is_zero() {
+                    lines.push(Line {
+                        charge: limit.name.clone(),
+                        kind: limit.kind.name().to_string(),
+                        quantity: None,
+                        amount: line,
+                        trace: trace.steps,
+                        groups: None,
+                    });
+                }
+            }
         }
-    }
-    out.values = std::mem::take(&mut eval.values);
-    out.counts = std::mem::take(&mut eval.counts);
-    out.buffers = std::mem::take(&mut eval.buffers);
-    drop(eval);
+
+        let total = crate::money::checked_sum(out.charges.iter().chain(out.limits.iter()))
+            .ok_or_else(|| eval.fail(ErrorKind::Overflow, "the statement total overflows"))?;
+        out.total = rounding.round(total);
+
+        // A high-water mark carries the greater of its value in this period
+        // (which holds the initial in force, so an amendment lowering `initial`
+        // never lowers the mark) and this period's value of its metric.
+        let mut new_marks: Option<Vec<(usize, Decimal)>> = None;
+        for (b, baseline) in program.baselines.iter().enumerate() {
+            if let CBaseline::HighWaterMark { metric, .. } = baseline {
+                let mut mark = eval.baseline(b)?;
+                let m = &program.metrics[*metric];
+                let (start, end) = eval.window(m.window);
+                let reduced = eval.reduce(&eval.query(m, start, end), m)?;
+                if let Some(v) = reduced.value {
+                    mark = mark.max(v);
+                }
+                new_marks.get_or_insert_with(Vec::new).push((b, mark));
+            }
+        }
+        out.values = std::mem::take(&mut eval.values);
+        out.counts = std::mem::take(&mut eval.counts);
+        out.buffers = std::mem::take(&mut eval.buffers);
+        new_marks
+    };
     for (b, v) in new_marks.into_iter().flatten() {
         marks[b] = Some(v);
     }

@@ -603,6 +603,22 @@ impl CompiledContract {
         eval::settle_core(self, source, state, as_of, out, None).map_err(|e| *e)
     }
 
+    /// [`CompiledContract::settle_next_amounts`] for a state that this
+    /// contract made ([`CompiledContract::initial_state`]) and only its own
+    /// settlements advanced, as the simulation's runs do: such a state fits,
+    /// so the check of its shape and of the contract and version it names
+    /// (two string comparisons per call) is left out.
+    pub(crate) fn settle_own_next_amounts(
+        &self,
+        source: &dyn MetricSource,
+        state: &mut State,
+        out: &mut Amounts,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<()> {
+        debug_assert!(self.check_state(state).is_ok());
+        eval::settle_core(self, source, state, as_of, out, None).map_err(|e| *e)
+    }
+
     /// Settles periods `0..=last`, carrying state, and returns their
     /// statements.
     ///

@@ -192,7 +192,8 @@ fn settle_run(
     let width = columns.charges.len() + 1;
     let limits = columns.limits.len();
     for (n, (charge_columns, limit_columns)) in columns.per_period.iter().enumerate() {
-        contract.settle_next_amounts(source, state, amounts, None)?;
+        // The state is reset from the contract's own initial state above.
+        contract.settle_own_next_amounts(source, state, amounts, None)?;
         let row = &mut amount_row[n * width..(n + 1) * width];
         for (&column, &amount) in charge_columns.iter().zip(&amounts.charges) {
             row[column] = amount;
