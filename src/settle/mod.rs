@@ -600,7 +600,7 @@ impl CompiledContract {
         as_of: Option<DateTime<Utc>>,
     ) -> Result<()> {
         self.check_state(state)?;
-        eval::settle_core(self, source, state, as_of, out, None).map_err(|e| *e)
+        self.settle_own_next_amounts(source, state, out, as_of)
     }
 
     /// [`CompiledContract::settle_next_amounts`] for a state that this
