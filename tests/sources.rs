@@ -218,6 +218,17 @@ fn shape<T: std::fmt::Debug>(r: &Result<T>) -> String {
     }
 }
 
+/// The groups of `dimension` `source` finds for `query`, or its error's
+/// shape.
+fn groups_shape(source: &dyn MetricSource, query: &Query<'_>, dimension: &str) -> String {
+    let mut groups = std::collections::BTreeSet::new();
+    let r = source.groups(query, dimension, &mut groups);
+    match r {
+        Ok(()) => format!("{groups:?}"),
+        Err(_) => shape(&r),
+    }
+}
+
 fn reduced_shape(r: &Result<Reduced>) -> String {
     match r {
         Ok(Reduced { value, count }) => {
@@ -417,6 +428,19 @@ fn every_source_gives_the_same_results_and_statements() {
                                 name,
                                 aggregate,
                                 of,
+                                query
+                            );
+                        }
+                    }
+                    for dimension in ["user", "region", "plan", "absent"] {
+                        let want = groups_shape(&memory, &query, dimension);
+                        for (name, source) in &sources[1..] {
+                            prop_assert_eq!(
+                                &groups_shape(*source, &query, dimension),
+                                &want,
+                                "{} finds other groups of {} on {:?}",
+                                name,
+                                dimension,
                                 query
                             );
                         }

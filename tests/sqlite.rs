@@ -428,6 +428,15 @@ fn answer(
     }
 }
 
+/// The groups of `dimension` a source finds for `q`, or its error.
+fn grouped(source: &dyn MetricSource, q: &Query<'_>, dimension: &str) -> String {
+    let mut groups = std::collections::BTreeSet::new();
+    match source.groups(q, dimension, &mut groups) {
+        Ok(()) => format!("{groups:?}"),
+        Err(e) => format!("error ({}): {}", e.kind(), e.message()),
+    }
+}
+
 fn scanned(source: &dyn MetricSource, q: &Query<'_>) -> String {
     let mut seen = Vec::new();
     let result = source.scan(q, &mut |o| {
@@ -455,8 +464,8 @@ proptest! {
             6,
         ),
     ) {
-        // Proves every aggregate, scan order, version check and error (kind and message) of
-        // the store equals the in-memory source's, with push-down on and off, for random
+        // Proves every aggregate, scan order, group list, version check and error (kind and
+        // message) of the store equals the in-memory source's, with push-down on and off, for random
         // windows, zones, as-of instants, customers and filters.
         let memory = MemorySource::from_observations(rows.clone()).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -504,6 +513,11 @@ proptest! {
                 prop_assert_eq!(&want, &answer(&fetching, &q, Aggregate::UniqueCount, Some(of)));
             }
             prop_assert_eq!(scanned(&memory, &q), scanned(&store, &q));
+            for dimension in ["user", "region", "plan", "absent"] {
+                let want = grouped(&memory, &q, dimension);
+                prop_assert_eq!(&want, &grouped(&store, &q, dimension), "{} {:?}", dimension, q);
+                prop_assert_eq!(&want, &grouped(&fetching, &q, dimension), "{} {:?}", dimension, q);
+            }
             let want = checked(&memory, q.customer, q.timezone, q.as_of);
             prop_assert_eq!(&want, &checked(&store, q.customer, q.timezone, q.as_of));
         }

@@ -69,7 +69,10 @@
 //! `reduce`'s tie-breaking (`ORDER BY … LIMIT 1`), returning both ends of a
 //! tie at the first or last instant so that a conflict there is reported
 //! as `reduce` reports it; `unique_count` as a distinct count of non-empty
-//! values. [`MetricSource::check_versions`] is one statement too. Results
+//! values. The groups of a charge grouped by a dimension
+//! ([`MetricSource::groups`]) are the same statement reducing the winners
+//! to `array_agg(DISTINCT …)` of the dimension's values, `''` for a row
+//! without it. [`MetricSource::check_versions`] is one statement too. Results
 //! and errors are those of a [`MemorySource`] holding every row of the
 //! store, pushed in `row_id` order (origins are compared as file, then
 //! line, which is the in-memory order for `FILE:LINE` origins).
@@ -197,6 +200,9 @@ enum Kind {
     First,
     Last,
     UniqueCount,
+    /// The distinct values of dimension $14 among the winners (`''` for a
+    /// row without it): the groups of a charge grouped by it.
+    Groups,
     /// The candidate rows of a window, for reducing in Rust.
     Candidates,
     /// Which of some dimension names the store has.
@@ -289,6 +295,13 @@ impl Kind {
                 simple(
                     "(SELECT count(DISTINCT dimensions ->> $14) \
                      FILTER (WHERE dimensions ->> $14 <> '') FROM winners)",
+                ),
+                AGGREGATE_TYPES,
+            ),
+            Kind::Groups => (
+                simple(
+                    "(SELECT array_agg(DISTINCT COALESCE(dimensions ->> $14, '')) \
+                     FROM winners)",
                 ),
                 AGGREGATE_TYPES,
             ),
@@ -522,12 +535,50 @@ impl PostgresSource {
         aggregate: Aggregate,
         of: Option<&str>,
     ) -> Result<Reduced> {
+        let kind = Kind::for_aggregate(aggregate);
+        let checked = of.map(|of| (of, aggregate.name()));
+        self.reduce_in_sql(query, kind, of, checked, |row, count| {
+            self.aggregate_value(query, aggregate, row, count)
+        })
+    }
+
+    /// Adds the groups of `dimension` among the rows `query` reads in one
+    /// statement, with the checks of an aggregate (a conflicting tie, a
+    /// filter on a dimension the store lacks), as a scan makes them.
+    fn groups_in_sql(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        let values: Option<Vec<String>> =
+            self.reduce_in_sql(query, Kind::Groups, Some(dimension), None, |row, _| {
+                self.get(row, 6)
+            })?;
+        for value in values.into_iter().flatten() {
+            groups.insert(value);
+        }
+        Ok(())
+    }
+
+    /// Runs the statement of `kind` for `query` with `of` as $14 and
+    /// checks its row: the dimensions the store lacks among the filter's and
+    /// `checked` (a dimension `of` and the aggregate that needs it), then
+    /// the first conflicting tie. `read` takes the row and the count of
+    /// winners.
+    fn reduce_in_sql<T>(
+        &self,
+        query: &Query<'_>,
+        kind: Kind,
+        of: Option<&str>,
+        checked: Option<(&str, &str)>,
+        read: impl FnOnce(&Row, u64) -> Result<T>,
+    ) -> Result<T> {
         let window = Window::of(query);
-        let mut names: Vec<&str> = of.into_iter().collect();
+        let mut names: Vec<&str> = checked.map(|(of, _)| of).into_iter().collect();
         names.extend(query.filter.iter().map(|(n, _)| n.as_str()));
         let filter = filter_json(query.filter);
         let zone = query.timezone.name();
-        let kind = Kind::for_aggregate(aggregate);
         let params: [&(dyn ToSql + Sync); 14] = [
             &query.series,
             &window.customers,
@@ -551,10 +602,9 @@ impl PostgresSource {
 
         let missing: Option<String> = self.get(row, 0)?;
         if let Some(missing) = missing {
-            let what = if of == Some(missing.as_str()) {
-                aggregate.name()
-            } else {
-                "filter"
+            let what = match checked {
+                Some((of, what)) if of == missing => what,
+                _ => "filter",
             };
             // The store lacks it: always an error.
             super::check_dimension(&self.name, &missing, what, false)?;
@@ -568,6 +618,18 @@ impl PostgresSource {
         }
         let count: i64 = self.get(row, 5)?;
         let count = u64::try_from(count).map_err(|_| self.malformed("a negative count"))?;
+        read(row, count)
+    }
+
+    /// The value of `aggregate` in the row of its statement, whose checks
+    /// passed, over `count` winners.
+    fn aggregate_value(
+        &self,
+        query: &Query<'_>,
+        aggregate: Aggregate,
+        row: &Row,
+        count: u64,
+    ) -> Result<Reduced> {
         let value = match aggregate {
             Aggregate::Count => (count > 0).then(|| Decimal::from(count)),
             Aggregate::Sum | Aggregate::Mean => {
@@ -791,6 +853,22 @@ impl MetricSource for PostgresSource {
         let names = vec![name.to_owned()];
         let known = self.with_connection(|c| c.query(&self.name, Kind::Dimensions, &[&names]))?;
         Ok(!known.is_empty())
+    }
+
+    /// With push-down, the distinct values in one statement; without, from
+    /// the window's rows.
+    fn groups(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        if self.push_down {
+            self.groups_in_sql(query, dimension, groups)
+        } else {
+            self.candidates(query, None)?
+                .groups(query, dimension, groups)
+        }
     }
 
     /// A group with a value is one more filter, answered in SQL like any

@@ -134,6 +134,9 @@
 //! `min` and `max` add `(SELECT value FROM counted ORDER BY value_key,
 //! value_scale LIMIT 1)` (descending for `max`); `first` and `last` add
 //! the rows at the extreme instant (`timed`, `extreme`, `low`, `high`).
+//! The groups of a charge grouped by a dimension (`groups`) are the same
+//! statement reducing to `json_group_array(DISTINCT …)` of the dimension's
+//! values, `''` for a row without it.
 //!
 //! [`MetricSource::check_versions`] is one statement too: the latest
 //! recorded versions of each id (`GROUP BY customer, series, id`), and
@@ -352,7 +355,61 @@ impl SqliteSource {
                 "unique_count needs the dimension to count (of)",
             ));
         }
-        let sql = aggregate_sql(aggregate, query.filter.len(), of.is_some());
+        self.reduce_in_sql(
+            query,
+            Reduction::Aggregate(aggregate),
+            of,
+            |row, count, column| self.aggregate_value(query, aggregate, row, count, column),
+        )
+    }
+
+    /// Adds the groups of `dimension` among the rows `query` reads in one
+    /// statement: the distinct values of the winning rows, with the checks
+    /// of `aggregate` (a conflicting tie, a filter on a dimension the store
+    /// lacks) made first, as a scan would make them.
+    fn groups_in_sql(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        let values =
+            self.reduce_in_sql(query, Reduction::Groups, Some(dimension), |row, _, _| {
+                let list: Option<String> = row.get(1).map_err(|e| self.query_error(e))?;
+                list.map(|text| {
+                    serde_json::from_str::<Vec<String>>(&text).map_err(|e| {
+                        Error::data(
+                            self.name.as_str(),
+                            format!("the groups of {dimension:?} came back malformed: {e}"),
+                        )
+                    })
+                })
+                .transpose()
+            })?;
+        for value in values.into_iter().flatten() {
+            groups.insert(value);
+        }
+        Ok(())
+    }
+
+    /// Runs the window statement of `reduction` for `query` and checks its
+    /// one row (dimensions the store lacks, the first conflicting tie);
+    /// `read` then takes the row, the count of winning rows and the first
+    /// column after the checks. `of` is bound as `:of`: the dimension an
+    /// aggregate counts (checked to exist) or the one grouped by (not
+    /// checked: a row without it is in the group `""`).
+    fn reduce_in_sql<T>(
+        &self,
+        query: &Query<'_>,
+        reduction: Reduction,
+        of: Option<&str>,
+        read: impl FnOnce(&rusqlite::Row<'_>, u64, usize) -> Result<T>,
+    ) -> Result<T> {
+        let check_of = match reduction {
+            Reduction::Aggregate(aggregate) => of.map(|of| (of, aggregate.name())),
+            Reduction::Groups => None,
+        };
+        let sql = aggregate_sql(reduction, query.filter.len(), check_of.is_some());
         let bounds = Bounds::of(query);
         let tz = query.timezone.name();
         let mut names: Vec<String> = Vec::new();
@@ -394,10 +451,10 @@ impl SqliteSource {
         let count: i64 = row.get(0).map_err(fail)?;
         let count = u64::try_from(count).unwrap_or(0);
         let mut column = 2;
-        if let Some(of) = of {
+        if let Some((of, what)) = check_of {
             let known: bool = row.get(column).map_err(fail)?;
             column += 1;
-            check_dimension(&self.name, of, aggregate.name(), known)?;
+            check_dimension(&self.name, of, what, known)?;
         }
         for (name, _) in query.filter {
             let known: bool = row.get(column).map_err(fail)?;
@@ -409,7 +466,20 @@ impl SqliteSource {
         if let Some(conflict) = conflict {
             return Err(conflict.error(self));
         }
+        read(row, count, column)
+    }
 
+    /// The value of `aggregate` in the row of its statement, whose checks
+    /// passed: `count` winning rows, `column` the first after the checks.
+    fn aggregate_value(
+        &self,
+        query: &Query<'_>,
+        aggregate: Aggregate,
+        row: &rusqlite::Row<'_>,
+        count: u64,
+        column: usize,
+    ) -> Result<Reduced> {
+        let fail = |e: rusqlite::Error| self.query_error(e);
         let value = match aggregate {
             Aggregate::Sum | Aggregate::Mean => {
                 let total: Option<String> = row.get(1).map_err(fail)?;
@@ -534,6 +604,22 @@ impl MetricSource for SqliteSource {
             .prepare_cached("SELECT 1 FROM outcome_dimensions WHERE name = ?1")
             .and_then(|mut s| s.exists([name]))
             .map_err(|e| self.query_error(e))
+    }
+
+    /// With push-down, the distinct values in one statement; without, from
+    /// the window's rows.
+    fn groups(
+        &self,
+        query: &Query<'_>,
+        dimension: &str,
+        groups: &mut std::collections::BTreeSet<String>,
+    ) -> Result<()> {
+        if self.push_down {
+            self.groups_in_sql(query, dimension, groups)
+        } else {
+            self.candidates(query, None)?
+                .groups(query, dimension, groups)
+        }
     }
 
     /// A group with a value is one more filter, answered in SQL like any
@@ -774,13 +860,24 @@ const SCAN_ORDER: &str = "CASE WHEN at_ns IS NOT NULL \
      THEN (at_ns - ((at_ns % 1000000000) + 1000000000) % 1000000000) / 1000000000 \
      ELSE at_day * 86400 END, row_id";
 
-/// The statement answering `aggregate` over a query with `filters` filter
-/// entries, `with_of` when `of` is given. Its one row holds: the count;
-/// the aggregate (sum text, min/max text or distinct count; NULL for
-/// first/last); whether `of` and each filter's dimension exist; the
-/// conflict columns; and for first/last, the extreme instant and the least
-/// and greatest observation there.
-fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String {
+/// What a window statement reduces the winning rows to.
+#[derive(Debug, Clone, Copy)]
+enum Reduction {
+    /// An aggregate.
+    Aggregate(Aggregate),
+    /// The distinct values of dimension `:of` (`''` for a row without it),
+    /// as a JSON array: the groups of a charge grouped by it.
+    Groups,
+}
+
+/// The statement answering `reduction` over a query with `filters` filter
+/// entries, `with_of` when the dimension `:of` must be checked to exist.
+/// Its one row holds: the count; the aggregate (sum text, min/max text or
+/// distinct count; NULL for first/last) or the groups; whether `of` and
+/// each filter's dimension exist; the conflict columns; and for
+/// first/last, the extreme instant and the least and greatest observation
+/// there.
+fn aggregate_sql(reduction: Reduction, filters: usize, with_of: bool) -> String {
     let columns = "o.row_id, o.customer, o.id, o.at_ns, o.at_day, o.recorded_ns, \
                    o.recorded_day, o.value, o.value_key, o.value_scale, o.void, \
                    o.dimensions, o.file, o.line";
@@ -821,9 +918,9 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
         ));
     }
     sql.push(')');
-    let extreme = match aggregate {
-        Aggregate::First => Some("min"),
-        Aggregate::Last => Some("max"),
+    let extreme = match reduction {
+        Reduction::Aggregate(Aggregate::First) => Some("min"),
+        Reduction::Aggregate(Aggregate::Last) => Some("max"),
         _ => None,
     };
     if let Some(pick) = extreme {
@@ -840,6 +937,19 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
     }
     // One pass over the counted rows gives the count and, but for min and
     // max (an ordered search), the aggregate.
+    let aggregate = match reduction {
+        Reduction::Aggregate(aggregate) => aggregate,
+        Reduction::Groups => {
+            return format!(
+                "{sql} SELECT a.n, a.v{checks} \
+                 FROM (SELECT count(*) AS n, json_group_array(DISTINCT COALESCE(\
+                   (SELECT j.value FROM json_each(dimensions) AS j WHERE j.key = :of), '')) AS v \
+                   FROM counted) AS a \
+                 LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1",
+                checks = checks_sql(filters, with_of),
+            );
+        }
+    };
     let (pass, value) = match aggregate {
         Aggregate::Sum | Aggregate::Mean => ("outcome_sum(value, row_id)", "a.v"),
         Aggregate::UniqueCount => (
@@ -858,15 +968,7 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
         Aggregate::Count | Aggregate::First | Aggregate::Last => ("NULL", "NULL"),
     };
     sql.push_str(&format!(" SELECT a.n, {value}"));
-    if with_of {
-        sql.push_str(", EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :of)");
-    }
-    for i in 0..filters {
-        sql.push_str(&format!(
-            ", EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :f{i}_name)"
-        ));
-    }
-    sql.push_str(&format!(", {CONFLICT_COLUMNS}"));
+    sql.push_str(&checks_sql(filters, with_of));
     if extreme.is_some() {
         sql.push_str(
             ", (SELECT at FROM extreme), l.value, l.value_key, l.id, l.file, l.line, \
@@ -880,6 +982,22 @@ fn aggregate_sql(aggregate: Aggregate, filters: usize, with_of: bool) -> String 
     if extreme.is_some() {
         sql.push_str(" LEFT JOIN low l ON 1 LEFT JOIN high h ON 1");
     }
+    sql
+}
+
+/// The columns after the reduction: whether `:of` (when `with_of`) and
+/// each filter's dimension exist, then the conflict columns.
+fn checks_sql(filters: usize, with_of: bool) -> String {
+    let mut sql = String::new();
+    if with_of {
+        sql.push_str(", EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :of)");
+    }
+    for i in 0..filters {
+        sql.push_str(&format!(
+            ", EXISTS (SELECT 1 FROM outcome_dimensions WHERE name = :f{i}_name)"
+        ));
+    }
+    sql.push_str(&format!(", {CONFLICT_COLUMNS}"));
     sql
 }
 
@@ -1709,7 +1827,10 @@ mod tests {
             (":as_of", &Some(5)),
             (":tz", &"UTC"),
         ];
-        let sum = plan(&aggregate_sql(Aggregate::Sum, 0, false), &window);
+        let sum = plan(
+            &aggregate_sql(Reduction::Aggregate(Aggregate::Sum), 0, false),
+            &window,
+        );
         for index in [
             "outcome_observations_at (customer=? AND series=? AND at_ns>? AND at_ns<?)",
             "outcome_observations_day (customer=? AND series=? AND at_day>? AND at_day<?)",
