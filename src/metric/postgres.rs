@@ -555,9 +555,7 @@ impl PostgresSource {
             self.reduce_in_sql(query, Kind::Groups, Some(dimension), None, |row, _| {
                 self.get(row, 6)
             })?;
-        for value in values.into_iter().flatten() {
-            groups.insert(value);
-        }
+        groups.extend(values.into_iter().flatten());
         Ok(())
     }
 

@@ -386,9 +386,7 @@ impl SqliteSource {
                 })
                 .transpose()
             })?;
-        for value in values.into_iter().flatten() {
-            groups.insert(value);
-        }
+        groups.extend(values.into_iter().flatten());
         Ok(())
     }
 
