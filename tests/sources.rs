@@ -15,7 +15,8 @@ use chrono::{DateTime, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use outcome_billing::metric::postgres::{import_csv, import_observations};
 use outcome_billing::metric::{
-    Aggregate, CsvSource, MemorySource, Observation, PostgresSource, Query, Reduced, SqliteSource,
+    Aggregate, CsvSource, Group, MemorySource, Observation, PostgresSource, Query, Reduced,
+    SqliteSource,
 };
 use outcome_billing::period::Stamp;
 use outcome_billing::{
@@ -443,6 +444,32 @@ fn every_source_gives_the_same_results_and_statements() {
                                 dimension,
                                 query
                             );
+                        }
+                        // Each group's sum, the group "" (no value, or none) included.
+                        for value in ["", "eu", "ann"] {
+                            let group = Group { dimension, value };
+                            let want = reduced_shape(&memory.aggregate_group(
+                                &query,
+                                group,
+                                Aggregate::Sum,
+                                None,
+                            ));
+                            for (name, source) in &sources[1..] {
+                                let got = reduced_shape(&source.aggregate_group(
+                                    &query,
+                                    group,
+                                    Aggregate::Sum,
+                                    None,
+                                ));
+                                prop_assert_eq!(
+                                    &got,
+                                    &want,
+                                    "{} reduces {:?} otherwise on {:?}",
+                                    name,
+                                    group,
+                                    query
+                                );
+                            }
                         }
                     }
                 }

@@ -14,7 +14,7 @@ use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
 use chrono_tz::Tz;
 use outcome_billing::MetricSource;
 use outcome_billing::metric::{
-    Aggregate, MemorySource, Observation, Query, SqliteSource, import_observations,
+    Aggregate, Group, MemorySource, Observation, Query, SqliteSource, import_observations,
 };
 use outcome_billing::period::Stamp;
 use proptest::prelude::*;
@@ -428,6 +428,19 @@ fn answer(
     }
 }
 
+/// The reduction of one group of a source for `q`, or its error.
+fn in_group(
+    source: &dyn MetricSource,
+    q: &Query<'_>,
+    group: Group<'_>,
+    aggregate: Aggregate,
+) -> String {
+    match source.aggregate_group(q, group, aggregate, None) {
+        Ok(r) => format!("{:?} from {}", r.value.map(|v| v.to_string()), r.count),
+        Err(e) => format!("error ({}): {}", e.kind(), e.message()),
+    }
+}
+
 /// The groups of `dimension` a source finds for `q`, or its error.
 fn grouped(source: &dyn MetricSource, q: &Query<'_>, dimension: &str) -> String {
     let mut groups = std::collections::BTreeSet::new();
@@ -464,8 +477,8 @@ proptest! {
             6,
         ),
     ) {
-        // Proves every aggregate, scan order, group list, version check and error (kind and
-        // message) of the store equals the in-memory source's, with push-down on and off, for random
+        // Proves every aggregate, scan order, group list, group's reduction, version check and
+        // error (kind and message) of the store equals the in-memory source's, with push-down on and off, for random
         // windows, zones, as-of instants, customers and filters.
         let memory = MemorySource::from_observations(rows.clone()).unwrap();
         let dir = tempfile::tempdir().unwrap();
@@ -517,6 +530,15 @@ proptest! {
                 let want = grouped(&memory, &q, dimension);
                 prop_assert_eq!(&want, &grouped(&store, &q, dimension), "{} {:?}", dimension, q);
                 prop_assert_eq!(&want, &grouped(&fetching, &q, dimension), "{} {:?}", dimension, q);
+                // Each group's sum and min, the group "" (no value, or none) included.
+                for value in ["", "eu", "us", "gold"] {
+                    let group = Group { dimension, value };
+                    for aggregate in [Aggregate::Sum, Aggregate::Min] {
+                        let want = in_group(&memory, &q, group, aggregate);
+                        prop_assert_eq!(&want, &in_group(&store, &q, group, aggregate), "{:?} {:?}", group, q);
+                        prop_assert_eq!(&want, &in_group(&fetching, &q, group, aggregate), "{:?} {:?}", group, q);
+                    }
+                }
             }
             let want = checked(&memory, q.customer, q.timezone, q.as_of);
             prop_assert_eq!(&want, &checked(&store, q.customer, q.timezone, q.as_of));

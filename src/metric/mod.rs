@@ -473,7 +473,9 @@ pub fn reduce<S: MetricSource + ?Sized>(
 /// The reduction of one group of a database source: a group with a value
 /// is one more filter, answered by `source.aggregate` like any window when
 /// `push_down`; the group `""` (an empty value or none), or any group
-/// without `push_down`, is reduced from the window's rows.
+/// without `push_down`, is reduced from the window's rows. So is a group
+/// whose dimension the store lacks (no row is in it, where the filter
+/// would be an error), found when the pushed-down query fails.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub(crate) fn aggregate_group_in_sql<S: MetricSource + ?Sized>(
     source: &S,
@@ -488,14 +490,20 @@ pub(crate) fn aggregate_group_in_sql<S: MetricSource + ?Sized>(
     }
     let mut filter = query.filter.to_vec();
     filter.push((group.dimension.to_owned(), group.value.to_owned()));
-    source.aggregate(
+    let pushed = source.aggregate(
         &Query {
             filter: &filter,
             ..*query
         },
         aggregate,
         of,
-    )
+    );
+    match pushed {
+        Err(_) if !source.has_dimension(group.dimension)? => {
+            reduce(&InGroup { source, group }, query, aggregate, of)
+        }
+        answer => answer,
+    }
 }
 
 /// That a query names a dimension the data lacks: `what` names the field
