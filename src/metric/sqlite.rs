@@ -934,36 +934,32 @@ fn aggregate_sql(reduction: Reduction, filters: usize, with_of: bool) -> String 
         ));
     }
     // One pass over the counted rows gives the count and, but for min and
-    // max (an ordered search), the aggregate.
-    let aggregate = match reduction {
-        Reduction::Aggregate(aggregate) => aggregate,
-        Reduction::Groups => {
-            return format!(
-                "{sql} SELECT a.n, a.v{checks} \
-                 FROM (SELECT count(*) AS n, json_group_array(DISTINCT COALESCE(\
-                   (SELECT j.value FROM json_each(dimensions) AS j WHERE j.key = :of), '')) AS v \
-                   FROM counted) AS a \
-                 LEFT JOIN bad_first f ON 1 LEFT JOIN bad_other g ON 1",
-                checks = checks_sql(filters, with_of),
-            );
+    // max (an ordered search), the aggregate or the groups.
+    let (pass, value) = match reduction {
+        Reduction::Groups => (
+            "json_group_array(DISTINCT COALESCE(\
+             (SELECT j.value FROM json_each(dimensions) AS j WHERE j.key = :of), ''))",
+            "a.v",
+        ),
+        Reduction::Aggregate(Aggregate::Sum | Aggregate::Mean) => {
+            ("outcome_sum(value, row_id)", "a.v")
         }
-    };
-    let (pass, value) = match aggregate {
-        Aggregate::Sum | Aggregate::Mean => ("outcome_sum(value, row_id)", "a.v"),
-        Aggregate::UniqueCount => (
+        Reduction::Aggregate(Aggregate::UniqueCount) => (
             "count(DISTINCT (SELECT j.value FROM json_each(dimensions) AS j \
              WHERE j.key = :of AND j.value <> ''))",
             "a.v",
         ),
-        Aggregate::Min => (
+        Reduction::Aggregate(Aggregate::Min) => (
             "NULL",
             "(SELECT value FROM counted ORDER BY value_key, value_scale LIMIT 1)",
         ),
-        Aggregate::Max => (
+        Reduction::Aggregate(Aggregate::Max) => (
             "NULL",
             "(SELECT value FROM counted ORDER BY value_key DESC, value_scale DESC LIMIT 1)",
         ),
-        Aggregate::Count | Aggregate::First | Aggregate::Last => ("NULL", "NULL"),
+        Reduction::Aggregate(Aggregate::Count | Aggregate::First | Aggregate::Last) => {
+            ("NULL", "NULL")
+        }
     };
     sql.push_str(&format!(" SELECT a.n, {value}"));
     sql.push_str(&checks_sql(filters, with_of));
